@@ -1,0 +1,206 @@
+/* api.h -- the HTTP/JSON API: configuration, the server, and what every
+ * resource file uses to read a request and answer it.
+ *
+ * Threads: libmicrohttpd's internal pool (one thread per core, epoll) runs
+ * the handlers. A handler reads and writes RocksDB directly and never waits
+ * on Redis. Handlers answer through api_reply_* / api_error, which also
+ * feed /metrics; helpers named *_or_4xx answer the error themselves and
+ * return -1, so the handler just returns. */
+#ifndef DF_API_H
+#define DF_API_H
+
+#include "feed.h"
+#include "repl.h"
+#include "storage.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+
+/* ---- Configuration (config.c) ------------------------------------------------ */
+typedef struct api_config {
+    char region[STG_ORIGIN_MAX + 1];
+    char bind[64];
+    int port;
+    char data[512];
+    char redis[256];            /* "" = standalone */
+    char peers_raw[1024];       /* "newyork,tokyo" */
+    char peer_redis_raw[2048];  /* "tokyo=10.0.0.3:6390,..." */
+    char delays_raw[1024];      /* "newyork=40,tokyo=110" */
+    char public_url[256];
+    char web_dir[512];
+    char admin_token[256];
+    bool demo;
+    bool sync;
+    int64_t clock_offset_ms;
+    int threads;
+    int fanout_workers;
+    int64_t large_threshold;
+    int timeline_cap;
+    uint64_t queue_max;
+    int max_connections;
+    int per_ip_connections;
+    int timeout_s;
+    double rate_limit;          /* writes per second per token; 0 = off */
+    int rate_burst;
+    int log_level;
+    repl_config repl;           /* derived from the above */
+} api_config;
+
+/* Fills cfg from argv (and --config FILE). Returns 0; 1 if --help was
+ * printed; -1 on a bad flag (message on stderr). */
+int api_config_parse(api_config *cfg, int argc, char **argv);
+/* Frees what parsing allocated (the peer table). */
+void api_config_free(api_config *cfg);
+
+/* ---- The server (http.c) --------------------------------------------------------- */
+typedef struct api_server api_server;
+
+typedef struct api_ctx {
+    const api_config *cfg;
+    stg_db *db;
+    feed *fd;
+    repl *rp;
+    struct api_streams *streams;
+    struct api_metrics *metrics;
+    struct api_limits *limits;
+} api_ctx;
+
+int api_server_start(api_server **out, api_ctx *ctx);
+void api_server_stop(api_server *s); /* accepts NULL */
+
+/* ---- Requests ------------------------------------------------------------------------ */
+#define API_BODY_MAX (64 * 1024)
+#define API_MAX_PARAMS 3
+
+enum { API_GET, API_POST, API_PUT, API_DELETE, API_OPTIONS, API_HEAD, API_OTHER };
+
+typedef struct api_req {
+    struct MHD_Connection *conn;
+    api_ctx *ctx;
+    int method;
+    char *path;
+    char *body;
+    size_t body_len;
+    bool body_too_large;
+    bool answered;
+    int route;
+    uint64_t start_us;
+    const char *params[API_MAX_PARAMS]; /* path parameters, decoded */
+    char user[STG_ID_MAX + 1];          /* set by api_auth_or_401 */
+    struct api_stream *stream;          /* set when the request is an SSE stream */
+} api_req;
+
+/* Request readers. */
+const char *api_header(api_req *r, const char *name);
+const char *api_query(api_req *r, const char *name);
+/* ?limit (1..100, default 20); answers 400 itself and returns -1. */
+int api_limit_or_400(api_req *r, int *limit);
+/* ?cursor, NULL when absent. */
+const char *api_cursor(api_req *r);
+/* Parses the body as a JSON object: 415 unless the content type is JSON,
+ * 400 if it does not parse or is not an object. *out is owned by the
+ * caller (json_decref). */
+int api_body_json_or_4xx(api_req *r, json_t **out);
+/* A string field of obj of 1..maxchars Unicode characters; 400 otherwise
+ * (missing, wrong type, empty, too long). */
+int api_string_field_or_400(api_req *r, json_t *obj, const char *name, size_t maxchars,
+                            const char **out);
+
+/* Responses. api_reply_json steals j. */
+void api_reply_json(api_req *r, int status, json_t *j);
+void api_reply_raw(api_req *r, int status, const char *body, size_t len, const char *type);
+void api_reply_empty(api_req *r, int status);
+/* Queues a response built by the caller (SSE); takes resp. */
+struct MHD_Response;
+void api_reply_response(api_req *r, int status, struct MHD_Response *resp);
+void api_error(api_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The same with Retry-After: retry_s (429 and 503 from api_error get 1). */
+void api_error_retry(api_req *r, int status, const char *code, int retry_s, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Maps a DF_E* code from storage to 404 / 409 / 503 / 500. */
+void api_error_df(api_req *r, int err, const char *what);
+
+/* The path parameter is the id of a live user here; 400/404 otherwise. */
+int api_user_param_or_4xx(api_req *r);
+
+/* ---- Auth (auth.c) ----------------------------------------------------------------------- */
+/* A new token for user id: "<id>.<43 base64url chars>" (256 random bits)
+ * into token[] and the hex hash to store into hash[]. */
+#define API_TOKEN_MAX (STG_ID_MAX + 64)
+void api_token_new(const char *user_id, char token[API_TOKEN_MAX], char hash[65]);
+/* Authenticates the bearer token (header, or ?access_token= when
+ * allow_query); sets r->user. Answers 401 itself and returns -1. */
+int api_auth_or_401(api_req *r, bool allow_query);
+/* The admin/demo gate for /v1/admin: 404 when neither --demo nor
+ * --admin-token; 401 without the right token (demo: loopback clients need
+ * none). */
+int api_admin_or_4xx(api_req *r);
+
+/* ---- Limits (limits.c) --------------------------------------------------------------------- */
+struct api_limits *api_limits_new(double rate, int burst);
+void api_limits_free(struct api_limits *l);
+/* Takes a write token for r->user; 429 with Retry-After itself if empty. */
+int api_rate_or_429(api_req *r);
+
+/* ---- Metrics (metrics.c) ------------------------------------------------------------------- */
+struct api_metrics *api_metrics_new(void);
+void api_metrics_free(struct api_metrics *m);
+void api_metrics_observe(struct api_metrics *m, int route, int status, uint64_t micros);
+
+/* ---- Streams (stream.c) -------------------------------------------------------------------- */
+struct api_streams *api_streams_new(api_ctx *ctx);
+void api_streams_free(struct api_streams *s);
+/* Called by http.c when a stream request finishes. */
+void api_stream_closed(api_req *r);
+
+/* ---- Shared JSON for records ---------------------------------------------------------------- */
+/* The stored payload of a record as a JSON object (new reference), or
+ * NULL if it does not parse. */
+json_t *api_payload_json(const stg_record *rec);
+/* Appends a post item (payload + "delivered_at") to buf. */
+typedef struct api_buf {
+    char *p;
+    size_t len, cap;
+} api_buf;
+void api_buf_append(api_buf *b, const char *s, size_t n);
+void api_buf_printf(api_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void api_buf_json_string(api_buf *b, const char *s);
+void api_post_item(api_buf *b, const stg_record *post, uint64_t delivered_ms);
+/* {"items":[...],"next":...} from a feed page. */
+void api_reply_page(api_req *r, const feed_page *page);
+
+/* ---- Routes (one file per resource) ---------------------------------------------------------- */
+void api_users_create(api_req *r);
+void api_users_get(api_req *r);
+void api_users_following(api_req *r);
+void api_users_followers(api_req *r);
+void api_follow(api_req *r);
+void api_unfollow(api_req *r);
+void api_posts_create(api_req *r);
+void api_posts_get(api_req *r);
+void api_posts_delete(api_req *r);
+void api_profile(api_req *r);
+void api_timeline(api_req *r);
+void api_messages_send(api_req *r);
+void api_messages_list(api_req *r);
+void api_conversations(api_req *r);
+void api_stream(api_req *r);
+void api_region(api_req *r);
+void api_cluster(api_req *r);
+void api_replication(api_req *r);
+void api_digest(api_req *r);
+void api_admin_replication(api_req *r);
+void api_health(api_req *r);
+void api_metrics(api_req *r);
+void api_static(api_req *r);
+
+/* Route names for metrics, indexed like the router's table. */
+size_t api_route_count(void);
+const char *api_route_name(int route);
+/* Finds the route of method+path, filling r->params; returns the index,
+ * -1 if the path is unknown, -2 if only the method is wrong (Allow: *allow). */
+int api_route_match(api_req *r, char *path, const char **allow);
+void api_route_call(api_req *r, int route);
+
+#endif

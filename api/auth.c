@@ -1,0 +1,110 @@
+/* auth.c -- bearer tokens: minting, hashing, checking; the admin gate.
+ *
+ * A token is "<user id>.<secret>", the secret 256 random bits in base64url.
+ * Only BLAKE2b-256(secret) is stored, in the user record (so a token works
+ * in every region the user has replicated to); checking compares hashes in
+ * constant time. */
+#include "api.h"
+
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void hash_secret(const char *secret, size_t n, char hex[65])
+{
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, (const unsigned char *)secret, n, NULL, 0);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+}
+
+void api_token_new(const char *user_id, char token[API_TOKEN_MAX], char hash[65])
+{
+    unsigned char raw[32];
+    char secret[64];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(secret, sizeof secret, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    snprintf(token, API_TOKEN_MAX, "%s.%s", user_id, secret);
+    hash_secret(secret, strlen(secret), hash);
+}
+
+static int unauthorized(api_req *r, const char *msg)
+{
+    api_error(r, 401, "unauthorized", "%s", msg);
+    return -1;
+}
+
+static const char *bearer(api_req *r, bool allow_query)
+{
+    const char *h = api_header(r, "Authorization");
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        h += 7;
+        while (*h == ' ') h++;
+        return h;
+    }
+    return allow_query ? api_query(r, "access_token") : NULL;
+}
+
+int api_auth_or_401(api_req *r, bool allow_query)
+{
+    const char *tok = bearer(r, allow_query);
+    if (!tok || !*tok) return unauthorized(r, "a bearer token is required");
+    const char *dot = strrchr(tok, '.');
+    size_t idlen = dot ? (size_t)(dot - tok) : 0;
+    if (!dot || !stg_valid_user_id(tok, idlen) || strlen(dot + 1) != 43)
+        return unauthorized(r, "invalid token");
+    char id[STG_ID_MAX + 1];
+    memcpy(id, tok, idlen);
+    id[idlen] = '\0';
+    stg_record rec;
+    char *raw;
+    int rc = stg_record_load(r->ctx->db, STG_KIND_USER, id, idlen, &rec, &raw);
+    if (rc == DF_ENOTFOUND) return unauthorized(r, "invalid token");
+    if (rc < 0) {
+        api_error_df(r, rc, "user");
+        return -1;
+    }
+    json_t *u = rec.tombstone ? NULL : api_payload_json(&rec);
+    free(raw);
+    const char *stored = u ? json_string_value(json_object_get(u, "token_hash")) : NULL;
+    char hex[65];
+    hash_secret(dot + 1, 43, hex);
+    bool ok = stored && strlen(stored) == 64 && sodium_memcmp(stored, hex, 64) == 0;
+    json_decref(u);
+    if (!ok) return unauthorized(r, "invalid token");
+    memcpy(r->user, id, idlen + 1);
+    return 0;
+}
+
+static bool from_loopback(api_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return false;
+    if (ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ci->client_addr;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ci->client_addr;
+        return memcmp(&in6->sin6_addr, &in6addr_loopback, sizeof in6addr_loopback) == 0;
+    }
+    return false;
+}
+
+int api_admin_or_4xx(api_req *r)
+{
+    const api_config *cfg = r->ctx->cfg;
+    if (!cfg->demo && !cfg->admin_token[0]) {
+        api_error(r, 404, "not_found", "admin endpoints are off (start with --demo or --admin-token)");
+        return -1;
+    }
+    const char *tok = bearer(r, false);
+    if (cfg->admin_token[0] && tok && strlen(tok) == strlen(cfg->admin_token) &&
+        sodium_memcmp(tok, cfg->admin_token, strlen(tok)) == 0)
+        return 0;
+    if (cfg->demo && from_loopback(r)) return 0;
+    return unauthorized(r, "an admin token is required");
+}

@@ -1,0 +1,75 @@
+/* follows.c -- PUT and DELETE /v1/following/{id}: follow edges.
+ *
+ * Each edge (follower, followee) is its own LWW register: following is a
+ * live record, unfollowing a tombstone. Both calls are idempotent: when
+ * the edge is already in the asked state nothing is written. */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int already_following(const stg_record *old, stg_batch *b, void *arg)
+{
+    return old && !old->tombstone ? DF_EEXIST : 0;
+}
+
+static int not_following(const stg_record *old, stg_batch *b, void *arg)
+{
+    return !old || old->tombstone ? DF_ENOTFOUND : 0;
+}
+
+/* Common checks; fills key with follower \0 followee. */
+static int edge_or_4xx(api_req *r, char *key, size_t cap, size_t *klen)
+{
+    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return -1;
+    const char *target = r->params[0];
+    if (!stg_valid_user_id(target, strlen(target))) {
+        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)", target);
+        return -1;
+    }
+    if (strcmp(target, r->user) == 0) {
+        api_error(r, 400, "invalid_id", "you cannot follow yourself");
+        return -1;
+    }
+    int kl = stg_key_join(key, cap, r->user, strlen(r->user), target, strlen(target));
+    if (kl < 0) {
+        api_error(r, 400, "invalid_id", "id too long");
+        return -1;
+    }
+    *klen = (size_t)kl;
+    return 0;
+}
+
+static void write_edge(api_req *r, bool follow)
+{
+    char key[2 * STG_ID_MAX + 2];
+    size_t kl;
+    if (edge_or_4xx(r, key, sizeof key, &kl) < 0) return;
+    const char *target = r->params[0];
+    if (follow) {
+        stg_record u;
+        char *raw;
+        int rc = stg_record_load(r->ctx->db, STG_KIND_USER, target, strlen(target), &u, &raw);
+        bool live = rc == 0 && !u.tombstone;
+        if (rc == 0) free(raw);
+        if (!live) {
+            api_error(r, 404, "not_found", "user %s is unknown in this region", target);
+            return;
+        }
+    }
+    stg_record rec = {.kind = STG_KIND_FOLLOW, .key = key, .keylen = kl, .owner = r->user,
+                      .ownerlen = strlen(r->user), .tombstone = !follow, .payload = "",
+                      .paylen = 0};
+    int rc = repl_write(r->ctx->rp, &rec, follow ? already_following : not_following, NULL);
+    if (rc < 0 && rc != DF_EEXIST && rc != DF_ENOTFOUND) {
+        api_error_df(r, rc, "follow");
+    } else if (follow) {
+        api_reply_json(r, 200, json_pack("{s:s,s:s,s:b}", "follower", r->user, "followee",
+                                         target, "following", 1));
+    } else {
+        api_reply_empty(r, 204);
+    }
+}
+
+void api_follow(api_req *r) { write_edge(r, true); }
+void api_unfollow(api_req *r) { write_edge(r, false); }

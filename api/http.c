@@ -1,0 +1,370 @@
+/* http.c -- the libmicrohttpd server: request state, bodies, responses.
+ *
+ * DESIGN: the access handler is called several times per request. The
+ * first call only allocates the request state (answering in the first
+ * call would make libmicrohttpd 0.9.75 close keep-alive connections); the
+ * upload calls append to a body capped at API_BODY_MAX (past it the request
+ * is answered 413 at once, without buffering the rest); the last call
+ * (no more upload data) routes and answers. Every answer carries the CORS
+ * headers, so a page served by one region can call every region. */
+#include "api.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct api_server {
+    struct MHD_Daemon *d;
+    api_ctx *ctx;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int method_of(const char *m)
+{
+    static const char *names[] = {"GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"};
+    for (int i = 0; i < 6; i++)
+        if (strcmp(m, names[i]) == 0) return i;
+    return API_OTHER;
+}
+
+const char *api_header(api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *api_query(api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static void add_common_headers(struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Retry-After, Location");
+}
+
+/* Queues resp for r and records the answer in the metrics. */
+static void queue(api_req *r, int status, struct MHD_Response *resp)
+{
+    add_common_headers(resp);
+    if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
+        df_log(DF_LOG_WARN, "could not queue a %d answer for %s", status, r->path);
+    MHD_destroy_response(resp);
+    r->answered = true;
+    api_metrics_observe(r->ctx->metrics, r->route, status, now_us() - r->start_us);
+}
+
+void api_reply_response(api_req *r, int status, struct MHD_Response *resp)
+{
+    queue(r, status, resp);
+}
+
+void api_reply_raw(api_req *r, int status, const char *body, size_t len, const char *type)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (type) MHD_add_response_header(resp, "Content-Type", type);
+    queue(r, status, resp);
+}
+
+void api_reply_json(api_req *r, int status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!s) {
+        api_error(r, 500, "internal", "could not encode the response");
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    queue(r, status, resp);
+}
+
+void api_reply_empty(api_req *r, int status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    queue(r, status, resp);
+}
+
+static void reply_error_headers(api_req *r, int status, const char *code, const char *msg,
+                                const char *hname, const char *hval)
+{
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (hname) MHD_add_response_header(resp, hname, hval);
+    if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    queue(r, status, resp);
+}
+
+static void verror(api_req *r, int status, const char *code, int retry_s, const char *fmt,
+                   va_list ap)
+{
+    char msg[512], retry[16];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    snprintf(retry, sizeof retry, "%d", retry_s);
+    reply_error_headers(r, status, code, msg, retry_s > 0 ? "Retry-After" : NULL, retry);
+}
+
+void api_error(api_req *r, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(r, status, code, status == 503 || status == 429 ? 1 : 0, fmt, ap);
+    va_end(ap);
+}
+
+void api_error_retry(api_req *r, int status, const char *code, int retry_s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(r, status, code, retry_s, fmt, ap);
+    va_end(ap);
+}
+
+/* An error answer with one extra header (Allow, Retry-After). */
+static void error_with(api_req *r, int status, const char *code, const char *msg,
+                       const char *hname, const char *hval)
+{
+    reply_error_headers(r, status, code, msg, hname, hval);
+}
+
+void api_error_df(api_req *r, int err, const char *what)
+{
+    switch (err) {
+    case DF_ENOTFOUND: api_error(r, 404, "not_found", "%s not found", what); break;
+    case DF_EEXIST: api_error(r, 409, "conflict", "%s already exists", what); break;
+    case DF_EBUSY: api_error(r, 503, "overloaded", "the server is overloaded; retry shortly"); break;
+    case DF_EINVAL: api_error(r, 400, "invalid", "invalid %s", what); break;
+    default: api_error(r, 500, "internal", "%s: %s", what, df_strerror(err)); break;
+    }
+}
+
+int api_limit_or_400(api_req *r, int *limit)
+{
+    const char *s = api_query(r, "limit");
+    *limit = 20;
+    if (!s) return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 1 || v > 100) {
+        api_error(r, 400, "invalid_limit", "limit must be an integer from 1 to 100");
+        return -1;
+    }
+    *limit = (int)v;
+    return 0;
+}
+
+const char *api_cursor(api_req *r)
+{
+    const char *c = api_query(r, "cursor");
+    return c && *c ? c : NULL;
+}
+
+int api_body_json_or_4xx(api_req *r, json_t **out)
+{
+    const char *type = api_header(r, "Content-Type");
+    if (!type || strncasecmp(type, "application/json", 16) != 0 ||
+        (type[16] && type[16] != ';' && type[16] != ' ')) {
+        api_error(r, 415, "unsupported_media_type", "the body must be application/json");
+        return -1;
+    }
+    json_error_t err;
+    json_t *j = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        api_error(r, 400, "malformed_json", "malformed JSON: %s", err.text);
+        return -1;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        api_error(r, 400, "malformed_json", "the body must be a JSON object");
+        return -1;
+    }
+    *out = j;
+    return 0;
+}
+
+int api_string_field_or_400(api_req *r, json_t *obj, const char *name, size_t maxchars,
+                            const char **out)
+{
+    json_t *v = json_object_get(obj, name);
+    if (!v) {
+        api_error(r, 400, "missing_field", "the field \"%s\" is required", name);
+        return -1;
+    }
+    if (!json_is_string(v)) {
+        api_error(r, 400, "invalid_field", "the field \"%s\" must be a string", name);
+        return -1;
+    }
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v), chars = 0;
+    if (strlen(s) != len) {
+        api_error(r, 400, "invalid_field", "the field \"%s\" must not contain NUL", name);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) chars += ((unsigned char)s[i] & 0xc0) != 0x80;
+    bool blank = true;
+    for (size_t i = 0; i < len && blank; i++) blank = s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r';
+    if (chars == 0 || blank) {
+        api_error(r, 400, "empty_field", "the field \"%s\" must not be empty", name);
+        return -1;
+    }
+    if (chars > maxchars) {
+        api_error(r, 400, "too_long", "the field \"%s\" is longer than %zu characters", name,
+                  maxchars);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* ---- The access handler -------------------------------------------------------------------- */
+
+static void dispatch(api_req *r)
+{
+    if (r->method == API_OPTIONS) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                                "GET, POST, PUT, DELETE, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, Idempotency-Key, Last-Event-ID");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+        queue(r, 204, resp);
+        return;
+    }
+    const char *allow;
+    int route = api_route_match(r, r->path, &allow);
+    if (route == -1) {
+        api_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    if (route == -2) {
+        error_with(r, 405, "method_not_allowed", "method not allowed here", "Allow", allow);
+        return;
+    }
+    r->route = route;
+    api_route_call(r, route);
+    if (!r->answered) api_error(r, 500, "internal", "no answer");
+}
+
+static void too_large(api_req *r)
+{
+    api_error(r, 413, "body_too_large", "the body is larger than %d bytes", API_BODY_MAX);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    api_ctx *ctx = cls;
+    api_req *r = *con_cls;
+    if (!r) {
+        r = xcalloc(1, sizeof *r);
+        r->conn = conn;
+        r->ctx = ctx;
+        r->method = method_of(method);
+        r->path = xstrdup(url);
+        r->start_us = now_us();
+        r->route = (int)api_route_count() - 1;
+        *con_cls = r;
+        /* A declared length over the cap is refused before any body is
+         * read (this answer closes the connection, as it should). */
+        const char *cl = api_header(r, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX) too_large(r);
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_data_size = 0; /* discard the rest of an over-long body */
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        /* libmicrohttpd cannot answer in the middle of an upload: past the
+         * cap the rest is read and dropped, and the answer is 413. */
+        if (r->body_too_large || r->body_len + *upload_data_size > API_BODY_MAX) {
+            r->body_too_large = true;
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (!r->body) r->body = xmalloc(API_BODY_MAX + 1);
+        memcpy(r->body + r->body_len, upload_data, *upload_data_size);
+        r->body_len += *upload_data_size;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->body_too_large) too_large(r);
+    else dispatch(r);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    api_req *r = *con_cls;
+    if (!r) return;
+    if (r->stream) api_stream_closed(r);
+    free(r->body);
+    free(r->path);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_panic(void *cls, const char *file, unsigned int line, const char *reason)
+{
+    df_log(DF_LOG_ERROR, "libmicrohttpd: %s:%u %s", file, line, reason ? reason : "");
+    abort();
+}
+
+int api_server_start(api_server **out, api_ctx *ctx)
+{
+    const api_config *cfg = ctx->cfg;
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)cfg->port);
+    if (inet_pton(AF_INET, cfg->bind, &addr.sin_addr) != 1) {
+        df_log(DF_LOG_ERROR, "bad bind address %s", cfg->bind);
+        return DF_EINVAL;
+    }
+    MHD_set_panic_func(on_panic, NULL);
+    api_server *s = xcalloc(1, sizeof *s);
+    s->ctx = ctx;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, ctx, MHD_OPTION_SOCK_ADDR, &addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, ctx, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_END);
+    if (!s->d) {
+        df_log(DF_LOG_ERROR, "could not listen on %s:%d", cfg->bind, cfg->port);
+        free(s);
+        return DF_EIO;
+    }
+    *out = s;
+    return 0;
+}
+
+void api_server_stop(api_server *s)
+{
+    if (!s) return;
+    MHD_stop_daemon(s->d);
+    free(s);
+}

@@ -1,0 +1,100 @@
+/* main.c -- driftfeed: one region. Opens storage, starts the fan-out
+ * workers, the replication threads and the HTTP server, then waits for
+ * SIGTERM/SIGINT and shuts down in reverse order (no acknowledged write is
+ * lost: every one is in RocksDB's WAL before it is acknowledged). */
+#include "api.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+static int mkdir_p(const char *path)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    api_config cfg;
+    int rc = api_config_parse(&cfg, argc, argv);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    df_log_set_level(cfg.log_level);
+    json_set_alloc_funcs(xmalloc, free);
+    if (sodium_init() < 0) {
+        df_log(DF_LOG_ERROR, "libsodium failed to initialise");
+        return 1;
+    }
+    raise_fd_limit();
+
+    /* Signals are taken by sigwait below; every thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    api_ctx ctx = {.cfg = &cfg};
+    api_server *server = NULL;
+    int exit_code = 1;
+    if (mkdir_p(cfg.data) < 0) {
+        df_log(DF_LOG_ERROR, "cannot create %s: %s", cfg.data, strerror(errno));
+        goto out_cfg;
+    }
+    stg_options so = {.sync = cfg.sync};
+    if (stg_open(cfg.data, &so, &ctx.db) < 0) goto out_cfg;
+    feed_config fc = {.workers = cfg.fanout_workers, .large_threshold = cfg.large_threshold,
+                      .timeline_cap = cfg.timeline_cap, .queue_max = cfg.queue_max};
+    if (feed_open(&ctx.fd, ctx.db, &fc) < 0) goto out_db;
+    if (repl_open(&ctx.rp, ctx.db, ctx.fd, &cfg.repl) < 0) goto out_feed;
+    ctx.metrics = api_metrics_new();
+    ctx.limits = api_limits_new(cfg.rate_limit, cfg.rate_burst);
+    ctx.streams = api_streams_new(&ctx);
+    if (feed_start(ctx.fd) < 0 || repl_start(ctx.rp) < 0) goto out_all;
+    if (api_server_start(&server, &ctx) < 0) goto out_all;
+    df_log(DF_LOG_INFO, "driftfeed region %s listening on %s:%d (data %s, %s, %s)", cfg.region,
+           cfg.bind, cfg.port, cfg.data, cfg.redis[0] ? cfg.redis : "standalone",
+           cfg.sync ? "WAL fsync on every write" : "WAL without fsync");
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    df_log(DF_LOG_INFO, "signal %d: shutting down", sig);
+    exit_code = 0;
+    api_server_stop(server);
+out_all:
+    repl_close(ctx.rp); /* stops subscribers before the feed they enqueue into */
+    ctx.rp = NULL;
+    api_streams_free(ctx.streams);
+    api_limits_free(ctx.limits);
+    api_metrics_free(ctx.metrics);
+out_feed:
+    repl_close(ctx.rp);
+    feed_close(ctx.fd);
+out_db:
+    stg_close(ctx.db);
+out_cfg:
+    api_config_free(&cfg);
+    return exit_code;
+}

@@ -1,0 +1,171 @@
+/* messages.c -- direct messages: POST /v1/messages, GET /v1/messages/{peer},
+ * GET /v1/conversations. A conversation is only ever read through the
+ * caller's own identity, so no call can reach another pair's messages. */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TEXT_MAX 2000
+#define KEYCAP (3 * STG_ID_MAX + 4)
+
+void api_messages_send(api_req *r)
+{
+    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
+    json_t *body;
+    if (api_body_json_or_4xx(r, &body) < 0) return;
+    const char *to, *text;
+    if (api_string_field_or_400(r, body, "to", STG_ID_MAX, &to) < 0 ||
+        api_string_field_or_400(r, body, "text", TEXT_MAX, &text) < 0)
+        goto out;
+    if (!stg_valid_user_id(to, strlen(to))) {
+        api_error(r, 400, "invalid_id", "\"to\" is not a user id (name@region)");
+        goto out;
+    }
+    if (strcmp(to, r->user) == 0) {
+        api_error(r, 400, "invalid_id", "you cannot message yourself");
+        goto out;
+    }
+    stg_record u;
+    char *raw;
+    int rc = stg_record_load(r->ctx->db, STG_KIND_USER, to, strlen(to), &u, &raw);
+    bool live = rc == 0 && !u.tombstone;
+    if (rc == 0) free(raw);
+    if (!live) {
+        api_error(r, 404, "not_found", "user %s is unknown in this region", to);
+        goto out;
+    }
+    const char *region = repl_region(r->ctx->rp);
+    char id[STG_ID_MAX + 1], created[32], key[KEYCAP];
+    stg_record rec = {.kind = STG_KIND_MESSAGE, .owner = r->user, .ownerlen = strlen(r->user)};
+    rec.ver.hlc = repl_hlc_tick(repl_clock(r->ctx->rp));
+    snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", region);
+    stg_make_id(id, &rec.ver);
+    df_format_time(repl_hlc_ms(rec.ver.hlc), created);
+    int kl = stg_key_message(key, sizeof key, r->user, to, id);
+    json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "from", r->user, "to", to,
+                          "text", text, "created_at", created, "region", region);
+    char *payload = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    rec.key = key;
+    rec.keylen = (size_t)kl;
+    rec.payload = payload;
+    rec.paylen = strlen(payload);
+    rc = repl_write(r->ctx->rp, &rec, NULL, NULL);
+    if (rc < 0) api_error_df(r, rc, "message");
+    else api_reply_raw(r, 201, payload, rec.paylen, "application/json");
+    free(payload);
+out:
+    json_decref(body);
+}
+
+void api_messages_list(api_req *r)
+{
+    int limit;
+    if (api_auth_or_401(r, false) < 0 || api_limit_or_400(r, &limit) < 0) return;
+    const char *peer = r->params[0], *cursor = api_cursor(r);
+    if (!stg_valid_user_id(peer, strlen(peer))) {
+        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)", peer);
+        return;
+    }
+    if (cursor && !stg_valid_id(cursor, strlen(cursor))) {
+        api_error(r, 400, "invalid_cursor", "invalid cursor");
+        return;
+    }
+    char lo[KEYCAP], hi[KEYCAP];
+    int ll = stg_key_message(lo, sizeof lo, r->user, peer, NULL);
+    int hl = cursor ? stg_key_message(hi, sizeof hi, r->user, peer, cursor)
+                    : stg_key_successor(lo, (size_t)ll, hi);
+    stg_iter *it = stg_iter_range(r->ctx->db, STG_CF_MESSAGES, lo, (size_t)ll, hi, (size_t)hl, true);
+    api_buf b = {0};
+    api_buf_append(&b, "{\"items\":[", 10);
+    const char *k, *v;
+    size_t kl, vl;
+    int n = 0;
+    char last[STG_ID_MAX + 1] = "";
+    bool more = false;
+    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
+        stg_record m;
+        if (stg_value_decode(v, vl, &m) < 0 || m.tombstone) continue;
+        if (n == limit) {
+            more = true;
+            break;
+        }
+        if (n++) api_buf_append(&b, ",", 1);
+        api_buf_append(&b, m.payload, m.paylen);
+        stg_make_id(last, &m.ver);
+    }
+    stg_iter_free(it);
+    api_buf_append(&b, "],\"next\":", 9);
+    if (more) api_buf_json_string(&b, last);
+    else api_buf_append(&b, "null", 4);
+    api_buf_append(&b, "}", 1);
+    api_reply_raw(r, 200, b.p, b.len, "application/json");
+    free(b.p);
+}
+
+typedef struct conv {
+    char peer[STG_ID_MAX + 1];
+    char latest[STG_ID_MAX + 1];
+} conv;
+
+static int by_latest_desc(const void *a, const void *b)
+{
+    return strcmp(((const conv *)b)->latest, ((const conv *)a)->latest);
+}
+
+void api_conversations(api_req *r)
+{
+    int limit;
+    if (api_auth_or_401(r, false) < 0 || api_limit_or_400(r, &limit) < 0) return;
+    const char *cursor = api_cursor(r);
+    if (cursor && !stg_valid_id(cursor, strlen(cursor))) {
+        api_error(r, 400, "invalid_cursor", "invalid cursor");
+        return;
+    }
+    char prefix[STG_ID_MAX + 2];
+    int pl = stg_key_join(prefix, sizeof prefix, r->user, strlen(r->user), NULL, 0);
+    stg_iter *it = stg_iter_prefix(r->ctx->db, STG_CF_CONVS, prefix, (size_t)pl, false);
+    conv *cs = NULL;
+    size_t n = 0, cap = 0;
+    const char *k, *v, *peer;
+    size_t kl, vl, np;
+    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
+        if (stg_key_split(k, kl, &peer, &np) < 0 || np > STG_ID_MAX || vl > STG_ID_MAX) continue;
+        if (n == cap) cs = xrealloc(cs, (cap = cap ? cap * 2 : 16) * sizeof *cs);
+        memcpy(cs[n].peer, peer, np);
+        cs[n].peer[np] = '\0';
+        memcpy(cs[n].latest, v, vl);
+        cs[n].latest[vl] = '\0';
+        /* A page continues with conversations older than the cursor. */
+        if (!cursor || strcmp(cs[n].latest, cursor) < 0) n++;
+    }
+    stg_iter_free(it);
+    qsort(cs, n, sizeof *cs, by_latest_desc);
+    api_buf b = {0};
+    api_buf_append(&b, "{\"items\":[", 10);
+    size_t shown = n < (size_t)limit ? n : (size_t)limit;
+    for (size_t i = 0; i < shown; i++) {
+        char key[KEYCAP];
+        int ml = stg_key_message(key, sizeof key, r->user, cs[i].peer, cs[i].latest);
+        stg_record m;
+        char *raw = NULL;
+        if (i) api_buf_append(&b, ",", 1);
+        api_buf_append(&b, "{\"peer\":", 8);
+        api_buf_json_string(&b, cs[i].peer);
+        api_buf_append(&b, ",\"latest\":", 10);
+        if (ml > 0 && stg_record_load(r->ctx->db, STG_KIND_MESSAGE, key, (size_t)ml, &m, &raw) == 0)
+            api_buf_append(&b, m.payload, m.paylen);
+        else
+            api_buf_append(&b, "null", 4);
+        api_buf_append(&b, "}", 1);
+        free(raw);
+    }
+    api_buf_append(&b, "],\"next\":", 9);
+    if (n > shown) api_buf_json_string(&b, cs[shown - 1].latest);
+    else api_buf_append(&b, "null", 4);
+    api_buf_append(&b, "}", 1);
+    api_reply_raw(r, 200, b.p, b.len, "application/json");
+    free(b.p);
+    free(cs);
+}

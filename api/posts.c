@@ -1,0 +1,163 @@
+/* posts.c -- POST /v1/posts, GET and DELETE /v1/posts/{id}.
+ *
+ * Idempotency-Key: the first POST with a key stores (author, key) -> post
+ * id in the same batch as the post; a repeat answers the same post. Keys
+ * are serialised by a small lock array of their own, so two concurrent
+ * requests with one key create one post. */
+#include "api.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TEXT_MAX 500
+#define IDEM_MAX 128
+#define IDEM_LOCKS 64
+
+static pthread_mutex_t idem_locks[IDEM_LOCKS] = {[0 ... IDEM_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_mutex_t *idem_lock(const char *k, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 16777619u;
+    return &idem_locks[h % IDEM_LOCKS];
+}
+
+typedef struct idem {
+    const char *key;
+    size_t klen;
+    const char *post_id;
+} idem;
+
+static int stage_idem(const stg_record *old, stg_batch *b, void *arg)
+{
+    idem *ik = arg;
+    if (ik) stg_batch_put(b, STG_CF_IDEM, ik->key, ik->klen, ik->post_id, strlen(ik->post_id));
+    return 0;
+}
+
+/* Answers the stored post id with status (used for idempotent repeats). */
+static void reply_post(api_req *r, int status, const char *id, size_t idlen)
+{
+    stg_record rec;
+    char *raw;
+    int rc = stg_record_load(r->ctx->db, STG_KIND_POST, id, idlen, &rec, &raw);
+    if (rc == 0 && rec.tombstone) {
+        free(raw);
+        rc = DF_ENOTFOUND;
+    }
+    if (rc < 0) {
+        api_error_df(r, rc, "post");
+        return;
+    }
+    api_reply_raw(r, status, rec.payload, rec.paylen, "application/json");
+    free(raw);
+}
+
+static void create(api_req *r, const char *text, idem *ik)
+{
+    const char *region = repl_region(r->ctx->rp);
+    char id[STG_ID_MAX + 1], created[32];
+    stg_record rec = {.kind = STG_KIND_POST, .owner = r->user, .ownerlen = strlen(r->user)};
+    rec.ver.hlc = repl_hlc_tick(repl_clock(r->ctx->rp));
+    snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", region);
+    stg_make_id(id, &rec.ver);
+    df_format_time(repl_hlc_ms(rec.ver.hlc), created);
+    json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "author", r->user, "text", text,
+                          "created_at", created, "region", region);
+    char *payload = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(p);
+    rec.key = id;
+    rec.keylen = strlen(id);
+    rec.payload = payload;
+    rec.paylen = strlen(payload);
+    if (ik) ik->post_id = id;
+    int rc = repl_write(r->ctx->rp, &rec, stage_idem, ik);
+    if (rc < 0) api_error_df(r, rc, "post");
+    else api_reply_raw(r, 201, payload, rec.paylen, "application/json");
+    free(payload);
+}
+
+void api_posts_create(api_req *r)
+{
+    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
+    json_t *body;
+    if (api_body_json_or_4xx(r, &body) < 0) return;
+    const char *text;
+    if (api_string_field_or_400(r, body, "text", TEXT_MAX, &text) < 0) goto out;
+    if (feed_overloaded(r->ctx->fd)) {
+        api_error(r, 503, "overloaded", "the fan-out queue is full; retry shortly");
+        goto out;
+    }
+    const char *key = api_header(r, "Idempotency-Key");
+    if (!key) {
+        create(r, text, NULL);
+        goto out;
+    }
+    size_t kn = strlen(key);
+    bool ok = kn > 0 && kn <= IDEM_MAX;
+    for (size_t i = 0; i < kn && ok; i++) ok = key[i] > 0x20 && key[i] < 0x7f;
+    if (!ok) {
+        api_error(r, 400, "invalid_idempotency_key", "Idempotency-Key must be 1..128 visible ASCII characters");
+        goto out;
+    }
+    char ikey[STG_ID_MAX + IDEM_MAX + 2], *id;
+    size_t idlen;
+    int il = stg_key_join(ikey, sizeof ikey, r->user, strlen(r->user), key, kn);
+    pthread_mutex_t *mu = idem_lock(ikey, (size_t)il);
+    pthread_mutex_lock(mu);
+    int rc = stg_get(r->ctx->db, STG_CF_IDEM, ikey, (size_t)il, &id, &idlen);
+    if (rc == 0) {
+        reply_post(r, 201, id, idlen);
+        free(id);
+    } else if (rc == DF_ENOTFOUND) {
+        idem ik = {.key = ikey, .klen = (size_t)il};
+        create(r, text, &ik);
+    } else {
+        api_error_df(r, rc, "post");
+    }
+    pthread_mutex_unlock(mu);
+out:
+    json_decref(body);
+}
+
+static int valid_post_param_or_400(api_req *r)
+{
+    const char *id = r->params[0];
+    if (stg_valid_id(id, strlen(id))) return 0;
+    api_error(r, 400, "invalid_id", "\"%s\" is not a post id", id);
+    return -1;
+}
+
+void api_posts_get(api_req *r)
+{
+    if (valid_post_param_or_400(r) < 0) return;
+    reply_post(r, 200, r->params[0], strlen(r->params[0]));
+}
+
+typedef struct del_check {
+    const char *user;
+} del_check;
+
+static int may_delete(const stg_record *old, stg_batch *b, void *arg)
+{
+    const del_check *dc = arg;
+    if (!old || old->tombstone) return DF_ENOTFOUND;
+    if (old->ownerlen != strlen(dc->user) || memcmp(old->owner, dc->user, old->ownerlen) != 0)
+        return DF_EEXIST; /* someone else's: 403 */
+    return 0;
+}
+
+void api_posts_delete(api_req *r)
+{
+    if (api_auth_or_401(r, false) < 0) return;
+    if (valid_post_param_or_400(r) < 0 || api_rate_or_429(r) < 0) return;
+    const char *id = r->params[0];
+    stg_record rec = {.kind = STG_KIND_POST, .key = id, .keylen = strlen(id), .tombstone = true,
+                      .owner = r->user, .ownerlen = strlen(r->user), .payload = "", .paylen = 0};
+    del_check dc = {r->user};
+    int rc = repl_write(r->ctx->rp, &rec, may_delete, &dc);
+    if (rc == DF_EEXIST) api_error(r, 403, "forbidden", "only the author may delete a post");
+    else if (rc < 0) api_error_df(r, rc, "post");
+    else api_reply_empty(r, 204);
+}

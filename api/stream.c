@@ -1,0 +1,405 @@
+/* stream.c -- GET /v1/stream: Server-Sent Events for the caller.
+ *
+ * DESIGN: events for a user go into that user's ring (the last RING events,
+ * each with a per-user sequence number); every open stream of the user
+ * reads the ring from its own position. Event ids are "<boot>.<seq>", so a
+ * browser reconnecting with Last-Event-ID resumes exactly where it left
+ * off; if the ring no longer reaches back that far (or the server
+ * restarted) the stream says `reset` first, and the client reloads its
+ * timeline -- nothing is silently skipped. A stream with nothing to send
+ * suspends its connection (no thread spins); a push resumes it. A small
+ * thread resumes idle streams for a heartbeat every HEARTBEAT_MS, which is
+ * also how a vanished client is noticed. A slow client only falls behind in
+ * its ring (bounded memory) and gets `reset`.
+ *
+ * Events: `post` when a post reaches the caller's home timeline in this
+ * region (data: the post with delivered_at), `delete` when a post by the
+ * caller or someone the caller follows is deleted ({"id"}), `message` when
+ * a direct message from or to the caller is stored here. */
+#include "api.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RING 256
+#define HEARTBEAT_MS 15000
+#define BUCKETS 1024
+#define IDLE_USER_MS (5 * 60 * 1000)
+
+typedef struct event {
+    uint64_t seq;
+    const char *name;
+    char *data;
+} event;
+
+typedef struct hub_user hub_user;
+typedef struct api_stream sse;
+
+struct hub_user {
+    char id[STG_ID_MAX + 1];
+    pthread_mutex_t mu;
+    event ring[RING];
+    uint64_t next_seq; /* seq of the next event; the ring holds [next_seq - RING, next_seq) */
+    sse *streams;
+    int alive;           /* stream objects not yet freed; the user lives while > 0 */
+    uint64_t idle_since; /* mono ms when the last stream object went */
+    hub_user *next;
+};
+
+struct api_stream {
+    struct api_streams *hub;
+    hub_user *u;
+    struct MHD_Connection *conn;
+    uint64_t pos; /* next seq to send */
+    bool suspended, closed, hello, reset_first;
+    int refs;     /* the connection and the response each hold one */
+    uint64_t last_write;
+    char *pending; /* a formatted event not yet fully written */
+    size_t pending_len, pending_off;
+    sse *next;
+};
+
+struct api_streams {
+    api_ctx *ctx;
+    pthread_rwlock_t mu; /* guards the buckets (users come and go) */
+    hub_user *buckets[BUCKETS];
+    _Atomic int nusers;
+    uint64_t boot;
+    pthread_t ticker;
+    _Atomic bool stopping;
+};
+
+static unsigned bucket_of(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % BUCKETS;
+}
+
+/* Called with s->mu held (read or write). */
+static hub_user *find_user(struct api_streams *s, const char *id)
+{
+    for (hub_user *u = s->buckets[bucket_of(id)]; u; u = u->next)
+        if (strcmp(u->id, id) == 0) return u;
+    return NULL;
+}
+
+/* Resumes a suspended stream; called with its user's mutex held. */
+static void wake(sse *st)
+{
+    if (st->suspended && !st->closed) {
+        st->suspended = false;
+        MHD_resume_connection(st->conn);
+    }
+}
+
+/* Appends an event to the user's ring and wakes its streams. Takes data. */
+static void push(struct api_streams *s, const char *user, const char *name, char *data)
+{
+    pthread_rwlock_rdlock(&s->mu);
+    hub_user *u = find_user(s, user);
+    if (u) {
+        pthread_mutex_lock(&u->mu);
+        event *e = &u->ring[u->next_seq % RING];
+        free(e->data);
+        e->seq = u->next_seq++;
+        e->name = name;
+        e->data = data;
+        data = NULL;
+        for (sse *st = u->streams; st; st = st->next) wake(st);
+        pthread_mutex_unlock(&u->mu);
+    }
+    pthread_rwlock_unlock(&s->mu);
+    free(data);
+}
+
+static bool has_user(struct api_streams *s, const char *user)
+{
+    if (atomic_load(&s->nusers) == 0) return false;
+    pthread_rwlock_rdlock(&s->mu);
+    bool found = find_user(s, user) != NULL;
+    pthread_rwlock_unlock(&s->mu);
+    return found;
+}
+
+/* ---- Event sources ------------------------------------------------------------------- */
+
+static void on_delivered(void *arg, const char *user, const char *post_id, uint64_t delivered_ms)
+{
+    struct api_streams *s = arg;
+    if (!has_user(s, user)) return;
+    stg_record rec;
+    char *raw;
+    if (stg_record_load(s->ctx->db, STG_KIND_POST, post_id, strlen(post_id), &rec, &raw) < 0) return;
+    api_buf b = {0};
+    if (!rec.tombstone) api_post_item(&b, &rec, delivered_ms);
+    free(raw);
+    if (b.p) push(s, user, "post", b.p);
+}
+
+static void on_record(void *arg, const stg_record *rec, bool local)
+{
+    struct api_streams *s = arg;
+    if (atomic_load(&s->nusers) == 0) return;
+    if (rec->kind == STG_KIND_MESSAGE && !rec->tombstone) {
+        json_t *m = api_payload_json(rec);
+        const char *from = m ? json_string_value(json_object_get(m, "from")) : NULL;
+        const char *to = m ? json_string_value(json_object_get(m, "to")) : NULL;
+        if (from && to) {
+            push(s, from, "message", xstrndup(rec->payload, rec->paylen));
+            push(s, to, "message", xstrndup(rec->payload, rec->paylen));
+        }
+        json_decref(m);
+    } else if (rec->kind == STG_KIND_POST && rec->tombstone) {
+        char author[STG_ID_MAX + 1], data[STG_ID_MAX + 16];
+        snprintf(author, sizeof author, "%.*s", (int)rec->ownerlen, rec->owner);
+        snprintf(data, sizeof data, "{\"id\":\"%.*s\"}", (int)rec->keylen, rec->key);
+        /* Collect the interested users first: no storage reads under locks. */
+        char(*users)[STG_ID_MAX + 1] = NULL;
+        size_t n = 0;
+        pthread_rwlock_rdlock(&s->mu);
+        for (size_t i = 0; i < BUCKETS; i++)
+            for (hub_user *u = s->buckets[i]; u; u = u->next) {
+                users = xrealloc(users, (n + 1) * sizeof *users);
+                memcpy(users[n++], u->id, sizeof u->id);
+            }
+        pthread_rwlock_unlock(&s->mu);
+        for (size_t i = 0; i < n; i++) {
+            char key[2 * STG_ID_MAX + 2], *raw;
+            int kl = stg_key_join(key, sizeof key, users[i], strlen(users[i]), author, strlen(author));
+            stg_record edge;
+            bool follows = strcmp(users[i], author) == 0;
+            if (!follows && kl > 0 &&
+                stg_record_load(s->ctx->db, STG_KIND_FOLLOW, key, (size_t)kl, &edge, &raw) == 0) {
+                follows = !edge.tombstone;
+                free(raw);
+            }
+            if (follows) push(s, users[i], "delete", xstrdup(data));
+        }
+        free(users);
+    }
+}
+
+/* ---- The response ----------------------------------------------------------------------- */
+
+static void stream_unref(void *cls)
+{
+    sse *st = cls;
+    hub_user *u = st->u;
+    pthread_mutex_lock(&u->mu);
+    bool last = --st->refs == 0;
+    if (last && --u->alive == 0) u->idle_since = df_mono_ms();
+    pthread_mutex_unlock(&u->mu);
+    if (last) {
+        free(st->pending);
+        free(st);
+    }
+}
+
+/* Formats the next thing to send into st->pending; false if nothing.
+ * Called with the user's mutex held. */
+static bool next_chunk(sse *st, uint64_t now)
+{
+    hub_user *u = st->u;
+    unsigned long long boot = (unsigned long long)st->hub->boot;
+    api_buf b = {0};
+    if (!st->hello) {
+        /* Its id is the position the stream starts from. */
+        st->hello = true;
+        api_buf_printf(&b, "retry: 1000\nid: %llu.%llu\nevent: hello\ndata: {\"user\":\"%s\"}\n\n",
+                       boot, (unsigned long long)st->pos, u->id);
+    } else if (st->reset_first || st->pos + RING < u->next_seq) {
+        st->reset_first = false;
+        if (st->pos + RING < u->next_seq) st->pos = u->next_seq - RING;
+        api_buf_printf(&b, "id: %llu.%llu\nevent: reset\ndata: {}\n\n", boot,
+                       (unsigned long long)st->pos);
+    } else if (st->pos < u->next_seq) {
+        const event *e = &u->ring[st->pos % RING];
+        api_buf_printf(&b, "id: %llu.%llu\nevent: %s\ndata: ", boot,
+                       (unsigned long long)(e->seq + 1), e->name);
+        api_buf_append(&b, e->data, strlen(e->data));
+        api_buf_append(&b, "\n\n", 2);
+        st->pos++;
+    } else if (now - st->last_write >= HEARTBEAT_MS) {
+        api_buf_printf(&b, ": heartbeat\n\n");
+    }
+    if (!b.p) return false;
+    st->pending = b.p;
+    st->pending_len = b.len;
+    st->pending_off = 0;
+    return true;
+}
+
+static ssize_t read_events(void *cls, uint64_t offset, char *buf, size_t max)
+{
+    sse *st = cls;
+    hub_user *u = st->u;
+    uint64_t now = df_mono_ms();
+    pthread_mutex_lock(&u->mu);
+    if (st->closed || atomic_load(&st->hub->stopping)) {
+        pthread_mutex_unlock(&u->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t n = 0;
+    while (n < max && (st->pending || next_chunk(st, now))) {
+        size_t k = st->pending_len - st->pending_off;
+        if (k > max - n) k = max - n;
+        memcpy(buf + n, st->pending + st->pending_off, k);
+        n += k;
+        st->pending_off += k;
+        if (st->pending_off == st->pending_len) {
+            free(st->pending);
+            st->pending = NULL;
+        }
+    }
+    if (n) {
+        st->last_write = now;
+    } else {
+        /* Nothing to send: park the connection until a push or heartbeat. */
+        st->suspended = true;
+        MHD_suspend_connection(st->conn);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return (ssize_t)n;
+}
+
+/* The stream position named by Last-Event-ID "<boot>.<pos>"; false if it
+ * is absent, from another boot, or not of that form. */
+static bool resume_point(struct api_streams *s, api_req *r, uint64_t *pos)
+{
+    const char *id = api_header(r, "Last-Event-ID");
+    if (!id) id = api_query(r, "last_event_id");
+    unsigned long long boot, p;
+    char tail;
+    if (!id || sscanf(id, "%llu.%llu%c", &boot, &p, &tail) != 2 || boot != s->boot) return false;
+    *pos = p;
+    return true;
+}
+
+void api_stream(api_req *r)
+{
+    struct api_streams *s = r->ctx->streams;
+    if (api_auth_or_401(r, true) < 0) return;
+    pthread_rwlock_wrlock(&s->mu);
+    hub_user *u = find_user(s, r->user);
+    if (!u) {
+        u = xcalloc(1, sizeof *u);
+        snprintf(u->id, sizeof u->id, "%s", r->user);
+        pthread_mutex_init(&u->mu, NULL);
+        unsigned b = bucket_of(u->id);
+        u->next = s->buckets[b];
+        s->buckets[b] = u;
+        atomic_fetch_add(&s->nusers, 1);
+    }
+    sse *st = xcalloc(1, sizeof *st);
+    st->hub = s;
+    st->u = u;
+    st->conn = r->conn;
+    st->refs = 2;
+    st->last_write = df_mono_ms();
+    pthread_mutex_lock(&u->mu);
+    uint64_t pos;
+    bool had = resume_point(s, r, &pos);
+    const char *id = api_header(r, "Last-Event-ID");
+    if (!id) id = api_query(r, "last_event_id");
+    if (had && pos <= u->next_seq) {
+        st->pos = pos;
+    } else {
+        st->pos = u->next_seq;
+        st->reset_first = id != NULL; /* it asked to resume but cannot: reload */
+    }
+    u->alive++;
+    st->next = u->streams;
+    u->streams = st;
+    pthread_mutex_unlock(&u->mu);
+    pthread_rwlock_unlock(&s->mu);
+
+    r->stream = st;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, st, stream_unref);
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    api_reply_response(r, 200, resp);
+}
+
+void api_stream_closed(api_req *r)
+{
+    sse *st = r->stream;
+    hub_user *u = st->u;
+    pthread_mutex_lock(&u->mu);
+    st->closed = true;
+    for (sse **pp = &u->streams; *pp; pp = &(*pp)->next)
+        if (*pp == st) {
+            *pp = st->next;
+            break;
+        }
+    pthread_mutex_unlock(&u->mu);
+    r->stream = NULL;
+    stream_unref(st);
+}
+
+/* Once a second: heartbeats for idle streams; forget users long idle. */
+static void *ticker_main(void *arg)
+{
+    struct api_streams *s = arg;
+    while (!atomic_load(&s->stopping)) {
+        struct timespec ts = {0, 200 * 1000000L};
+        for (int i = 0; i < 5 && !atomic_load(&s->stopping); i++) nanosleep(&ts, NULL);
+        uint64_t now = df_mono_ms();
+        pthread_rwlock_wrlock(&s->mu);
+        for (size_t b = 0; b < BUCKETS; b++)
+            for (hub_user **pp = &s->buckets[b]; *pp;) {
+                hub_user *u = *pp;
+                pthread_mutex_lock(&u->mu);
+                for (sse *st = u->streams; st; st = st->next)
+                    if (now - st->last_write >= HEARTBEAT_MS || atomic_load(&s->stopping)) wake(st);
+                bool gone = u->alive == 0 && now - u->idle_since > IDLE_USER_MS;
+                pthread_mutex_unlock(&u->mu);
+                if (!gone) {
+                    pp = &u->next;
+                    continue;
+                }
+                *pp = u->next;
+                for (size_t i = 0; i < RING; i++) free(u->ring[i].data);
+                pthread_mutex_destroy(&u->mu);
+                free(u);
+                atomic_fetch_sub(&s->nusers, 1);
+            }
+        pthread_rwlock_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+struct api_streams *api_streams_new(api_ctx *ctx)
+{
+    struct api_streams *s = xcalloc(1, sizeof *s);
+    s->ctx = ctx;
+    s->boot = df_now_ms();
+    pthread_rwlock_init(&s->mu, NULL);
+    feed_set_listener(ctx->fd, on_delivered, s);
+    repl_set_listener(ctx->rp, on_record, s);
+    pthread_create(&s->ticker, NULL, ticker_main, s);
+    return s;
+}
+
+void api_streams_free(struct api_streams *s)
+{
+    if (!s) return;
+    atomic_store(&s->stopping, true);
+    pthread_join(s->ticker, NULL);
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (hub_user *u = s->buckets[b], *next; u; u = next) {
+            next = u->next;
+            for (size_t i = 0; i < RING; i++) free(u->ring[i].data);
+            pthread_mutex_destroy(&u->mu);
+            free(u);
+        }
+    pthread_rwlock_destroy(&s->mu);
+    free(s);
+}

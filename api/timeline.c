@@ -1,0 +1,30 @@
+/* timeline.c -- GET /v1/timeline (home) and GET /v1/users/{id}/posts
+ * (profile): pages of posts, newest first, from the feed module. */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void reply(api_req *r, int rc, feed_page *page)
+{
+    if (rc == DF_EINVAL) api_error(r, 400, "invalid_cursor", "invalid cursor");
+    else if (rc < 0) api_error_df(r, rc, "timeline");
+    else api_reply_page(r, page);
+    feed_page_free(page);
+}
+
+void api_timeline(api_req *r)
+{
+    int limit;
+    if (api_auth_or_401(r, false) < 0 || api_limit_or_400(r, &limit) < 0) return;
+    feed_page page;
+    reply(r, feed_home(r->ctx->fd, r->user, api_cursor(r), limit, &page), &page);
+}
+
+void api_profile(api_req *r)
+{
+    int limit;
+    if (api_user_param_or_4xx(r) < 0 || api_limit_or_400(r, &limit) < 0) return;
+    feed_page page;
+    reply(r, feed_profile(r->ctx->fd, r->params[0], api_cursor(r), limit, &page), &page);
+}

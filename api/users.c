@@ -1,0 +1,151 @@
+/* users.c -- POST /v1/users, GET /v1/users/{id}, and the follow lists. */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_MAX_LEN 30
+#define DISPLAY_MAX 64
+
+static int refuse_existing(const stg_record *old, stg_batch *b, void *arg)
+{
+    return old && !old->tombstone ? DF_EEXIST : 0;
+}
+
+void api_users_create(api_req *r)
+{
+    json_t *body;
+    if (api_body_json_or_4xx(r, &body) < 0) return;
+    const char *name, *display;
+    if (api_string_field_or_400(r, body, "name", NAME_MAX_LEN, &name) < 0) goto out;
+    if (!stg_valid_name(name, strlen(name), NAME_MAX_LEN)) {
+        api_error(r, 400, "invalid_name", "name must match [a-z0-9_]{1,30}");
+        goto out;
+    }
+    if (json_object_get(body, "display_name")) {
+        if (api_string_field_or_400(r, body, "display_name", DISPLAY_MAX, &display) < 0) goto out;
+    } else {
+        display = name;
+    }
+    const char *region = repl_region(r->ctx->rp);
+    char id[STG_ID_MAX + 1], token[API_TOKEN_MAX], hash[65], created[32];
+    snprintf(id, sizeof id, "%s@%s", name, region);
+    api_token_new(id, token, hash);
+    stg_record rec = {.kind = STG_KIND_USER, .key = id, .keylen = strlen(id), .owner = id,
+                      .ownerlen = strlen(id)};
+    rec.ver.hlc = repl_hlc_tick(repl_clock(r->ctx->rp));
+    snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", region);
+    df_format_time(repl_hlc_ms(rec.ver.hlc), created);
+    json_t *u = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name, "display_name",
+                          display, "region", region, "created_at", created, "token_hash", hash);
+    char *payload = json_dumps(u, JSON_COMPACT);
+    rec.payload = payload;
+    rec.paylen = strlen(payload);
+    int rc = repl_write(r->ctx->rp, &rec, refuse_existing, NULL);
+    free(payload);
+    if (rc == DF_EEXIST) {
+        api_error(r, 409, "name_taken", "the name \"%s\" is taken in region %s", name, region);
+    } else if (rc < 0) {
+        api_error_df(r, rc, "user");
+    } else {
+        json_object_del(u, "token_hash");
+        json_object_set_new(u, "token", json_string(token));
+        api_reply_json(r, 201, json_incref(u));
+    }
+    json_decref(u);
+out:
+    json_decref(body);
+}
+
+/* Loads the live user r->params[0]; answers 400/404 itself. */
+static int load_user_param_or_4xx(api_req *r, stg_record *rec, char **raw)
+{
+    const char *id = r->params[0];
+    if (!stg_valid_user_id(id, strlen(id))) {
+        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)", id);
+        return -1;
+    }
+    int rc = stg_record_load(r->ctx->db, STG_KIND_USER, id, strlen(id), rec, raw);
+    if (rc == 0 && rec->tombstone) {
+        free(*raw);
+        rc = DF_ENOTFOUND;
+    }
+    if (rc < 0) {
+        api_error_df(r, rc, "user");
+        return -1;
+    }
+    return 0;
+}
+
+int api_user_param_or_4xx(api_req *r)
+{
+    stg_record rec;
+    char *raw;
+    if (load_user_param_or_4xx(r, &rec, &raw) < 0) return -1;
+    free(raw);
+    return 0;
+}
+
+void api_users_get(api_req *r)
+{
+    stg_record rec;
+    char *raw;
+    if (load_user_param_or_4xx(r, &rec, &raw) < 0) return;
+    json_t *u = api_payload_json(&rec);
+    free(raw);
+    if (!u) {
+        api_error(r, 500, "internal", "stored user does not decode");
+        return;
+    }
+    json_object_del(u, "token_hash");
+    api_reply_json(r, 200, u);
+}
+
+/* Lists the second key parts under id \0 in cf, skipping tombstones when
+ * the values are records: {"items":[ids],"next":cursor}. */
+static void list_ids(api_req *r, stg_cf cf, bool records)
+{
+    int limit;
+    if (api_user_param_or_4xx(r) < 0 || api_limit_or_400(r, &limit) < 0) return;
+    const char *id = r->params[0], *cursor = api_cursor(r);
+    if (cursor && !stg_valid_user_id(cursor, strlen(cursor))) {
+        api_error(r, 400, "invalid_cursor", "invalid cursor");
+        return;
+    }
+    char lo[2 * STG_ID_MAX + 3], hi[2 * STG_ID_MAX + 3];
+    int pl = stg_key_join(lo, sizeof lo, id, strlen(id), NULL, 0);
+    int hl = stg_key_successor(lo, (size_t)pl, hi);
+    int ll = cursor ? stg_key_join(lo, sizeof lo, id, strlen(id), cursor, strlen(cursor) + 1) : pl;
+    stg_iter *it = stg_iter_range(r->ctx->db, cf, lo, (size_t)ll, hi, (size_t)hl, false);
+    json_t *items = json_array();
+    const char *k, *v, *other;
+    size_t kl, vl, no;
+    char last[STG_ID_MAX + 1] = "";
+    bool more = false;
+    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
+        if (stg_key_split(k, kl, &other, &no) < 0 || no > STG_ID_MAX) continue;
+        if (records) {
+            stg_record e;
+            if (stg_value_decode(v, vl, &e) < 0 || e.tombstone) continue;
+        }
+        if ((int)json_array_size(items) == limit) {
+            more = true;
+            break;
+        }
+        memcpy(last, other, no);
+        last[no] = '\0';
+        json_array_append_new(items, json_string(last));
+    }
+    int rc = stg_iter_status(it);
+    stg_iter_free(it);
+    if (rc < 0) {
+        json_decref(items);
+        api_error_df(r, rc, "list");
+        return;
+    }
+    api_reply_json(r, 200, json_pack("{s:o,s:o}", "items", items, "next",
+                                     more ? json_string(last) : json_null()));
+}
+
+void api_users_following(api_req *r) { list_ids(r, STG_CF_FOLLOWS, true); }
+void api_users_followers(api_req *r) { list_ids(r, STG_CF_FOLLOWERS, false); }

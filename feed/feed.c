@@ -1,0 +1,255 @@
+/* feed.c -- the feed module's state: the in-memory job queue, the worker
+ * threads, the large-account set and statistics.
+ *
+ * DESIGN: the durable queue is the fanout column family; the in-memory
+ * ring only holds ids of committed jobs. Writers push ids after their batch
+ * commits; workers pop under the mutex and run jobs without it. Depth is
+ * queued + running; feed_overloaded compares it with queue_max. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *worker_main(void *arg);
+
+int feed_open(feed **out, stg_db *db, const feed_config *cfg)
+{
+    feed *f = xcalloc(1, sizeof *f);
+    f->db = db;
+    f->cfg = *cfg;
+    if (f->cfg.workers <= 0) f->cfg.workers = 2;
+    if (f->cfg.large_threshold <= 0) f->cfg.large_threshold = 10000;
+    if (f->cfg.timeline_cap <= 0) f->cfg.timeline_cap = 800;
+    if (f->cfg.queue_max == 0) f->cfg.queue_max = 100000;
+    if (f->cfg.batch <= 0) f->cfg.batch = 1000;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->wake, NULL);
+    pthread_cond_init(&f->idle, NULL);
+    pthread_rwlock_init(&f->large_mu, NULL);
+    pthread_mutex_init(&f->lat_mu, NULL);
+
+    /* Large accounts persisted as meta keys "large\0<user>". */
+    stg_iter *it = stg_iter_prefix(db, STG_CF_META, "large", 6, false);
+    const char *k;
+    size_t kl;
+    while (stg_iter_next(it, &k, &kl, NULL, NULL)) {
+        char user[STG_ID_MAX + 1];
+        size_t n = kl - 6 > STG_ID_MAX ? STG_ID_MAX : kl - 6;
+        memcpy(user, k + 6, n);
+        user[n] = '\0';
+        feed_mark_large(f, user);
+    }
+    int rc = stg_iter_status(it);
+    stg_iter_free(it);
+
+    /* Job ids continue after the last stored job. */
+    uint64_t next = 1;
+    it = stg_iter_range(db, STG_CF_FANOUT, NULL, 0, NULL, 0, true);
+    if (stg_iter_next(it, &k, &kl, NULL, NULL) && kl == 8) next = stg_key_get_u64(k) + 1;
+    if (rc == 0) rc = stg_iter_status(it);
+    stg_iter_free(it);
+    atomic_store(&f->next_job, next);
+    if (rc < 0) {
+        feed_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+static void push_locked(feed *f, uint64_t id)
+{
+    if (f->qlen == f->qcap) {
+        size_t ncap = f->qcap ? f->qcap * 2 : 1024;
+        uint64_t *nq = xmalloc(ncap * sizeof *nq);
+        for (size_t i = 0; i < f->qlen; i++) nq[i] = f->q[(f->qhead + i) % f->qcap];
+        free(f->q);
+        f->q = nq;
+        f->qcap = ncap;
+        f->qhead = 0;
+    }
+    f->q[(f->qhead + f->qlen) % f->qcap] = id;
+    f->qlen++;
+}
+
+void feed_enqueued(feed *f, uint64_t id)
+{
+    if (!id) return;
+    pthread_mutex_lock(&f->mu);
+    push_locked(f, id);
+    pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->mu);
+}
+
+int feed_start(feed *f)
+{
+    stg_iter *it = stg_iter_range(f->db, STG_CF_FANOUT, NULL, 0, NULL, 0, false);
+    const char *k;
+    size_t kl, n = 0;
+    pthread_mutex_lock(&f->mu);
+    while (stg_iter_next(it, &k, &kl, NULL, NULL))
+        if (kl == 8) {
+            push_locked(f, stg_key_get_u64(k));
+            n++;
+        }
+    pthread_mutex_unlock(&f->mu);
+    int rc = stg_iter_status(it);
+    stg_iter_free(it);
+    if (rc < 0) return rc;
+    if (n) df_log(DF_LOG_INFO, "feed: resuming %zu fan-out jobs", n);
+    f->threads = xcalloc((size_t)f->cfg.workers, sizeof *f->threads);
+    for (int i = 0; i < f->cfg.workers; i++) {
+        if (pthread_create(&f->threads[i], NULL, worker_main, f) != 0) return DF_EIO;
+        f->nthreads++;
+    }
+    return 0;
+}
+
+void feed_close(feed *f)
+{
+    if (!f) return;
+    pthread_mutex_lock(&f->mu);
+    f->stopping = true;
+    pthread_cond_broadcast(&f->wake);
+    pthread_mutex_unlock(&f->mu);
+    for (int i = 0; i < f->nthreads; i++) pthread_join(f->threads[i], NULL);
+    free(f->threads);
+    free(f->q);
+    for (size_t i = 0; i < f->nlarge; i++) free(f->large[i]);
+    free(f->large);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->wake);
+    pthread_cond_destroy(&f->idle);
+    pthread_rwlock_destroy(&f->large_mu);
+    pthread_mutex_destroy(&f->lat_mu);
+    free(f);
+}
+
+static void *worker_main(void *arg)
+{
+    feed *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->stopping && f->qlen == 0) pthread_cond_wait(&f->wake, &f->mu);
+        if (f->stopping) break;
+        uint64_t id = f->q[f->qhead];
+        f->qhead = (f->qhead + 1) % f->qcap;
+        f->qlen--;
+        f->running++;
+        pthread_mutex_unlock(&f->mu);
+        feed_run_job(f, id);
+        pthread_mutex_lock(&f->mu);
+        f->running--;
+        if (f->qlen == 0 && f->running == 0) pthread_cond_broadcast(&f->idle);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+bool feed_overloaded(feed *f)
+{
+    pthread_mutex_lock(&f->mu);
+    bool over = f->qlen + f->running >= f->cfg.queue_max;
+    pthread_mutex_unlock(&f->mu);
+    return over;
+}
+
+bool feed_drain(feed *f, uint64_t timeout_ms)
+{
+    uint64_t deadline = df_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&f->mu);
+    while (f->qlen + f->running > 0 && df_mono_ms() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&f->idle, &f->mu, &ts);
+    }
+    bool empty = f->qlen + f->running == 0;
+    pthread_mutex_unlock(&f->mu);
+    return empty;
+}
+
+/* ---- Large accounts ----------------------------------------------------------- */
+
+bool feed_is_large(feed *f, const char *user)
+{
+    bool found = false;
+    pthread_rwlock_rdlock(&f->large_mu);
+    for (size_t i = 0; i < f->nlarge && !found; i++) found = strcmp(f->large[i], user) == 0;
+    pthread_rwlock_unlock(&f->large_mu);
+    return found;
+}
+
+void feed_mark_large(feed *f, const char *user)
+{
+    pthread_rwlock_wrlock(&f->large_mu);
+    bool found = false;
+    for (size_t i = 0; i < f->nlarge && !found; i++) found = strcmp(f->large[i], user) == 0;
+    if (!found) {
+        f->large = xrealloc(f->large, (f->nlarge + 1) * sizeof *f->large);
+        f->large[f->nlarge++] = xstrdup(user);
+        df_log(DF_LOG_INFO, "feed: %s is a large account; its posts merge at read time", user);
+    }
+    pthread_rwlock_unlock(&f->large_mu);
+}
+
+/* ---- Statistics ---------------------------------------------------------------- */
+
+void feed_record_latency(feed *f, uint64_t ms)
+{
+    pthread_mutex_lock(&f->lat_mu);
+    f->lat[f->nlat++ % LAT_RING] = ms;
+    pthread_mutex_unlock(&f->lat_mu);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void feed_get_stats(feed *f, feed_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&f->mu);
+    out->depth = f->qlen + f->running;
+    pthread_mutex_unlock(&f->mu);
+    out->jobs_done = atomic_load(&f->jobs_done);
+    out->deliveries = atomic_load(&f->deliveries);
+    uint64_t lat[LAT_RING];
+    pthread_mutex_lock(&f->lat_mu);
+    size_t n = f->nlat < LAT_RING ? f->nlat : LAT_RING;
+    memcpy(lat, f->lat, n * sizeof *lat);
+    pthread_mutex_unlock(&f->lat_mu);
+    if (n) {
+        qsort(lat, n, sizeof *lat, cmp_u64);
+        out->latency_p50_ms = lat[n / 2];
+        out->latency_p99_ms = lat[(n * 99) / 100];
+    }
+    pthread_rwlock_rdlock(&f->large_mu);
+    out->large_accounts = f->nlarge;
+    pthread_rwlock_unlock(&f->large_mu);
+}
+
+void feed_set_listener(feed *f, feed_listener_fn fn, void *arg)
+{
+    f->listener = fn;
+    f->listener_arg = arg;
+}
+
+bool feed_follows(stg_db *db, const char *follower, const char *followee)
+{
+    if (strcmp(follower, followee) == 0) return true;
+    char key[2 * STG_ID_MAX + 2], *raw;
+    int kl = stg_key_join(key, sizeof key, follower, strlen(follower), followee, strlen(followee));
+    stg_record rec;
+    if (kl < 0 || stg_record_load(db, STG_KIND_FOLLOW, key, (size_t)kl, &rec, &raw) < 0)
+        return false;
+    bool live = !rec.tombstone;
+    free(raw);
+    return live;
+}

@@ -1,0 +1,82 @@
+/* feed.h -- fan-out and timelines: the durable fan-out queue, its worker
+ * threads, and home/profile timeline reads with pagination.
+ *
+ * A post (local or replicated), a delete, a follow or an unfollow stages a
+ * fan-out job in the same write batch as the record (feed_stage); after the
+ * batch commits the writer hands the job to the workers (feed_enqueued).
+ * Jobs survive restarts: feed_start requeues every job still stored. */
+#ifndef DF_FEED_H
+#define DF_FEED_H
+
+#include "storage.h"
+
+typedef struct feed feed;
+
+typedef struct feed_config {
+    int workers;              /* worker threads (default 2) */
+    int64_t large_threshold;  /* followers above which posts are merged at read (10000) */
+    int timeline_cap;         /* home timeline entries kept per user (800) */
+    uint64_t queue_max;       /* jobs queued before writes get 503 (100000) */
+    int batch;                /* deliveries per write batch (1000) */
+} feed_config;
+
+/* Opens the feed over db; loads the large-account set. Returns 0 or DF_E*. */
+int feed_open(feed **out, stg_db *db, const feed_config *cfg);
+/* Requeues stored jobs and starts the workers. */
+int feed_start(feed *f);
+/* Stops the workers (jobs in progress stop at their next checkpoint) and
+ * frees everything. Accepts NULL. */
+void feed_close(feed *f);
+
+/* Stages into b the fan-out job that replacing old (NULL: none) by rec
+ * calls for. Returns the job's id, or 0 if there is none. The caller holds
+ * rec's lock and commits b. */
+uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old);
+/* Hands a committed job to the workers. */
+void feed_enqueued(feed *f, uint64_t job);
+
+/* True when the queue is too deep to take another post (answer 503). */
+bool feed_overloaded(feed *f);
+
+typedef struct feed_stats {
+    uint64_t depth;           /* jobs queued or running */
+    uint64_t jobs_done;
+    uint64_t deliveries;      /* home timeline entries written */
+    uint64_t latency_p50_ms;  /* post creation -> last delivery, recent jobs */
+    uint64_t latency_p99_ms;
+    size_t large_accounts;
+} feed_stats;
+void feed_get_stats(feed *f, feed_stats *out);
+
+/* Blocks until the queue is empty or timeout_ms passes; true if empty. */
+bool feed_drain(feed *f, uint64_t timeout_ms);
+
+/* Called on a worker thread for every post delivered into a home timeline
+ * (post_id's record may be read with stg_record_load). */
+typedef void (*feed_listener_fn)(void *arg, const char *user, const char *post_id,
+                                 uint64_t delivered_ms);
+void feed_set_listener(feed *f, feed_listener_fn fn, void *arg);
+
+/* ---- Reads ------------------------------------------------------------------- */
+typedef struct feed_item {
+    char *raw;            /* the stored post value (free()) */
+    stg_record post;      /* decoded, pointing into raw */
+    uint64_t delivered_ms;
+} feed_item;
+
+typedef struct feed_page {
+    feed_item *items;
+    size_t n;
+    char next[STG_ID_MAX + 32]; /* cursor for the following page; "" when done */
+} feed_page;
+
+/* The home timeline of user: own posts and followees' posts, newest first
+ * by version, at most the newest timeline_cap of them. cursor is NULL or a
+ * value of next from the previous page. Returns 0, DF_EINVAL (bad cursor)
+ * or DF_EIO. */
+int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_page *out);
+/* The live posts of author, newest first. */
+int feed_profile(feed *f, const char *author, const char *cursor, int limit, feed_page *out);
+void feed_page_free(feed_page *p);
+
+#endif

@@ -1,0 +1,89 @@
+/* jobs.c -- fan-out jobs: their encoding and staging them with a record. */
+#include "internal.h"
+
+#include <string.h>
+
+static size_t put_str(char *out, const char *s)
+{
+    size_t n = strlen(s);
+    out[0] = (char)n;
+    memcpy(out + 1, s, n);
+    return n + 1;
+}
+
+static int get_str(const char **p, const char *end, char *out)
+{
+    if (*p >= end) return -1;
+    size_t n = (unsigned char)**p;
+    if (n > STG_ID_MAX || *p + 1 + n > end) return -1;
+    memcpy(out, *p + 1, n);
+    out[n] = '\0';
+    *p += 1 + n;
+    return 0;
+}
+
+void job_encode(const job *j, char *out, size_t *len)
+{
+    size_t n = 0;
+    out[n++] = (char)j->type;
+    n += put_str(out + n, j->a);
+    n += put_str(out + n, j->b);
+    n += put_str(out + n, j->checkpoint);
+    *len = n;
+}
+
+int job_decode(const char *buf, size_t len, job *j)
+{
+    const char *p = buf + 1, *end = buf + len;
+    if (len < 1) return DF_ECORRUPT;
+    j->type = (unsigned char)buf[0];
+    if (j->type < JOB_POST || j->type > JOB_UNFOLLOW) return DF_ECORRUPT;
+    if (get_str(&p, end, j->a) < 0 || get_str(&p, end, j->b) < 0 ||
+        get_str(&p, end, j->checkpoint) < 0)
+        return DF_ECORRUPT;
+    return 0;
+}
+
+static void copy_part(char *dst, const char *src, size_t n)
+{
+    if (n > STG_ID_MAX) n = STG_ID_MAX;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old)
+{
+    bool now = !rec->tombstone, was = old && !old->tombstone;
+    if (now == was) return 0;
+    job j = {0};
+    if (rec->kind == STG_KIND_POST) {
+        j.type = now ? JOB_POST : JOB_UNPOST;
+        copy_part(j.a, rec->key, rec->keylen);
+        copy_part(j.b, rec->owner, rec->ownerlen);
+    } else if (rec->kind == STG_KIND_FOLLOW) {
+        const char *followee;
+        size_t nfollowee;
+        int nfollower = stg_key_split(rec->key, rec->keylen, &followee, &nfollowee);
+        if (nfollower < 0) return 0;
+        j.type = now ? JOB_FOLLOW : JOB_UNFOLLOW;
+        copy_part(j.a, rec->key, (size_t)nfollower);
+        copy_part(j.b, followee, nfollowee);
+        /* Large accounts are sticky: once merged at read time, always. */
+        if (now && !feed_is_large(f, j.b) &&
+            stg_follower_count(f->db, j.b) + 1 > f->cfg.large_threshold) {
+            char mk[STG_ID_MAX + 8];
+            int ml = stg_key_join(mk, sizeof mk, "large", 5, j.b, strlen(j.b));
+            if (ml > 0) stg_batch_put(b, STG_CF_META, mk, (size_t)ml, "", 0);
+            feed_mark_large(f, j.b);
+        }
+    } else {
+        return 0;
+    }
+    uint64_t id = atomic_fetch_add(&f->next_job, 1);
+    char key[8], val[JOB_MAX];
+    size_t vl;
+    stg_key_u64(key, id);
+    job_encode(&j, val, &vl);
+    stg_batch_put(b, STG_CF_FANOUT, key, 8, val, vl);
+    return id;
+}

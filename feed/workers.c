@@ -1,0 +1,255 @@
+/* workers.c -- running fan-out jobs: deliveries, removals, backfills, trims.
+ *
+ * DESIGN: a job works in chunks of cfg.batch deliveries; each chunk commits
+ * its home-timeline entries together with the job's checkpoint (the last
+ * follower done), so a restarted job resumes after the last committed chunk
+ * and never delivers twice (a delivery is a put of a fixed key, so even a
+ * repeat would be harmless). Each chunk runs under the lock stripe of the
+ * record the job came from (the post, or the follow edge) and first checks
+ * that the record is still in the state that created the job: a post
+ * deleted, or an edge flipped, while its job waits makes the job stop, and
+ * the job of the later change does the rest. Home entries:
+ * key user \0 post id, value u64 delivered ms | author. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KEYCAP (2 * STG_ID_MAX + 2)
+
+static unsigned user_slot(const char *user)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = user; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % TRIM_SLOTS;
+}
+
+/* Deletes all but the newest timeline_cap entries of user's home. */
+static void trim_home(feed *f, const char *user)
+{
+    char prefix[STG_ID_MAX + 2];
+    int pl = stg_key_join(prefix, sizeof prefix, user, strlen(user), NULL, 0);
+    if (pl < 0) return;
+    stg_iter *it = stg_iter_prefix(f->db, STG_CF_HOME, prefix, (size_t)pl, true);
+    stg_batch *b = stg_batch_new(f->db);
+    const char *k;
+    size_t kl;
+    int seen = 0;
+    while (stg_iter_next(it, &k, &kl, NULL, NULL))
+        if (++seen > f->cfg.timeline_cap) stg_batch_delete(b, STG_CF_HOME, k, kl);
+    stg_iter_free(it);
+    if (stg_batch_count(b)) stg_write(f->db, b);
+    stg_batch_free(b);
+}
+
+/* Counts a delivery to user; every cap/4 deliveries trims the timeline. */
+static bool needs_trim(feed *f, const char *user)
+{
+    unsigned slot = user_slot(user);
+    uint16_t n = atomic_fetch_add(&f->trim[slot], 1) + 1;
+    int every = f->cfg.timeline_cap / 4 > 16 ? f->cfg.timeline_cap / 4 : 16;
+    if (n < every) return false;
+    atomic_store(&f->trim[slot], 0);
+    return true;
+}
+
+static void home_put(stg_batch *b, const char *user, const char *post_id, const char *author,
+                     uint64_t now)
+{
+    char key[KEYCAP], val[8 + STG_ID_MAX];
+    int kl = stg_key_join(key, sizeof key, user, strlen(user), post_id, strlen(post_id));
+    size_t al = strlen(author);
+    if (kl < 0 || al > STG_ID_MAX) return;
+    stg_key_u64(val, now);
+    memcpy(val + 8, author, al);
+    stg_batch_put(b, STG_CF_HOME, key, (size_t)kl, val, 8 + al);
+}
+
+static void home_delete(stg_batch *b, const char *user, const char *post_id)
+{
+    char key[KEYCAP];
+    int kl = stg_key_join(key, sizeof key, user, strlen(user), post_id, strlen(post_id));
+    if (kl > 0) stg_batch_delete(b, STG_CF_HOME, key, (size_t)kl);
+}
+
+/* Rewrites the job with its checkpoint (or deletes it when done). */
+static void stage_progress(stg_batch *b, uint64_t id, const job *j, bool done)
+{
+    char key[8], val[JOB_MAX];
+    size_t vl;
+    stg_key_u64(key, id);
+    if (done) {
+        stg_batch_delete(b, STG_CF_FANOUT, key, 8);
+    } else {
+        job_encode(j, val, &vl);
+        stg_batch_put(b, STG_CF_FANOUT, key, 8, val, vl);
+    }
+}
+
+static bool post_live(feed *f, const char *post_id)
+{
+    stg_record rec;
+    char *raw;
+    if (stg_record_load(f->db, STG_KIND_POST, post_id, strlen(post_id), &rec, &raw) < 0)
+        return false;
+    bool live = !rec.tombstone;
+    free(raw);
+    return live;
+}
+
+typedef struct delivered {
+    char user[STG_ID_MAX + 1];
+} delivered;
+
+/* JOB_POST and JOB_UNPOST: the author, then every follower, in chunks. */
+static void run_post_job(feed *f, uint64_t id, job *j)
+{
+    bool add = j->type == JOB_POST;
+    bool large = feed_is_large(f, j->b);
+    size_t cap = (size_t)f->cfg.batch;
+    delivered *done = add ? xmalloc(cap * sizeof *done) : NULL;
+    char prefix[STG_ID_MAX + 2];
+    int pl = stg_key_join(prefix, sizeof prefix, j->b, strlen(j->b), NULL, 0);
+    stg_batch *b = stg_batch_new(f->db);
+    bool finished = false;
+
+    while (!finished) {
+        size_t n = 0;
+        stg_lock(f->db, j->a, strlen(j->a));
+        if (add && !post_live(f, j->a)) {
+            finished = true; /* deleted meanwhile: its JOB_UNPOST cleans up */
+            stage_progress(b, id, j, true);
+            stg_write(f->db, b);
+            stg_unlock(f->db, j->a, strlen(j->a));
+            break;
+        }
+        uint64_t now = df_now_ms();
+        if (j->checkpoint[0] == '\0') {
+            if (add) {
+                home_put(b, j->b, j->a, j->b, now);
+                strcpy(done[n++].user, j->b);
+            } else {
+                home_delete(b, j->b, j->a);
+            }
+        }
+        /* Followers after the checkpoint; a large account's posts are
+         * merged at read time, but removals still sweep (cheap, idempotent). */
+        if (!(add && large) && pl > 0) {
+            /* From just past author \0 checkpoint (its NUL appended). */
+            char lo[KEYCAP], hi[KEYCAP];
+            int ll = stg_key_join(lo, sizeof lo, j->b, strlen(j->b), j->checkpoint,
+                                  j->checkpoint[0] ? strlen(j->checkpoint) + 1 : 0);
+            int hl = stg_key_successor(prefix, (size_t)pl, hi);
+            stg_iter *it = stg_iter_range(f->db, STG_CF_FOLLOWERS, lo, (size_t)ll, hi,
+                                          hl < 0 ? 0 : (size_t)hl, false);
+            const char *k, *follower;
+            size_t kl, nf;
+            size_t count = 0;
+            while (count < cap - 1 && stg_iter_next(it, &k, &kl, NULL, NULL)) {
+                if (stg_key_split(k, kl, &follower, &nf) < 0 || nf > STG_ID_MAX) continue;
+                char who[STG_ID_MAX + 1];
+                memcpy(who, follower, nf);
+                who[nf] = '\0';
+                if (add) {
+                    home_put(b, who, j->a, j->b, now);
+                    if (n < cap) strcpy(done[n++].user, who);
+                } else {
+                    home_delete(b, who, j->a);
+                }
+                strcpy(j->checkpoint, who);
+                count++;
+            }
+            finished = count < cap - 1;
+            stg_iter_free(it);
+        } else {
+            finished = true;
+        }
+        stage_progress(b, id, j, finished);
+        int rc = stg_write(f->db, b);
+        stg_unlock(f->db, j->a, strlen(j->a));
+        stg_batch_clear(b);
+        if (rc < 0) break; /* the job stays stored and runs again after a restart */
+        atomic_fetch_add(&f->deliveries, n);
+        for (size_t i = 0; i < n; i++) {
+            if (f->listener) f->listener(f->listener_arg, done[i].user, j->a, now);
+            if (needs_trim(f, done[i].user)) trim_home(f, done[i].user);
+        }
+        if (f->stopping) break;
+    }
+    if (add && finished) {
+        stg_version v;
+        if (stg_parse_id(j->a, strlen(j->a), &v) == 0) {
+            uint64_t created = v.hlc >> 16, now = df_now_ms();
+            feed_record_latency(f, now > created ? now - created : 0);
+        }
+    }
+    stg_batch_free(b);
+    free(done);
+}
+
+/* JOB_FOLLOW: backfill the followee's newest posts; JOB_UNFOLLOW: remove
+ * them. Runs under the edge's lock, so it cannot interleave with a flip. */
+static void run_edge_job(feed *f, uint64_t id, job *j)
+{
+    char edge[KEYCAP];
+    int el = stg_key_join(edge, sizeof edge, j->a, strlen(j->a), j->b, strlen(j->b));
+    if (el < 0) return;
+    stg_batch *b = stg_batch_new(f->db);
+    stg_lock(f->db, edge, (size_t)el);
+    bool following = feed_follows(f->db, j->a, j->b);
+    uint64_t now = df_now_ms();
+    if (j->type == JOB_FOLLOW && following && !feed_is_large(f, j->b)) {
+        char prefix[STG_ID_MAX + 2];
+        int pl = stg_key_join(prefix, sizeof prefix, j->b, strlen(j->b), NULL, 0);
+        stg_iter *it = stg_iter_prefix(f->db, STG_CF_PROFILE, prefix, (size_t)pl, true);
+        const char *k, *post;
+        size_t kl, np;
+        int n = 0;
+        while (n < f->cfg.timeline_cap && stg_iter_next(it, &k, &kl, NULL, NULL)) {
+            if (stg_key_split(k, kl, &post, &np) < 0 || np > STG_ID_MAX) continue;
+            char pid[STG_ID_MAX + 1];
+            memcpy(pid, post, np);
+            pid[np] = '\0';
+            home_put(b, j->a, pid, j->b, now);
+            n++;
+        }
+        stg_iter_free(it);
+        atomic_fetch_add(&f->deliveries, (uint64_t)n);
+    } else if (j->type == JOB_UNFOLLOW && !following) {
+        char prefix[STG_ID_MAX + 2];
+        int pl = stg_key_join(prefix, sizeof prefix, j->a, strlen(j->a), NULL, 0);
+        stg_iter *it = stg_iter_prefix(f->db, STG_CF_HOME, prefix, (size_t)pl, false);
+        const char *k, *v;
+        size_t kl, vl, nb = strlen(j->b);
+        while (stg_iter_next(it, &k, &kl, &v, &vl))
+            if (vl == 8 + nb && memcmp(v + 8, j->b, nb) == 0) stg_batch_delete(b, STG_CF_HOME, k, kl);
+        stg_iter_free(it);
+    }
+    stage_progress(b, id, j, true);
+    stg_write(f->db, b);
+    stg_unlock(f->db, edge, (size_t)el);
+    stg_batch_free(b);
+    if (j->type == JOB_FOLLOW) trim_home(f, j->a);
+}
+
+void feed_run_job(feed *f, uint64_t id)
+{
+    char key[8], *val;
+    size_t vl;
+    stg_key_u64(key, id);
+    if (stg_get(f->db, STG_CF_FANOUT, key, 8, &val, &vl) < 0) return;
+    job j;
+    int rc = job_decode(val, vl, &j);
+    free(val);
+    if (rc < 0) {
+        df_log(DF_LOG_ERROR, "feed: job %llu does not decode; dropped", (unsigned long long)id);
+        stg_batch *b = stg_batch_new(f->db);
+        stg_batch_delete(b, STG_CF_FANOUT, key, 8);
+        stg_write(f->db, b);
+        stg_batch_free(b);
+        return;
+    }
+    if (j.type == JOB_POST || j.type == JOB_UNPOST) run_post_job(f, id, &j);
+    else run_edge_job(f, id, &j);
+    atomic_fetch_add(&f->jobs_done, 1);
+}

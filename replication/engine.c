@@ -1,0 +1,328 @@
+/* engine.c -- local writes with their outbox entries, LWW apply of remote
+ * records, and the engine's status and demo controls.
+ *
+ * DESIGN: every write, local or remote, runs under the lock stripe of its
+ * record, reads the stored version and commits the record, its derived
+ * indexes and its fan-out job in one batch. A local write is stamped with a
+ * version newer than the stored one (the clock observes it first), so it
+ * always wins where it was made; its outbox entry goes into the same batch
+ * under the next seq. seq_mu covers assigning the seq *and* the commit, so
+ * seqs commit in order and the publisher never sees a gap. A remote record
+ * wins only if its version is newer; either way the subscriber's cursor
+ * moves in the same batch, so a crash can neither skip nor repeat it. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int persist_mark(void *arg, uint64_t mark)
+{
+    return stg_meta_put_u64_sync(((repl *)arg)->db, "hlc_mark", mark);
+}
+
+static void cursor_key(char *buf, size_t cap, const char *origin)
+{
+    snprintf(buf, cap, "applied:%s", origin);
+}
+
+int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
+{
+    if (!cfg->region || !stg_valid_name(cfg->region, strlen(cfg->region), STG_ORIGIN_MAX))
+        return DF_EINVAL;
+    repl *r = xcalloc(1, sizeof *r);
+    r->db = db;
+    r->fd = fd;
+    snprintf(r->region, sizeof r->region, "%s", cfg->region);
+    r->log_addr = cfg->log_redis ? xstrdup(cfg->log_redis) : NULL;
+    r->public_url = xstrdup(cfg->public_url ? cfg->public_url : "");
+    pthread_mutex_init(&r->seq_mu, NULL);
+    pthread_cond_init(&r->seq_cv, NULL);
+    pthread_mutex_init(&r->cluster_mu, NULL);
+
+    uint64_t mark = 0;
+    int rc = stg_meta_get_u64(db, "hlc_mark", &mark);
+    if (rc < 0 && rc != DF_ENOTFOUND) goto fail;
+    r->clock = repl_hlc_new(mark, cfg->clock_offset_ms, NULL, persist_mark, r);
+
+    /* The last seq is the newest outbox entry, or the truncation floor. */
+    uint64_t floor = 1;
+    rc = stg_meta_get_u64(db, "outbox_floor", &floor);
+    if (rc < 0 && rc != DF_ENOTFOUND) goto fail;
+    if (rc == DF_ENOTFOUND) floor = 1;
+    r->seq = floor - 1;
+    stg_iter *it = stg_iter_range(db, STG_CF_OUTBOX, NULL, 0, NULL, 0, true);
+    const char *k;
+    size_t kl;
+    if (stg_iter_next(it, &k, &kl, NULL, NULL) && kl == 8 && stg_key_get_u64(k) > r->seq)
+        r->seq = stg_key_get_u64(k);
+    stg_iter_free(it);
+    atomic_store(&r->floor, floor);
+
+    for (size_t i = 0; i < cfg->npeers && i < REPL_MAX_PEERS; i++) {
+        peer *p = &r->peers[r->npeers];
+        if (!stg_valid_name(cfg->peers[i], strlen(cfg->peers[i]), STG_ORIGIN_MAX) ||
+            strcmp(cfg->peers[i], r->region) == 0) {
+            rc = DF_EINVAL;
+            goto fail;
+        }
+        p->r = r;
+        p->index = (int)r->npeers;
+        snprintf(p->name, sizeof p->name, "%s", cfg->peers[i]);
+        const char *addr = cfg->peer_redis[i] ? cfg->peer_redis[i] : cfg->log_redis;
+        p->redis_addr = addr ? xstrdup(addr) : NULL;
+        atomic_store(&p->delay_ms, cfg->delay_ms[i]);
+        atomic_store(&p->state, r->log_addr || p->redis_addr ? REPL_DISCONNECTED : REPL_STANDALONE);
+        pthread_mutex_init(&p->lag_mu, NULL);
+        char ck[64];
+        cursor_key(ck, sizeof ck, p->name);
+        uint64_t applied = 0;
+        rc = stg_meta_get_u64(db, ck, &applied);
+        if (rc < 0 && rc != DF_ENOTFOUND) goto fail;
+        atomic_store(&p->applied, applied);
+        r->npeers++;
+    }
+    /* Our own entry in the cluster list, until Redis tells us more. */
+    snprintf(r->cluster[0].name, sizeof r->cluster[0].name, "%s", r->region);
+    snprintf(r->cluster[0].url, sizeof r->cluster[0].url, "%s", r->public_url);
+    r->ncluster = 1;
+    *out = r;
+    return 0;
+fail:
+    repl_close(r);
+    return rc;
+}
+
+int repl_start(repl *r)
+{
+    if (r->log_addr && r->npeers > 0) {
+        if (pthread_create(&r->publisher, NULL, repl_publisher_main, r) != 0) return DF_EIO;
+        r->publisher_started = true;
+    }
+    for (size_t i = 0; i < r->npeers; i++) {
+        peer *p = &r->peers[i];
+        if (!p->redis_addr) continue;
+        if (pthread_create(&p->thread, NULL, repl_subscriber_main, p) != 0) return DF_EIO;
+        p->started = true;
+    }
+    return 0;
+}
+
+void repl_close(repl *r)
+{
+    if (!r) return;
+    atomic_store(&r->stopping, true);
+    pthread_mutex_lock(&r->seq_mu);
+    pthread_cond_broadcast(&r->seq_cv);
+    pthread_mutex_unlock(&r->seq_mu);
+    if (r->publisher_started) pthread_join(r->publisher, NULL);
+    for (size_t i = 0; i < r->npeers; i++) {
+        if (r->peers[i].started) pthread_join(r->peers[i].thread, NULL);
+        free(r->peers[i].redis_addr);
+        pthread_mutex_destroy(&r->peers[i].lag_mu);
+    }
+    repl_hlc_free(r->clock);
+    pthread_mutex_destroy(&r->seq_mu);
+    pthread_cond_destroy(&r->seq_cv);
+    pthread_mutex_destroy(&r->cluster_mu);
+    free(r->log_addr);
+    free(r->public_url);
+    free(r);
+}
+
+const char *repl_region(const repl *r) { return r->region; }
+repl_hlc *repl_clock(repl *r) { return r->clock; }
+
+void repl_set_listener(repl *r, repl_listener_fn fn, void *arg)
+{
+    r->listener = fn;
+    r->listener_arg = arg;
+}
+
+/* ---- Writes ------------------------------------------------------------------------ */
+
+int repl_write(repl *r, stg_record *rec, repl_check_fn check, void *arg)
+{
+    const char *lk;
+    size_t lkl = stg_record_lock_key(rec, &lk);
+    stg_record old;
+    char *raw = NULL;
+    stg_batch *b = NULL;
+    uint64_t job = 0;
+
+    stg_lock(r->db, lk, lkl);
+    int rc = stg_record_load(r->db, rec->kind, rec->key, rec->keylen, &old, &raw);
+    const stg_record *oldp = rc == 0 ? &old : NULL;
+    if (rc < 0 && rc != DF_ENOTFOUND) goto out;
+    b = stg_batch_new(r->db);
+    rc = check ? check(oldp, b, arg) : 0;
+    if (rc < 0) goto out;
+    if (rec->ver.hlc == 0) {
+        rec->ver.hlc = oldp ? repl_hlc_observe(r->clock, oldp->ver.hlc) : repl_hlc_tick(r->clock);
+        snprintf(rec->ver.origin, sizeof rec->ver.origin, "%s", r->region);
+    }
+    if (oldp && stg_version_cmp(&rec->ver, &oldp->ver) <= 0) {
+        rc = DF_ESTALE;
+        goto out;
+    }
+    stg_record_stage(r->db, b, rec, oldp);
+    job = feed_stage(r->fd, b, rec, oldp);
+    char *wire = NULL;
+    size_t wlen = 0;
+    if (r->npeers) repl_record_encode(rec, &wire, &wlen);
+
+    if (wire) {
+        pthread_mutex_lock(&r->seq_mu);
+        char key[8];
+        stg_key_u64(key, r->seq + 1);
+        stg_batch_put(b, STG_CF_OUTBOX, key, 8, wire, wlen);
+        rc = stg_write(r->db, b);
+        if (rc == 0) {
+            r->seq++;
+            pthread_cond_broadcast(&r->seq_cv);
+        }
+        pthread_mutex_unlock(&r->seq_mu);
+        free(wire);
+    } else {
+        rc = stg_write(r->db, b); /* no peers: nothing to ship */
+    }
+out:
+    stg_unlock(r->db, lk, lkl);
+    free(raw);
+    stg_batch_free(b);
+    if (rc == 0) {
+        feed_enqueued(r->fd, job);
+        if (r->listener) r->listener(r->listener_arg, rec, true);
+    }
+    return rc;
+}
+
+static void record_lag(peer *p, uint64_t lag)
+{
+    pthread_mutex_lock(&p->lag_mu);
+    p->lag[p->nlag++ % LAG_RING] = lag;
+    pthread_mutex_unlock(&p->lag_mu);
+}
+
+int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
+{
+    peer *p = NULL;
+    for (size_t i = 0; i < r->npeers && !p; i++)
+        if (strcmp(r->peers[i].name, origin) == 0) p = &r->peers[i];
+    const char *lk;
+    size_t lkl = stg_record_lock_key(rec, &lk);
+    stg_record old;
+    char *raw = NULL;
+    uint64_t job = 0;
+    stg_batch *b = stg_batch_new(r->db);
+
+    stg_lock(r->db, lk, lkl);
+    int rc = stg_record_load(r->db, rec->kind, rec->key, rec->keylen, &old, &raw);
+    const stg_record *oldp = rc == 0 ? &old : NULL;
+    if (rc < 0 && rc != DF_ENOTFOUND) goto out;
+    bool newer = !oldp || stg_version_cmp(&rec->ver, &oldp->ver) > 0;
+    if (newer) {
+        stg_record_stage(r->db, b, rec, oldp);
+        job = feed_stage(r->fd, b, rec, oldp);
+    }
+    char ck[64];
+    cursor_key(ck, sizeof ck, origin);
+    stg_batch_meta_u64(b, ck, seq);
+    rc = stg_write(r->db, b);
+    /* Observed before the lock is released: a local write to this record
+     * that follows is stamped after it. */
+    if (rc == 0) repl_hlc_observe(r->clock, rec->ver.hlc);
+out:
+    stg_unlock(r->db, lk, lkl);
+    free(raw);
+    stg_batch_free(b);
+    if (rc < 0) return rc;
+    if (p) {
+        atomic_store(&p->applied, seq);
+        atomic_fetch_add(&p->applied_total, 1);
+        uint64_t now = df_now_ms(), created = repl_hlc_ms(rec->ver.hlc);
+        record_lag(p, now > created ? now - created : 0);
+    }
+    if (newer) {
+        feed_enqueued(r->fd, job);
+        if (r->listener) r->listener(r->listener_arg, rec, false);
+    }
+    return newer ? 1 : 0;
+}
+
+/* ---- Status and controls ------------------------------------------------------------ */
+
+const char *repl_state_name(repl_state s)
+{
+    switch (s) {
+    case REPL_STANDALONE: return "standalone";
+    case REPL_STREAMING: return "streaming";
+    case REPL_PAUSED: return "paused";
+    case REPL_DISCONNECTED: return "disconnected";
+    }
+    return "unknown";
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void repl_get_status(repl *r, repl_status *out)
+{
+    memset(out, 0, sizeof *out);
+    out->hlc = repl_hlc_peek(r->clock);
+    pthread_mutex_lock(&r->seq_mu);
+    out->seq = r->seq;
+    pthread_mutex_unlock(&r->seq_mu);
+    out->published_seq = atomic_load(&r->published);
+    uint64_t floor = atomic_load(&r->floor);
+    out->outbox_depth = out->seq + 1 > floor ? out->seq + 1 - floor : 0;
+    out->paused = atomic_load(&r->paused);
+    out->connected = atomic_load(&r->log_connected);
+    out->npeers = r->npeers;
+    for (size_t i = 0; i < r->npeers; i++) {
+        peer *p = &r->peers[i];
+        repl_peer_status *s = &out->peers[i];
+        snprintf(s->name, sizeof s->name, "%s", p->name);
+        s->applied_seq = atomic_load(&p->applied);
+        s->published_seq = atomic_load(&p->published);
+        s->applied_total = atomic_load(&p->applied_total);
+        s->delay_ms = atomic_load(&p->delay_ms);
+        s->state = (repl_state)atomic_load(&p->state);
+        uint64_t lag[LAG_RING];
+        pthread_mutex_lock(&p->lag_mu);
+        size_t n = p->nlag < LAG_RING ? p->nlag : LAG_RING;
+        memcpy(lag, p->lag, n * sizeof *lag);
+        pthread_mutex_unlock(&p->lag_mu);
+        if (n) {
+            qsort(lag, n, sizeof *lag, cmp_u64);
+            s->lag_p50_ms = lag[n / 2];
+            s->lag_p99_ms = lag[(n * 99) / 100];
+            s->lag_max_ms = lag[n - 1];
+        }
+    }
+}
+
+void repl_set_paused(repl *r, bool paused) { atomic_store(&r->paused, paused); }
+
+int repl_set_delay(repl *r, const char *name, uint32_t delay_ms)
+{
+    bool found = false;
+    for (size_t i = 0; i < r->npeers; i++)
+        if (!name || strcmp(r->peers[i].name, name) == 0) {
+            atomic_store(&r->peers[i].delay_ms, delay_ms);
+            found = true;
+        }
+    return found || !name ? 0 : DF_ENOTFOUND;
+}
+
+size_t repl_cluster(repl *r, repl_region_info *out, size_t max)
+{
+    pthread_mutex_lock(&r->cluster_mu);
+    size_t n = r->ncluster < max ? r->ncluster : max;
+    memcpy(out, r->cluster, n * sizeof *out);
+    pthread_mutex_unlock(&r->cluster_mu);
+    return n;
+}

@@ -1,0 +1,131 @@
+/* repl.h -- replication: the HLC, the record codec, local writes with their
+ * outbox entries, LWW apply of remote records, and the Redis log threads.
+ *
+ * Threads: local writes run on the caller's (HTTP handler) thread and never
+ * touch Redis. One publisher thread copies the outbox into the region's
+ * Redis stream; one subscriber thread per peer reads that peer's stream and
+ * applies it. Each thread owns its own Redis connection. */
+#ifndef DF_REPL_H
+#define DF_REPL_H
+
+#include "feed.h"
+#include "storage.h"
+
+/* ---- Hybrid logical clock (hlc.c) ------------------------------------------- */
+typedef struct repl_hlc repl_hlc;
+typedef uint64_t (*repl_hlc_clock_fn)(void *arg);            /* wall clock, ms */
+typedef int (*repl_hlc_persist_fn)(void *arg, uint64_t mark); /* 0 or DF_E* */
+
+/* A clock that starts at the persisted mark (ms) and reads clock() (NULL:
+ * the system clock) shifted by offset_ms. persist is called, synchronously,
+ * before a value at or past the current mark is handed out. */
+repl_hlc *repl_hlc_new(uint64_t mark, int64_t offset_ms, repl_hlc_clock_fn clock,
+                       repl_hlc_persist_fn persist, void *arg);
+void repl_hlc_free(repl_hlc *h); /* accepts NULL */
+/* A fresh value for a local event, greater than every value before it. */
+uint64_t repl_hlc_tick(repl_hlc *h);
+/* Merges a remote value; returns the clock's new value (> remote). */
+uint64_t repl_hlc_observe(repl_hlc *h, uint64_t remote);
+uint64_t repl_hlc_peek(repl_hlc *h);
+static inline uint64_t repl_hlc_ms(uint64_t v) { return v >> 16; }
+
+/* ---- Replication record codec (record.c) ----------------------------------- */
+/* Wire form of a source record, as stored in the outbox and the Redis log:
+ * u8 codec(1) | u8 kind | u16 key length BE | key | stored value
+ * (stg_value_encode). */
+void repl_record_encode(const stg_record *rec, char **out, size_t *outlen);
+/* Decodes and validates buf; rec points into buf. Returns 0 or DF_EINVAL. */
+int repl_record_decode(const char *buf, size_t len, stg_record *rec);
+
+/* ---- The replication engine (engine.c) -------------------------------------- */
+typedef struct repl repl;
+
+#define REPL_MAX_PEERS 16
+
+typedef struct repl_config {
+    const char *region;
+    size_t npeers;
+    const char *peers[REPL_MAX_PEERS];
+    const char *log_redis;                   /* host:port of our log; NULL: standalone */
+    const char *peer_redis[REPL_MAX_PEERS];  /* where each peer's log is; NULL: log_redis */
+    const char *public_url;                  /* announced in Redis for /v1/cluster */
+    int64_t clock_offset_ms;
+    uint32_t delay_ms[REPL_MAX_PEERS];       /* initial simulated distance per peer */
+} repl_config;
+
+/* Opens the engine over db: loads the clock mark, the outbox sequence and
+ * the per-peer cursors. No thread is started. Returns 0 or DF_E*. */
+int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg);
+/* Starts the publisher and subscriber threads (none when standalone). */
+int repl_start(repl *r);
+/* Stops the threads and frees everything. Accepts NULL. */
+void repl_close(repl *r);
+
+const char *repl_region(const repl *r);
+repl_hlc *repl_clock(repl *r);
+
+/* Decides, under the record's lock, whether a local write goes ahead: old
+ * is the stored record (NULL if none); anything it adds to b commits with
+ * the record. Returns 0 to go ahead or a DF_E* code that repl_write
+ * returns unchanged. */
+typedef int (*repl_check_fn)(const stg_record *old, stg_batch *b, void *arg);
+
+/* Local write. Under rec's lock: loads the stored record, runs check, stamps
+ * rec with a fresh version unless rec->ver.hlc is set already, then commits
+ * rec, its derived indexes, its fan-out job and its outbox entry in one
+ * batch. Returns 0, the check's code, or DF_EIO. */
+int repl_write(repl *r, stg_record *rec, repl_check_fn check, void *arg);
+
+/* Applies a remote record from origin's log at seq: last-write-wins on
+ * (hlc, origin); the record, its derived changes and the cursor
+ * (origin -> seq) commit in one batch. Returns 1 if applied, 0 if it was
+ * not newer than the stored record (only the cursor moved), or DF_E*. */
+int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec);
+
+/* Called after every committed record, local or applied, on the committing
+ * thread (keep it short). */
+typedef void (*repl_listener_fn)(void *arg, const stg_record *rec, bool local);
+void repl_set_listener(repl *r, repl_listener_fn fn, void *arg);
+
+/* ---- Status and demo controls -------------------------------------------------- */
+typedef enum { REPL_STANDALONE, REPL_STREAMING, REPL_PAUSED, REPL_DISCONNECTED } repl_state;
+const char *repl_state_name(repl_state s);
+
+typedef struct repl_peer_status {
+    char name[STG_ORIGIN_MAX + 1];
+    uint64_t applied_seq;    /* highest seq of the peer applied here */
+    uint64_t published_seq;  /* highest seq the peer has published, as last seen */
+    uint64_t lag_p50_ms, lag_p99_ms, lag_max_ms;
+    uint64_t applied_total;  /* records applied since start */
+    uint32_t delay_ms;
+    repl_state state;
+} repl_peer_status;
+
+typedef struct repl_status {
+    uint64_t hlc;
+    uint64_t seq;            /* last local seq */
+    uint64_t published_seq;  /* last local seq in Redis */
+    uint64_t outbox_depth;
+    bool paused;
+    bool connected;          /* our log's Redis */
+    size_t npeers;
+    repl_peer_status peers[REPL_MAX_PEERS];
+} repl_status;
+
+void repl_get_status(repl *r, repl_status *out);
+/* Pauses or resumes applying every peer's log. */
+void repl_set_paused(repl *r, bool paused);
+/* Simulated distance: apply each record from peer no earlier than delay_ms
+ * after its creation. peer NULL: every peer. Returns DF_ENOTFOUND for an
+ * unknown peer. */
+int repl_set_delay(repl *r, const char *peer, uint32_t delay_ms);
+
+/* The regions announced in Redis: name and URL, up to max. Returns the
+ * count (0 when standalone or unreachable: then only our own is known). */
+typedef struct repl_region_info {
+    char name[STG_ORIGIN_MAX + 1];
+    char url[256];
+} repl_region_info;
+size_t repl_cluster(repl *r, repl_region_info *out, size_t max);
+
+#endif

@@ -1,0 +1,139 @@
+/* subscriber.c -- one thread per peer: reads df:log:<peer> and applies it.
+ *
+ * DESIGN: the thread reads with XREAD BLOCK from its durable cursor (the
+ * highest seq applied, stored in the same batch as each record), so a
+ * restart resumes exactly where the last commit left off. Pausing stops
+ * reading; a simulated distance holds each record until delay_ms after its
+ * creation. After each batch, and once a second, the thread publishes its
+ * cursor in df:progress:<region> (our version vector, which the peer's
+ * publisher reads to truncate), reads the peer's df:seq to know how far
+ * behind it is, and reads the regions announced in the peer's Redis. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void publish_progress(peer *p, redisContext **c)
+{
+    char key[64], val[32], seqkey[64];
+    snprintf(key, sizeof key, "df:progress:%s", p->r->region);
+    snprintf(val, sizeof val, "%llu", (unsigned long long)atomic_load(&p->applied));
+    const char *hset[] = {"HSET", key, p->name, val};
+    redisReply *rep = repl_redis_cmd(c, 4, hset, NULL);
+    if (rep) freeReplyObject(rep);
+    snprintf(seqkey, sizeof seqkey, "df:seq:%s", p->name);
+    const char *get[] = {"GET", seqkey};
+    if ((rep = repl_redis_cmd(c, 2, get, NULL))) {
+        if (rep->type == REDIS_REPLY_STRING) atomic_store(&p->published, strtoull(rep->str, NULL, 10));
+        freeReplyObject(rep);
+    }
+}
+
+/* Waits until the record is delay_ms old. False if stopping or paused. */
+static bool hold(peer *p, const stg_record *rec)
+{
+    for (;;) {
+        if (atomic_load(&p->r->stopping) || atomic_load(&p->r->paused)) return false;
+        uint64_t due = repl_hlc_ms(rec->ver.hlc) + atomic_load(&p->delay_ms);
+        uint64_t now = df_now_ms();
+        if (now >= due || atomic_load(&p->delay_ms) == 0) return true;
+        repl_nap(p->r, due - now < 20 ? due - now : 20);
+    }
+}
+
+/* Applies the entries of one XREAD reply. Returns false to re-read (paused,
+ * stopping, or a storage failure). */
+static bool apply_entries(peer *p, const redisReply *entries)
+{
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        uint64_t seq = repl_parse_entry_id(e->element[0]->str);
+        uint64_t applied = atomic_load(&p->applied);
+        if (seq == 0 || seq <= applied) continue;
+        if (seq != applied + 1)
+            df_log(DF_LOG_WARN, "replication: %s log jumps from %llu to %llu", p->name,
+                   (unsigned long long)applied, (unsigned long long)seq);
+        const redisReply *fields = e->element[1];
+        const redisReply *val = NULL;
+        for (size_t f = 0; f + 1 < fields->elements; f += 2)
+            if (fields->element[f]->type == REDIS_REPLY_STRING &&
+                strcmp(fields->element[f]->str, "r") == 0 &&
+                fields->element[f + 1]->type == REDIS_REPLY_STRING)
+                val = fields->element[f + 1];
+        stg_record rec;
+        if (!val || repl_record_decode(val->str, val->len, &rec) < 0 ||
+            strcmp(rec.ver.origin, p->name) != 0) {
+            /* Never from a driftfeed region; the next record moves the
+             * cursor past it. */
+            df_log(DF_LOG_ERROR, "replication: %s entry %llu is not a valid record; skipped",
+                   p->name, (unsigned long long)seq);
+            continue;
+        }
+        if (!hold(p, &rec)) return false;
+        if (repl_apply(p->r, p->name, seq, &rec) < 0) return false;
+    }
+    return true;
+}
+
+void *repl_subscriber_main(void *arg)
+{
+    peer *p = arg;
+    repl *r = p->r;
+    char key[64];
+    snprintf(key, sizeof key, "df:log:%s", p->name);
+    redisContext *c = NULL;
+    uint64_t backoff = 50, next_house = 0;
+    while (!atomic_load(&r->stopping)) {
+        if (!c) {
+            atomic_store(&p->state, REPL_DISCONNECTED);
+            if (!(c = repl_redis_connect(p->redis_addr, 1000))) {
+                repl_nap(r, backoff);
+                backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+                continue;
+            }
+            backoff = 50;
+            df_log(DF_LOG_INFO, "replication: reading %s from %s after seq %llu", key,
+                   p->redis_addr, (unsigned long long)atomic_load(&p->applied));
+            next_house = 0;
+        }
+        uint64_t now = df_mono_ms();
+        if (now >= next_house) {
+            publish_progress(p, &c);
+            const char *all[] = {"HGETALL", "df:regions"};
+            redisReply *rep = repl_redis_cmd(&c, 2, all, NULL);
+            if (rep) {
+                repl_cluster_merge(r, rep);
+                freeReplyObject(rep);
+            }
+            next_house = now + 1000;
+            if (!c) continue;
+        }
+        if (atomic_load(&r->paused)) {
+            atomic_store(&p->state, REPL_PAUSED);
+            repl_nap(r, 50);
+            continue;
+        }
+        atomic_store(&p->state, REPL_STREAMING);
+        char from[32];
+        snprintf(from, sizeof from, "%llu-1", (unsigned long long)atomic_load(&p->applied));
+        const char *argv[] = {"XREAD", "COUNT", "512", "BLOCK", "500", "STREAMS", key, from};
+        redisReply *rep = repl_redis_cmd(&c, 8, argv, NULL);
+        if (!rep) continue;
+        bool progressed = false;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+            rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
+            rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+            uint64_t before = atomic_load(&p->applied);
+            if (!apply_entries(p, rep->element[0]->element[1])) repl_nap(r, 20);
+            progressed = atomic_load(&p->applied) != before;
+        }
+        freeReplyObject(rep);
+        if (progressed) publish_progress(p, &c);
+    }
+    if (c) redisFree(c);
+    return NULL;
+}

@@ -1,0 +1,388 @@
+/* db.c -- the RocksDB wrapper: open/close, reads, batches, iterators, locks.
+ *
+ * DESIGN: one RocksDB instance per region, one column family per kind of
+ * key (see stg_cf). RocksDB is thread-safe, so HTTP handlers, fan-out
+ * workers and replication threads all use the same handle. Updates that
+ * read before they write (last-write-wins) are serialised per key by a
+ * fixed array of mutex stripes; a writer holds exactly one stripe, so
+ * stripes never deadlock. Writes go to the WAL without fsync unless the
+ * database was opened with sync: a process crash (kill -9) loses nothing,
+ * a machine crash may lose the last moments of acknowledged writes. */
+#include "storage.h"
+
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NSTRIPES 1024
+
+static const char *cf_names[STG_CF_COUNT] = {
+    [STG_CF_META] = "default",      [STG_CF_USERS] = "users",
+    [STG_CF_FOLLOWS] = "follows",   [STG_CF_POSTS] = "posts",
+    [STG_CF_MESSAGES] = "messages", [STG_CF_FOLLOWERS] = "followers",
+    [STG_CF_PROFILE] = "profile",   [STG_CF_CONVS] = "convs",
+    [STG_CF_COUNTS] = "counts",     [STG_CF_HOME] = "home",
+    [STG_CF_FANOUT] = "fanout",     [STG_CF_OUTBOX] = "outbox",
+    [STG_CF_IDEM] = "idem",
+};
+
+struct stg_db {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *table;
+    rocksdb_cache_t *cache;
+    rocksdb_filterpolicy_t *bloom; /* owned by table */
+    rocksdb_mergeoperator_t *merge; /* owned by opts */
+    rocksdb_column_family_handle_t *cf[STG_CF_COUNT];
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_readoptions_t *ropts;
+    pthread_mutex_t stripes[NSTRIPES];
+};
+
+struct stg_batch {
+    rocksdb_writebatch_t *wb;
+    rocksdb_column_family_handle_t **cf; /* the database's handles */
+};
+
+/* ---- Merge operator: int64 counters ---------------------------------------- */
+
+static int64_t get_i64(const char *p) { return (int64_t)stg_key_get_u64(p); }
+
+static char *counter_result(int64_t v, unsigned char *success, size_t *len)
+{
+    char *out = malloc(8); /* released by RocksDB with free() */
+    if (!out) {
+        *success = 0;
+        return NULL;
+    }
+    stg_key_u64(out, (uint64_t)v);
+    *success = 1;
+    *len = 8;
+    return out;
+}
+
+static char *counter_full_merge(void *state, const char *key, size_t klen, const char *existing,
+                                size_t existing_len, const char *const *ops, const size_t *op_lens,
+                                int nops, unsigned char *success, size_t *new_len)
+{
+    int64_t v = existing && existing_len == 8 ? get_i64(existing) : 0;
+    for (int i = 0; i < nops; i++)
+        if (op_lens[i] == 8) v += get_i64(ops[i]);
+    return counter_result(v, success, new_len);
+}
+
+static char *counter_partial_merge(void *state, const char *key, size_t klen,
+                                   const char *const *ops, const size_t *op_lens, int nops,
+                                   unsigned char *success, size_t *new_len)
+{
+    return counter_full_merge(state, key, klen, NULL, 0, ops, op_lens, nops, success, new_len);
+}
+
+static void counter_delete(void *state, const char *v, size_t len) { free((void *)v); }
+static const char *counter_name(void *state) { return "driftfeed.counter"; }
+static void counter_destroy(void *state) {}
+
+/* ---- Open / close -------------------------------------------------------------- */
+
+int stg_open(const char *path, const stg_options *opt, stg_db **out)
+{
+    stg_db *db = xcalloc(1, sizeof *db);
+    char *err = NULL;
+
+    db->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(db->opts, 1);
+    rocksdb_options_set_create_missing_column_families(db->opts, 1);
+    rocksdb_options_increase_parallelism(db->opts, 2);
+    rocksdb_options_set_max_background_jobs(db->opts, 2);
+    rocksdb_options_set_write_buffer_size(db->opts, 32 << 20);
+    db->merge = rocksdb_mergeoperator_create(NULL, counter_destroy, counter_full_merge,
+                                             counter_partial_merge, counter_delete, counter_name);
+    rocksdb_options_set_merge_operator(db->opts, db->merge);
+    db->table = rocksdb_block_based_options_create();
+    db->cache = rocksdb_cache_create_lru((opt && opt->cache_mb ? opt->cache_mb : 64) << 20);
+    rocksdb_block_based_options_set_block_cache(db->table, db->cache);
+    db->bloom = rocksdb_filterpolicy_create_bloom(10);
+    rocksdb_block_based_options_set_filter_policy(db->table, db->bloom);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(db->table, 1);
+    rocksdb_options_set_block_based_table_factory(db->opts, db->table);
+
+    const rocksdb_options_t *cf_opts[STG_CF_COUNT];
+    for (int i = 0; i < STG_CF_COUNT; i++) cf_opts[i] = db->opts;
+    db->db = rocksdb_open_column_families(db->opts, path, STG_CF_COUNT, cf_names, cf_opts,
+                                          db->cf, &err);
+    if (err) {
+        df_log(DF_LOG_ERROR, "rocksdb open %s: %s", path, err);
+        rocksdb_free(err);
+        db->db = NULL;
+        stg_close(db);
+        return DF_EIO;
+    }
+    db->wopts = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(db->wopts, opt && opt->sync);
+    db->ropts = rocksdb_readoptions_create();
+    for (int i = 0; i < NSTRIPES; i++) pthread_mutex_init(&db->stripes[i], NULL);
+    *out = db;
+    return 0;
+}
+
+void stg_close(stg_db *db)
+{
+    if (!db) return;
+    if (db->db) {
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        char *err = NULL;
+        for (int i = 0; i < STG_CF_COUNT; i++) {
+            rocksdb_flush_cf(db->db, fo, db->cf[i], &err);
+            if (err) {
+                df_log(DF_LOG_WARN, "rocksdb flush: %s", err);
+                rocksdb_free(err);
+                err = NULL;
+            }
+        }
+        rocksdb_flushoptions_destroy(fo);
+        for (int i = 0; i < STG_CF_COUNT; i++) rocksdb_column_family_handle_destroy(db->cf[i]);
+        rocksdb_close(db->db);
+        for (int i = 0; i < NSTRIPES; i++) pthread_mutex_destroy(&db->stripes[i]);
+    }
+    if (db->wopts) rocksdb_writeoptions_destroy(db->wopts);
+    if (db->ropts) rocksdb_readoptions_destroy(db->ropts);
+    rocksdb_options_destroy(db->opts); /* also releases the merge operator */
+    rocksdb_block_based_options_destroy(db->table); /* and the bloom filter */
+    rocksdb_cache_destroy(db->cache);
+    free(db);
+}
+
+/* ---- Reads ------------------------------------------------------------------------ */
+
+int stg_get(stg_db *db, stg_cf cf, const char *key, size_t klen, char **val, size_t *vlen)
+{
+    char *err = NULL;
+    char *v = rocksdb_get_cf(db->db, db->ropts, db->cf[cf], key, klen, vlen, &err);
+    if (err) {
+        df_log(DF_LOG_ERROR, "rocksdb get: %s", err);
+        rocksdb_free(err);
+        return DF_EIO;
+    }
+    if (!v) return DF_ENOTFOUND;
+    *val = v;
+    return 0;
+}
+
+int stg_multi_get(stg_db *db, stg_cf cf, size_t n, const char *const *keys, const size_t *klens,
+                  char **vals, size_t *vlens)
+{
+    if (n == 0) return 0;
+    rocksdb_column_family_handle_t *cfs_small[64];
+    char *errs_small[64];
+    rocksdb_column_family_handle_t **cfs = n <= 64 ? cfs_small : xmalloc(n * sizeof *cfs);
+    char **errs = n <= 64 ? errs_small : xmalloc(n * sizeof *errs);
+    for (size_t i = 0; i < n; i++) cfs[i] = db->cf[cf];
+    rocksdb_multi_get_cf(db->db, db->ropts, (const rocksdb_column_family_handle_t *const *)cfs, n,
+                         keys, klens, vals, vlens, errs);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (errs[i]) {
+            df_log(DF_LOG_ERROR, "rocksdb multi_get: %s", errs[i]);
+            rocksdb_free(errs[i]);
+            free(vals[i]);
+            vals[i] = NULL;
+            rc = DF_EIO;
+        }
+    }
+    if (cfs != cfs_small) free(cfs);
+    if (errs != errs_small) free(errs);
+    return rc;
+}
+
+uint64_t stg_estimate_keys(stg_db *db, stg_cf cf)
+{
+    char *v = rocksdb_property_value_cf(db->db, db->cf[cf], "rocksdb.estimate-num-keys");
+    uint64_t n = v ? strtoull(v, NULL, 10) : 0;
+    rocksdb_free(v);
+    return n;
+}
+
+/* ---- Batches ------------------------------------------------------------------------ */
+
+stg_batch *stg_batch_new(stg_db *db)
+{
+    stg_batch *b = xmalloc(sizeof *b);
+    b->wb = rocksdb_writebatch_create();
+    b->cf = db->cf;
+    return b;
+}
+
+void stg_batch_free(stg_batch *b)
+{
+    if (!b) return;
+    rocksdb_writebatch_destroy(b->wb);
+    free(b);
+}
+
+void stg_batch_clear(stg_batch *b) { rocksdb_writebatch_clear(b->wb); }
+
+void stg_batch_put(stg_batch *b, stg_cf cf, const char *k, size_t kl, const char *v, size_t vl)
+{
+    rocksdb_writebatch_put_cf(b->wb, b->cf[cf], k, kl, v, vl);
+}
+
+void stg_batch_delete(stg_batch *b, stg_cf cf, const char *k, size_t kl)
+{
+    rocksdb_writebatch_delete_cf(b->wb, b->cf[cf], k, kl);
+}
+
+void stg_batch_merge_add(stg_batch *b, stg_cf cf, const char *k, size_t kl, int64_t delta)
+{
+    char v[8];
+    stg_key_u64(v, (uint64_t)delta);
+    rocksdb_writebatch_merge_cf(b->wb, b->cf[cf], k, kl, v, 8);
+}
+
+size_t stg_batch_count(const stg_batch *b) { return (size_t)rocksdb_writebatch_count(b->wb); }
+
+int stg_write(stg_db *db, stg_batch *b)
+{
+    char *err = NULL;
+    rocksdb_write(db->db, db->wopts, b->wb, &err);
+    if (err) {
+        df_log(DF_LOG_ERROR, "rocksdb write: %s", err);
+        rocksdb_free(err);
+        return DF_EIO;
+    }
+    return 0;
+}
+
+/* ---- Iterators ------------------------------------------------------------------------ */
+
+struct stg_iter {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ro;
+    char *lo, *hi;
+    size_t lolen, hilen;
+    bool reverse, started;
+};
+
+stg_iter *stg_iter_range(stg_db *db, stg_cf cf, const char *lo, size_t lolen, const char *hi,
+                         size_t hilen, bool reverse)
+{
+    stg_iter *it = xcalloc(1, sizeof *it);
+    it->ro = rocksdb_readoptions_create();
+    if (lo) {
+        it->lo = xstrndup(lo, lolen);
+        it->lolen = lolen;
+        rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lo, lolen);
+    }
+    if (hi) {
+        it->hi = xstrndup(hi, hilen);
+        it->hilen = hilen;
+        rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, hilen);
+    }
+    it->it = rocksdb_create_iterator_cf(db->db, it->ro, db->cf[cf]);
+    it->reverse = reverse;
+    return it;
+}
+
+stg_iter *stg_iter_prefix(stg_db *db, stg_cf cf, const char *prefix, size_t plen, bool reverse)
+{
+    char succ[STG_ID_MAX * 3 + 16];
+    int slen = plen <= sizeof succ ? stg_key_successor(prefix, plen, succ) : -1;
+    return stg_iter_range(db, cf, prefix, plen, slen < 0 ? NULL : succ, slen < 0 ? 0 : (size_t)slen,
+                          reverse);
+}
+
+bool stg_iter_next(stg_iter *it, const char **k, size_t *kl, const char **v, size_t *vl)
+{
+    if (!it->started) {
+        it->started = true;
+        if (it->reverse) rocksdb_iter_seek_to_last(it->it);
+        else rocksdb_iter_seek_to_first(it->it);
+    } else if (it->reverse) {
+        rocksdb_iter_prev(it->it);
+    } else {
+        rocksdb_iter_next(it->it);
+    }
+    if (!rocksdb_iter_valid(it->it)) return false;
+    *k = rocksdb_iter_key(it->it, kl);
+    if (v) *v = rocksdb_iter_value(it->it, vl);
+    return true;
+}
+
+int stg_iter_status(stg_iter *it)
+{
+    char *err = NULL;
+    rocksdb_iter_get_error(it->it, &err);
+    if (err) {
+        df_log(DF_LOG_ERROR, "rocksdb iterator: %s", err);
+        rocksdb_free(err);
+        return DF_EIO;
+    }
+    return 0;
+}
+
+void stg_iter_free(stg_iter *it)
+{
+    if (!it) return;
+    rocksdb_iter_destroy(it->it);
+    rocksdb_readoptions_destroy(it->ro);
+    free(it->lo);
+    free(it->hi);
+    free(it);
+}
+
+/* ---- Locks and meta ------------------------------------------------------------------ */
+
+static unsigned stripe_of(const char *key, size_t klen)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < klen; i++) h = (h ^ (unsigned char)key[i]) * 16777619u;
+    return h % NSTRIPES;
+}
+
+void stg_lock(stg_db *db, const char *key, size_t klen)
+{
+    pthread_mutex_lock(&db->stripes[stripe_of(key, klen)]);
+}
+
+void stg_unlock(stg_db *db, const char *key, size_t klen)
+{
+    pthread_mutex_unlock(&db->stripes[stripe_of(key, klen)]);
+}
+
+int stg_meta_get_u64(stg_db *db, const char *name, uint64_t *out)
+{
+    char *v;
+    size_t vl;
+    int rc = stg_get(db, STG_CF_META, name, strlen(name), &v, &vl);
+    if (rc < 0) return rc;
+    if (vl != 8) {
+        free(v);
+        return DF_ECORRUPT;
+    }
+    *out = stg_key_get_u64(v);
+    free(v);
+    return 0;
+}
+
+void stg_batch_meta_u64(stg_batch *b, const char *name, uint64_t v)
+{
+    char buf[8];
+    stg_key_u64(buf, v);
+    stg_batch_put(b, STG_CF_META, name, strlen(name), buf, 8);
+}
+
+int stg_meta_put_u64_sync(stg_db *db, const char *name, uint64_t v)
+{
+    char buf[8], *err = NULL;
+    stg_key_u64(buf, v);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    rocksdb_put_cf(db->db, wo, db->cf[STG_CF_META], name, strlen(name), buf, 8, &err);
+    rocksdb_writeoptions_destroy(wo);
+    if (err) {
+        df_log(DF_LOG_ERROR, "rocksdb put: %s", err);
+        rocksdb_free(err);
+        return DF_EIO;
+    }
+    return 0;
+}

@@ -1,0 +1,142 @@
+/* records.c -- source records and the derived indexes that follow from them.
+ *
+ * DESIGN: a source record (user, follow edge, post, message) is the unit of
+ * replication and of last-write-wins. Its derived indexes -- followers of a
+ * user, follower counts, a user's live posts (profile), the latest message
+ * of each conversation -- are functions of the source records alone, so
+ * every region that holds the same records derives the same indexes. They
+ * are staged in the same write batch as the record, under the record's lock
+ * stripe, so they can never disagree with it. */
+#include "storage.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KEYCAP (3 * STG_ID_MAX + 8)
+
+int stg_record_load(stg_db *db, stg_kind kind, const char *key, size_t klen, stg_record *rec,
+                    char **raw)
+{
+    size_t vlen;
+    int rc = stg_get(db, stg_kind_cf(kind), key, klen, raw, &vlen);
+    if (rc < 0) return rc;
+    rc = stg_value_decode(*raw, vlen, rec);
+    if (rc < 0) {
+        free(*raw);
+        *raw = NULL;
+        return rc;
+    }
+    rec->kind = kind;
+    rec->key = key;
+    rec->keylen = klen;
+    return 0;
+}
+
+size_t stg_record_lock_key(const stg_record *rec, const char **lk)
+{
+    *lk = rec->key;
+    if (rec->kind != STG_KIND_MESSAGE) return rec->keylen;
+    const char *b;
+    size_t nb;
+    int na = stg_key_split(rec->key, rec->keylen, &b, &nb);
+    if (na < 0) return rec->keylen;
+    const char *sep = memchr(b, '\0', nb);
+    return sep ? (size_t)(sep - rec->key) : rec->keylen;
+}
+
+static void count_key(char *buf, size_t *len, const char *user, size_t n)
+{
+    buf[0] = 'f';
+    memcpy(buf + 1, user, n);
+    *len = n + 1;
+}
+
+int64_t stg_follower_count(stg_db *db, const char *user)
+{
+    char key[STG_ID_MAX + 2], *v;
+    size_t kl, vl;
+    size_t n = strlen(user);
+    if (n > STG_ID_MAX) return 0;
+    count_key(key, &kl, user, n);
+    if (stg_get(db, STG_CF_COUNTS, key, kl, &v, &vl) < 0) return 0;
+    int64_t c = vl == 8 ? (int64_t)stg_key_get_u64(v) : 0;
+    free(v);
+    return c;
+}
+
+static bool live(const stg_record *r) { return r && !r->tombstone; }
+
+static void stage_follow(stg_batch *b, const stg_record *rec, const stg_record *old)
+{
+    bool now = live(rec), was = live(old);
+    if (now == was) return;
+    const char *followee;
+    size_t nfollowee;
+    int nfollower = stg_key_split(rec->key, rec->keylen, &followee, &nfollowee);
+    if (nfollower < 0) return;
+    char key[KEYCAP], ckey[STG_ID_MAX + 2];
+    size_t cl;
+    int kl = stg_key_join(key, sizeof key, followee, nfollowee, rec->key, (size_t)nfollower);
+    if (kl < 0 || nfollowee > STG_ID_MAX) return;
+    count_key(ckey, &cl, followee, nfollowee);
+    if (now) stg_batch_put(b, STG_CF_FOLLOWERS, key, (size_t)kl, "", 0);
+    else stg_batch_delete(b, STG_CF_FOLLOWERS, key, (size_t)kl);
+    stg_batch_merge_add(b, STG_CF_COUNTS, ckey, cl, now ? 1 : -1);
+}
+
+static void stage_post(stg_batch *b, const stg_record *rec, const stg_record *old)
+{
+    bool now = live(rec), was = live(old);
+    if (now == was) return;
+    char key[KEYCAP];
+    int kl = stg_key_join(key, sizeof key, rec->owner, rec->ownerlen, rec->key, rec->keylen);
+    if (kl < 0) return;
+    if (now) stg_batch_put(b, STG_CF_PROFILE, key, (size_t)kl, "", 0);
+    else stg_batch_delete(b, STG_CF_PROFILE, key, (size_t)kl);
+}
+
+/* Points user \0 peer at the message if it is newer than the latest one. */
+static void stage_conv_side(stg_db *db, stg_batch *b, const char *user, size_t nu,
+                            const char *peer, size_t np, const char *id, size_t nid)
+{
+    char key[KEYCAP], *cur;
+    size_t curlen;
+    int kl = stg_key_join(key, sizeof key, user, nu, peer, np);
+    if (kl < 0) return;
+    if (stg_get(db, STG_CF_CONVS, key, (size_t)kl, &cur, &curlen) == 0) {
+        size_t m = curlen < nid ? curlen : nid;
+        int c = memcmp(cur, id, m);
+        bool newer = c < 0 || (c == 0 && curlen < nid);
+        free(cur);
+        if (!newer) return;
+    }
+    stg_batch_put(b, STG_CF_CONVS, key, (size_t)kl, id, nid);
+}
+
+static void stage_message(stg_db *db, stg_batch *b, const stg_record *rec, const stg_record *old)
+{
+    if (old || rec->tombstone) return; /* messages are immutable */
+    const char *rest, *id;
+    size_t nrest, nid;
+    int na = stg_key_split(rec->key, rec->keylen, &rest, &nrest);
+    if (na < 0) return;
+    int nb = stg_key_split(rest, nrest, &id, &nid);
+    if (nb < 0) return;
+    stage_conv_side(db, b, rec->key, (size_t)na, rest, (size_t)nb, id, nid);
+    stage_conv_side(db, b, rest, (size_t)nb, rec->key, (size_t)na, id, nid);
+}
+
+void stg_record_stage(stg_db *db, stg_batch *b, const stg_record *rec, const stg_record *old)
+{
+    char *val;
+    size_t vlen;
+    stg_value_encode(rec, &val, &vlen);
+    stg_batch_put(b, stg_kind_cf(rec->kind), rec->key, rec->keylen, val, vlen);
+    free(val);
+    switch (rec->kind) {
+    case STG_KIND_FOLLOW: stage_follow(b, rec, old); break;
+    case STG_KIND_POST: stage_post(b, rec, old); break;
+    case STG_KIND_MESSAGE: stage_message(db, b, rec, old); break;
+    case STG_KIND_USER: break;
+    }
+}

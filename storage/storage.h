@@ -1,0 +1,230 @@
+/* storage.h -- driftfeed's storage module: RocksDB, keys, record headers, digest.
+ *
+ * Everything below the feed and replication modules lives here: the error
+ * convention and memory policy the whole project shares, the column families,
+ * key encoding, the binary record header (version + tombstone), write
+ * batches, iterators, the per-key lock stripes that serialise
+ * read-modify-write (LWW) updates, the derived indexes that follow from a
+ * source record, and the convergence digest. Nothing here knows about HTTP,
+ * JSON requests or Redis.
+ *
+ * Errors: functions that can fail return 0 or a negative DF_E* code; the
+ * library's own message goes to the log.
+ * Memory: x*alloc() log and abort on exhaustion; there is no other policy. */
+#ifndef DF_STORAGE_H
+#define DF_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Errors (shared by every module) ---------------------------------- */
+enum {
+    DF_OK = 0,
+    DF_EIO = -1,       /* RocksDB or file system failure */
+    DF_ENOTFOUND = -2, /* absent (or deleted) */
+    DF_EINVAL = -3,    /* malformed input */
+    DF_EEXIST = -4,    /* already exists / taken */
+    DF_EBUSY = -5,     /* overloaded, retry later */
+    DF_ECORRUPT = -6,  /* stored bytes do not decode */
+    DF_ESTALE = -7,    /* LWW: the incoming version is not newer */
+    DF_ENET = -8,      /* Redis / network failure */
+};
+const char *df_strerror(int err);
+
+/* ---- Memory: log and abort on exhaustion -------------------------------- */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* ---- Logging -------------------------------------------------------------- */
+enum { DF_LOG_DEBUG, DF_LOG_INFO, DF_LOG_WARN, DF_LOG_ERROR };
+void df_log_set_level(int level);
+void df_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Wall clock in milliseconds since the epoch, and a monotonic clock. */
+uint64_t df_now_ms(void);
+uint64_t df_mono_ms(void);
+/* Formats ms since the epoch as RFC 3339 UTC with milliseconds into out[32]. */
+void df_format_time(uint64_t ms, char out[32]);
+
+/* ---- Names and versions --------------------------------------------------- */
+#define STG_ORIGIN_MAX 32 /* longest region name */
+#define STG_ID_MAX 96     /* longest id of any record */
+
+/* A record's version: hybrid-logical-clock value, then origin region. */
+typedef struct stg_version {
+    uint64_t hlc;
+    char origin[STG_ORIGIN_MAX + 1];
+} stg_version;
+
+/* Total order of versions: by hlc, then origin bytewise. <0, 0, >0. */
+int stg_version_cmp(const stg_version *a, const stg_version *b);
+
+/* True if s (length n) matches [a-z0-9_]{1,max}. */
+bool stg_valid_name(const char *s, size_t n, size_t max);
+
+/* Post and message ids: 16 hex digits of the version's HLC, '-', origin,
+ * so byte order is version order. stg_make_id writes one into out. */
+void stg_make_id(char out[STG_ID_MAX + 1], const stg_version *v);
+bool stg_valid_id(const char *s, size_t n);
+/* Parses an id back into its version. Returns 0 or DF_EINVAL. */
+int stg_parse_id(const char *s, size_t n, stg_version *v);
+/* User ids: name@region, both [a-z0-9_]. */
+bool stg_valid_user_id(const char *s, size_t n);
+
+/* ---- Column families ------------------------------------------------------ */
+typedef enum stg_cf {
+    STG_CF_META,      /* "default": clock mark, sequence floor, cursors */
+    STG_CF_USERS,     /* source: user id -> record */
+    STG_CF_FOLLOWS,   /* source: follower \0 followee -> record */
+    STG_CF_POSTS,     /* source: post id -> record */
+    STG_CF_MESSAGES,  /* source: a \0 b \0 message id -> record (a < b) */
+    STG_CF_FOLLOWERS, /* derived: followee \0 follower -> "" */
+    STG_CF_PROFILE,   /* derived: author \0 post id -> "" (live posts) */
+    STG_CF_CONVS,     /* derived: user \0 peer -> latest message id */
+    STG_CF_COUNTS,    /* derived: "f" user -> int64 follower count (merge) */
+    STG_CF_HOME,      /* feed: user \0 post id -> home entry */
+    STG_CF_FANOUT,    /* feed: job seq -> job */
+    STG_CF_OUTBOX,    /* replication: seq -> replication record */
+    STG_CF_IDEM,      /* api: user \0 idempotency key -> post id */
+    STG_CF_COUNT
+} stg_cf;
+
+/* ---- Record kinds and headers ---------------------------------------------- */
+typedef enum stg_kind {
+    STG_KIND_USER = 1,
+    STG_KIND_FOLLOW = 2,
+    STG_KIND_POST = 3,
+    STG_KIND_MESSAGE = 4,
+} stg_kind;
+#define STG_KIND_MAX 4
+
+stg_cf stg_kind_cf(stg_kind kind);
+bool stg_kind_valid(int kind);
+
+/* A source record as stored: header (format, flags, version) + payload.
+ * key and payload point into someone else's memory. */
+typedef struct stg_record {
+    stg_kind kind;
+    bool tombstone;
+    stg_version ver;
+    const char *key;
+    size_t keylen;
+    const char *owner; /* user who made it: author, sender, follower, the user */
+    size_t ownerlen;
+    const char *payload; /* JSON bytes, exactly as the origin produced them */
+    size_t paylen;
+} stg_record;
+
+#define STG_HEADER_MAX (1 + 1 + 8 + 1 + STG_ORIGIN_MAX + 1 + STG_ID_MAX)
+
+/* Encodes rec's header and payload into a new buffer (*out, *outlen; free()).
+ * Value layout: u8 format(1) | u8 flags(bit0 tombstone) | u64 hlc BE |
+ * u8 origin length | origin | u8 owner length | owner | payload. */
+void stg_value_encode(const stg_record *rec, char **out, size_t *outlen);
+/* Decodes a stored value into rec (kind and key untouched; owner and
+ * payload point into val). Returns 0 or DF_ECORRUPT. */
+int stg_value_decode(const char *val, size_t len, stg_record *rec);
+
+/* ---- Keys (keys.c) ---------------------------------------------------------- */
+/* Composite keys are parts joined by a 0 byte; parts never contain 0.
+ * stg_key_join writes "a\0b" (nb = 0 for a prefix "a\0") into buf of cap
+ * bytes; returns the length or -1 if it does not fit. */
+int stg_key_join(char *buf, size_t cap, const char *a, size_t na, const char *b, size_t nb);
+/* Splits key at its first 0 byte: second part at *b, its length *nb.
+ * Returns the first part's length or -1 if there is no separator. */
+int stg_key_split(const char *key, size_t len, const char **b, size_t *nb);
+/* Big-endian u64 keys sort numerically. */
+void stg_key_u64(char out[8], uint64_t v);
+uint64_t stg_key_get_u64(const char *in);
+/* Message key: the two participants in order, then the message id. */
+int stg_key_message(char *buf, size_t cap, const char *a, const char *b, const char *msg_id);
+/* Smallest key strictly greater than every key with this prefix; writes
+ * into out (cap >= len) and returns its length, or -1 if none exists. */
+int stg_key_successor(const char *prefix, size_t len, char *out);
+
+/* ---- Database --------------------------------------------------------------- */
+typedef struct stg_db stg_db;
+
+typedef struct stg_options {
+    bool sync;             /* fsync the WAL on each write (survives machine crash) */
+    size_t cache_mb;       /* block cache */
+} stg_options;
+
+/* Opens (creating if missing) the database at path with every column
+ * family. Returns 0 and *out, or DF_EIO with the reason logged. */
+int stg_open(const char *path, const stg_options *opt, stg_db **out);
+/* Flushes and closes. Accepts NULL. */
+void stg_close(stg_db *db);
+
+/* Point read. On success *val (free with free()) and *vlen. Returns 0,
+ * DF_ENOTFOUND or DF_EIO. */
+int stg_get(stg_db *db, stg_cf cf, const char *key, size_t klen, char **val, size_t *vlen);
+/* Batched point reads of n keys; vals[i] is NULL where absent (free each
+ * non-NULL one with free()). Returns 0 or DF_EIO. */
+int stg_multi_get(stg_db *db, stg_cf cf, size_t n, const char *const *keys,
+                  const size_t *klens, char **vals, size_t *vlens);
+
+/* Write batches: a change and everything derived from it commit together. */
+typedef struct stg_batch stg_batch;
+stg_batch *stg_batch_new(stg_db *db);
+void stg_batch_free(stg_batch *b); /* accepts NULL */
+void stg_batch_clear(stg_batch *b);
+void stg_batch_put(stg_batch *b, stg_cf cf, const char *k, size_t kl, const char *v, size_t vl);
+void stg_batch_delete(stg_batch *b, stg_cf cf, const char *k, size_t kl);
+void stg_batch_merge_add(stg_batch *b, stg_cf cf, const char *k, size_t kl, int64_t delta);
+size_t stg_batch_count(const stg_batch *b);
+/* Commits b atomically. Returns 0 or DF_EIO. */
+int stg_write(stg_db *db, stg_batch *b);
+
+/* Iterators over [lo, hi) in one column family, forward or reverse; lo or
+ * hi may be NULL for unbounded. Keys and values returned by next are valid
+ * until the following call. */
+typedef struct stg_iter stg_iter;
+stg_iter *stg_iter_range(stg_db *db, stg_cf cf, const char *lo, size_t lolen,
+                         const char *hi, size_t hilen, bool reverse);
+/* All keys starting with prefix. */
+stg_iter *stg_iter_prefix(stg_db *db, stg_cf cf, const char *prefix, size_t plen, bool reverse);
+bool stg_iter_next(stg_iter *it, const char **k, size_t *kl, const char **v, size_t *vl);
+/* Returns DF_EIO if the iteration stopped on an error, else 0. */
+int stg_iter_status(stg_iter *it);
+void stg_iter_free(stg_iter *it); /* accepts NULL */
+
+/* Number of keys in cf (RocksDB's estimate for large families, exact below). */
+uint64_t stg_estimate_keys(stg_db *db, stg_cf cf);
+
+/* Lock stripes: every read-modify-write of a key runs under the stripe of
+ * its lock key, so concurrent writers of one record are serialised. */
+void stg_lock(stg_db *db, const char *key, size_t klen);
+void stg_unlock(stg_db *db, const char *key, size_t klen);
+
+/* Meta values (u64, stored big-endian in the meta family). */
+int stg_meta_get_u64(stg_db *db, const char *name, uint64_t *out);
+void stg_batch_meta_u64(stg_batch *b, const char *name, uint64_t v);
+int stg_meta_put_u64_sync(stg_db *db, const char *name, uint64_t v);
+
+/* ---- Source records (records.c) -------------------------------------------- */
+/* Loads the stored record of kind at key. *raw holds the bytes the record
+ * points into (free()). Returns 0, DF_ENOTFOUND, DF_EIO or DF_ECORRUPT. */
+int stg_record_load(stg_db *db, stg_kind kind, const char *key, size_t klen,
+                    stg_record *rec, char **raw);
+/* Adds rec, and every derived-index change that follows from replacing old
+ * (NULL if none) by rec, to batch b. The caller holds the record's lock. */
+void stg_record_stage(stg_db *db, stg_batch *b, const stg_record *rec, const stg_record *old);
+/* The lock key of a record: its own key, except messages, which lock their
+ * conversation (a \0 b) so the conversation index updates stay serialised. */
+size_t stg_record_lock_key(const stg_record *rec, const char **lk);
+/* Follower count of user (0 if none). */
+int64_t stg_follower_count(stg_db *db, const char *user);
+
+/* ---- Convergence digest (digest.c) ------------------------------------------ */
+/* Order-independent digest of all source records, tombstones included: the
+ * sum (mod 2^64, per half) of a 128-bit BLAKE2b hash of (kind, key, value)
+ * for every record. Equal sets of records give equal digests; writes out
+ * 32 hex digits + NUL. Returns 0 or DF_EIO. */
+int stg_digest(stg_db *db, char hex[33], uint64_t *records);
+
+#endif

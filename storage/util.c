@@ -1,0 +1,104 @@
+/* util.c -- the shared error strings, memory policy, logging and clocks. */
+#include "storage.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *df_strerror(int err)
+{
+    switch (err) {
+    case DF_OK: return "ok";
+    case DF_EIO: return "storage failure";
+    case DF_ENOTFOUND: return "not found";
+    case DF_EINVAL: return "invalid input";
+    case DF_EEXIST: return "already exists";
+    case DF_EBUSY: return "overloaded";
+    case DF_ECORRUPT: return "corrupt record";
+    case DF_ESTALE: return "stale version";
+    case DF_ENET: return "network failure";
+    default: return "unknown error";
+    }
+}
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "driftfeed: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n);
+    return q;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+static int log_level = DF_LOG_INFO;
+
+void df_log_set_level(int level) { log_level = level; }
+
+void df_log(int level, const char *fmt, ...)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    if (level < log_level) return;
+    char ts[32], line[1024];
+    df_format_time(df_now_ms(), ts);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* One fprintf per line keeps lines from different threads whole. */
+    fprintf(stderr, "%s %s %s\n", ts, names[level & 3], line);
+}
+
+uint64_t df_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t df_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void df_format_time(uint64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", (tm.tm_year + 1900) % 10000,
+             (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+             tm.tm_sec % 100, (unsigned)(ms % 1000));
+}
