@@ -77,7 +77,15 @@ static int publish_chunk(repl *r, redisContext **c, const char *key, uint64_t up
         n++;
     }
     stg_iter_free(it);
-    for (int i = 0; i < n; i++) {
+    char seqkey[64], seqval[32];
+    if (n) {
+        /* How far we are, for peers to tell how far behind they are. */
+        snprintf(seqkey, sizeof seqkey, "df:seq:%s", r->region);
+        snprintf(seqval, sizeof seqval, "%llu", (unsigned long long)last);
+        const char *set[] = {"SET", seqkey, seqval};
+        redisAppendCommandArgv(*c, 3, set, NULL);
+    }
+    for (int i = 0; i < n + (n > 0); i++) {
         redisReply *rep = NULL;
         if (redisGetReply(*c, (void **)&rep) != REDIS_OK || !rep) {
             redisFree(*c);

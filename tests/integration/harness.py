@@ -1,0 +1,299 @@
+"""harness.py -- real processes for integration tests: a redis-server on its
+own port, driftfeed regions, an HTTP client, and polling with deadlines.
+
+Nothing here mocks anything: tests talk HTTP to real driftfeed processes that
+replicate through a real Redis. Every wait is a poll with a deadline.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("DRIFTFEED_BIN", os.path.join(ROOT, "build", "driftfeed"))
+REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout=10.0, interval=0.05, what="condition"):
+    """Polls cond() until it returns a truthy value; returns it. Raises
+    AssertionError naming `what` when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = cond()
+            if last:
+                return last
+        except (OSError, http.client.HTTPException) as e:  # process still starting
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+class Response:
+    def __init__(self, status, body, headers):
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:200]!r}>"
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client for one region."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, token=None, headers=None, raw=None):
+        hdrs = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=hdrs)
+                r = self.conn.getresponse()
+                payload = r.read().decode("utf-8", "replace")
+                if r.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return Response(r.status, payload, {k.lower(): v for k, v in r.getheaders()})
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self.close()
+                if attempt:
+                    raise
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+    # Convenience calls used by many tests -----------------------------------
+    def register(self, name, display_name=None):
+        r = self.post("/v1/users", {"name": name, "display_name": display_name or name.title()})
+        assert r.status == 201, r
+        return r.json
+
+    def post_text(self, token, text, **kw):
+        r = self.post("/v1/posts", {"text": text}, token=token, **kw)
+        assert r.status == 201, r
+        return r.json
+
+    def follow(self, token, user_id):
+        r = self.put(f"/v1/following/{user_id}", token=token)
+        assert r.status == 200, r
+        return r.json
+
+    def timeline_ids(self, token, limit=100):
+        """Every post id of the caller's home timeline, page by page."""
+        ids, cursor = [], None
+        while True:
+            q = f"/v1/timeline?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+            r = self.get(q, token=token)
+            assert r.status == 200, r
+            ids += [p["id"] for p in r.json["items"]]
+            cursor = r.json["next"]
+            if not cursor:
+                return ids
+
+    def digest(self):
+        r = self.get("/v1/digest")
+        assert r.status == 200, r
+        return r.json["digest"]
+
+
+class Redis:
+    """A redis-server of our own, without persistence (restart = empty)."""
+
+    def __init__(self, workdir, port=None):
+        self.port = port or free_port()
+        self.dir = os.path.join(workdir, f"redis-{self.port}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+        self.start()
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._ping, 10, what=f"redis on {self.port}")
+
+    def _ping(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+
+    def command(self, *args):
+        """One command over a fresh connection; returns the raw reply bytes."""
+        out = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() if isinstance(x, str) else x for x in args))
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(out)
+            return s.recv(65536)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def restart_empty(self):
+        self.kill()
+        self.start()
+
+    def stop(self):
+        self.kill()
+
+
+class Region:
+    """One driftfeed process. Extra flags go in `args`."""
+
+    def __init__(self, name, workdir, redis=None, peers=(), port=None, args=(), start=True):
+        self.name = name
+        self.port = port or free_port()
+        self.data = os.path.join(workdir, f"data-{name}")
+        self.logpath = os.path.join(workdir, f"{name}.log")
+        self.redis = redis
+        self.peers = list(peers)
+        self.args = list(args)
+        self.proc = None
+        self.client = Client(self.port)
+        if start:
+            self.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self):
+        a = [BIN, "--region", self.name, "--port", str(self.port), "--data", self.data]
+        if self.redis:
+            a += ["--redis", self.redis.addr]
+        if self.peers:
+            a += ["--peers", ",".join(self.peers)]
+        return a + self.args
+
+    def start(self):
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._healthy, 20, what=f"region {self.name} /health")
+
+    def _healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"region {self.name} exited with {self.proc.returncode}; see {self.logpath}")
+        return Client(self.port, timeout=1).get("/health").status == 200
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait: a clean shutdown. Returns the exit code."""
+        self.client.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"region {self.name} did not stop on SIGTERM")
+        self.log.close()
+        return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL: a crash."""
+        self.client.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Cluster:
+    """A Redis and regions that all replicate with each other."""
+
+    def __init__(self, names=("paris", "newyork", "tokyo"), args=(), per_region_args=None):
+        self.workdir = tempfile.mkdtemp(prefix="driftfeed-test-")
+        self.redis = Redis(self.workdir)
+        self.regions = {}
+        for n in names:
+            extra = list(args) + list((per_region_args or {}).get(n, ()))
+            self.regions[n] = Region(n, self.workdir, redis=self.redis,
+                                     peers=[p for p in names if p != n], args=extra)
+
+    def __getitem__(self, name):
+        return self.regions[name]
+
+    def clients(self):
+        return [r.client for r in self.regions.values()]
+
+    def wait_converged(self, timeout=30):
+        """Waits until every region's digest is the same; returns it."""
+        def same():
+            ds = {r.name: r.client.digest() for r in self.regions.values()}
+            return next(iter(ds.values())) if len(set(ds.values())) == 1 else None
+        return wait_for(same, timeout, interval=0.1, what="equal digests in all regions")
+
+    def stop(self):
+        for r in self.regions.values():
+            try:
+                r.stop()
+            except AssertionError:
+                r.kill()
+        self.redis.stop()
+        if os.environ.get("KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def sanitizer_env_ok(region):
+    """True if the region's log has no sanitizer report (ASan/UBSan builds)."""
+    with open(region.logpath, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    return "ERROR: AddressSanitizer" not in text and "runtime error:" not in text and \
+        "ERROR: LeakSanitizer" not in text
