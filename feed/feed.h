@@ -78,5 +78,8 @@ int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_pag
 /* The live posts of author, newest first. */
 int feed_profile(feed *f, const char *author, const char *cursor, int limit, feed_page *out);
 void feed_page_free(feed_page *p);
+/* Parses a cursor ("<post id>~<depth>"; NULL or "" is the first page) into
+ * the id to continue below (or "") and the depth. Returns 0 or DF_EINVAL. */
+int feed_parse_cursor(const char *cursor, char id[STG_ID_MAX + 1], long *depth);
 
 #endif

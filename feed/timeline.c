@@ -13,6 +13,7 @@
  * depth counts entries already returned and enforces the cap. */
 #include "internal.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,7 @@ static bool visible(feed *f, author_cache *c, const char *user, const char *auth
     return ok;
 }
 
-static int parse_cursor(const char *cursor, char id[STG_ID_MAX + 1], long *depth)
+int feed_parse_cursor(const char *cursor, char id[STG_ID_MAX + 1], long *depth)
 {
     *depth = 0;
     id[0] = '\0';
@@ -186,10 +187,11 @@ static int collect(feed *f, source *src, size_t nsrc, const char *viewer, size_t
     return rc;
 }
 
-static void set_next(feed_page *out, size_t want, long depth)
+/* A cursor only when the page is full and the cap still leaves room. */
+static void set_next(feed_page *out, size_t want, long depth, long cap)
 {
     out->next[0] = '\0';
-    if (out->n == 0 || out->n < want) return;
+    if (out->n == 0 || out->n < want || depth + (long)out->n >= cap) return;
     char id[STG_ID_MAX + 1];
     stg_make_id(id, &out->items[out->n - 1].post.ver);
     snprintf(out->next, sizeof out->next, "%s~%ld", id, depth + (long)out->n);
@@ -200,7 +202,7 @@ int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_pag
     memset(out, 0, sizeof *out);
     char before[STG_ID_MAX + 1];
     long depth;
-    if (parse_cursor(cursor, before, &depth) < 0) return DF_EINVAL;
+    if (feed_parse_cursor(cursor, before, &depth) < 0) return DF_EINVAL;
     long left = f->cfg.timeline_cap - depth;
     size_t want = left <= 0 ? 0 : (size_t)(left < limit ? left : limit);
     source src[MAX_SOURCES];
@@ -220,7 +222,7 @@ int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_pag
     free(large);
     int rc = collect(f, src, nsrc, user, want, out);
     for (size_t i = 0; i < nsrc; i++) stg_iter_free(src[i].it);
-    if (rc == 0) set_next(out, want, depth);
+    if (rc == 0) set_next(out, want, depth, f->cfg.timeline_cap);
     return rc;
 }
 
@@ -229,12 +231,12 @@ int feed_profile(feed *f, const char *author, const char *cursor, int limit, fee
     memset(out, 0, sizeof *out);
     char before[STG_ID_MAX + 1];
     long depth;
-    if (parse_cursor(cursor, before, &depth) < 0) return DF_EINVAL;
+    if (feed_parse_cursor(cursor, before, &depth) < 0) return DF_EINVAL;
     source src;
     if (!source_open(f, &src, STG_CF_PROFILE, author, before[0] ? before : NULL)) return 0;
     int rc = collect(f, &src, 1, NULL, (size_t)limit, out);
     stg_iter_free(src.it);
-    if (rc == 0) set_next(out, (size_t)limit, depth);
+    if (rc == 0) set_next(out, (size_t)limit, depth, LONG_MAX);
     return rc;
 }
 
