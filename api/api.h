@@ -150,6 +150,8 @@ void api_metrics_observe(struct api_metrics *m, int route, int status, uint64_t 
 
 /* ---- Streams (stream.c) -------------------------------------------------------------------- */
 struct api_streams *api_streams_new(api_ctx *ctx);
+/* Ends every open stream; call before api_server_stop. */
+void api_streams_stop(struct api_streams *s);
 void api_streams_free(struct api_streams *s);
 /* Called by http.c when a stream request finishes. */
 void api_stream_closed(api_req *r);

@@ -82,6 +82,7 @@ int main(int argc, char **argv)
     sigwait(&sigs, &sig);
     df_log(DF_LOG_INFO, "signal %d: shutting down", sig);
     exit_code = 0;
+    api_streams_stop(ctx.streams);
     api_server_stop(server);
 out_all:
     repl_close(ctx.rp); /* stops subscribers before the feed they enqueue into */

@@ -388,6 +388,22 @@ struct api_streams *api_streams_new(api_ctx *ctx)
     return s;
 }
 
+void api_streams_stop(struct api_streams *s)
+{
+    if (!s) return;
+    /* libmicrohttpd must not be stopped with suspended connections: end
+     * every stream (a reader that sees stopping ends its response). */
+    atomic_store(&s->stopping, true);
+    pthread_rwlock_rdlock(&s->mu);
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (hub_user *u = s->buckets[b]; u; u = u->next) {
+            pthread_mutex_lock(&u->mu);
+            for (sse *st = u->streams; st; st = st->next) wake(st);
+            pthread_mutex_unlock(&u->mu);
+        }
+    pthread_rwlock_unlock(&s->mu);
+}
+
 void api_streams_free(struct api_streams *s)
 {
     if (!s) return;
