@@ -141,7 +141,7 @@ void api_conversations(api_req *r)
         if (!cursor || strcmp(cs[n].latest, cursor) < 0) n++;
     }
     stg_iter_free(it);
-    qsort(cs, n, sizeof *cs, by_latest_desc);
+    if (n) qsort(cs, n, sizeof *cs, by_latest_desc); /* cs is NULL when n == 0 */
     api_buf b = {0};
     api_buf_append(&b, "{\"items\":[", 10);
     size_t shown = n < (size_t)limit ? n : (size_t)limit;

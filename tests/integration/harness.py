@@ -223,7 +223,11 @@ class Region:
     def _healthy(self):
         if self.proc.poll() is not None:
             raise AssertionError(f"region {self.name} exited with {self.proc.returncode}; see {self.logpath}")
-        return Client(self.port, timeout=1).get("/health").status == 200
+        c = Client(self.port, timeout=1)
+        try:
+            return c.get("/health").status == 200
+        finally:
+            c.close()
 
     def stop(self, timeout=20):
         """SIGTERM and wait: a clean shutdown. Returns the exit code."""
