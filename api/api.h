@@ -97,14 +97,15 @@ const char *api_query(api_req *r, const char *name);
 int api_limit_or_400(api_req *r, int *limit);
 /* ?cursor, NULL when absent. */
 const char *api_cursor(api_req *r);
-/* Parses the body as a JSON object: 415 unless the content type is JSON,
- * 400 if it does not parse or is not an object. *out is owned by the
- * caller (json_decref). */
-int api_body_json_or_4xx(api_req *r, json_t **out);
-/* A string field of obj of 1..maxchars Unicode characters; 400 otherwise
- * (missing, wrong type, empty, too long). */
-int api_string_field_or_400(api_req *r, json_t *obj, const char *name, size_t maxchars,
-                            const char **out);
+/* Decodes the body with dec (one of api_decode_*): 415 unless the content
+ * type is JSON, the decoder's 4xx if it fails. */
+typedef struct api_fail {
+    int status;
+    char code[32];
+    char message[192];
+} api_fail;
+typedef int (*api_decoder)(const char *buf, size_t len, void *out, api_fail *fail);
+int api_body_or_4xx(api_req *r, api_decoder dec, void *out);
 
 /* Responses. api_reply_json steals j. */
 void api_reply_json(api_req *r, int status, json_t *j);
@@ -123,6 +124,35 @@ void api_error_df(api_req *r, int err, const char *what);
 
 /* The path parameter is the id of a live user here; 400/404 otherwise. */
 int api_user_param_or_4xx(api_req *r);
+
+/* ---- Request bodies (decode.c): pure functions, fuzzed ------------------------------- */
+#define API_NAME_MAX 30
+#define API_DISPLAY_MAX 64
+#define API_POST_MAX 500
+#define API_MESSAGE_MAX 2000
+
+typedef struct api_user_body {
+    char name[API_NAME_MAX + 1];
+    char display_name[4 * API_DISPLAY_MAX + 1];
+} api_user_body;
+typedef struct api_post_body {
+    char text[4 * API_POST_MAX + 1];
+} api_post_body;
+typedef struct api_message_body {
+    char to[STG_ID_MAX + 1];
+    char text[4 * API_MESSAGE_MAX + 1];
+} api_message_body;
+typedef struct api_admin_body {
+    bool has_paused, paused, has_delay;
+    uint32_t delay_ms;
+    char peer[STG_ORIGIN_MAX + 1]; /* "" = every peer */
+} api_admin_body;
+
+/* Decoders of api_decoder's type; body points to the api_*_body named. */
+int api_decode_user(const char *buf, size_t len, void *body, api_fail *fail);
+int api_decode_post(const char *buf, size_t len, void *body, api_fail *fail);
+int api_decode_message(const char *buf, size_t len, void *body, api_fail *fail);
+int api_decode_admin(const char *buf, size_t len, void *body, api_fail *fail);
 
 /* ---- Auth (auth.c) ----------------------------------------------------------------------- */
 /* A new token for user id: "<id>.<43 base64url chars>" (256 random bits)

@@ -176,7 +176,7 @@ const char *api_cursor(api_req *r)
     return c && *c ? c : NULL;
 }
 
-int api_body_json_or_4xx(api_req *r, json_t **out)
+int api_body_or_4xx(api_req *r, api_decoder dec, void *out)
 {
     const char *type = api_header(r, "Content-Type");
     if (!type || strncasecmp(type, "application/json", 16) != 0 ||
@@ -184,53 +184,10 @@ int api_body_json_or_4xx(api_req *r, json_t **out)
         api_error(r, 415, "unsupported_media_type", "the body must be application/json");
         return -1;
     }
-    json_error_t err;
-    json_t *j = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &err);
-    if (!j) {
-        api_error(r, 400, "malformed_json", "malformed JSON: %s", err.text);
-        return -1;
-    }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        api_error(r, 400, "malformed_json", "the body must be a JSON object");
-        return -1;
-    }
-    *out = j;
-    return 0;
-}
-
-int api_string_field_or_400(api_req *r, json_t *obj, const char *name, size_t maxchars,
-                            const char **out)
-{
-    json_t *v = json_object_get(obj, name);
-    if (!v) {
-        api_error(r, 400, "missing_field", "the field \"%s\" is required", name);
-        return -1;
-    }
-    if (!json_is_string(v)) {
-        api_error(r, 400, "invalid_field", "the field \"%s\" must be a string", name);
-        return -1;
-    }
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v), chars = 0;
-    if (strlen(s) != len) {
-        api_error(r, 400, "invalid_field", "the field \"%s\" must not contain NUL", name);
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) chars += ((unsigned char)s[i] & 0xc0) != 0x80;
-    bool blank = true;
-    for (size_t i = 0; i < len && blank; i++) blank = s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r';
-    if (chars == 0 || blank) {
-        api_error(r, 400, "empty_field", "the field \"%s\" must not be empty", name);
-        return -1;
-    }
-    if (chars > maxchars) {
-        api_error(r, 400, "too_long", "the field \"%s\" is longer than %zu characters", name,
-                  maxchars);
-        return -1;
-    }
-    *out = s;
-    return 0;
+    api_fail fail;
+    if (dec(r->body, r->body_len, out, &fail) == 0) return 0;
+    api_error(r, fail.status, fail.code, "%s", fail.message);
+    return -1;
 }
 
 /* ---- The access handler -------------------------------------------------------------------- */

@@ -6,25 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TEXT_MAX 2000
 #define KEYCAP (3 * STG_ID_MAX + 4)
 
 void api_messages_send(api_req *r)
 {
     if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
-    json_t *body;
-    if (api_body_json_or_4xx(r, &body) < 0) return;
-    const char *to, *text;
-    if (api_string_field_or_400(r, body, "to", STG_ID_MAX, &to) < 0 ||
-        api_string_field_or_400(r, body, "text", TEXT_MAX, &text) < 0)
-        goto out;
-    if (!stg_valid_user_id(to, strlen(to))) {
-        api_error(r, 400, "invalid_id", "\"to\" is not a user id (name@region)");
-        goto out;
-    }
+    api_message_body in;
+    if (api_body_or_4xx(r, api_decode_message, &in) < 0) return;
+    const char *to = in.to, *text = in.text;
     if (strcmp(to, r->user) == 0) {
         api_error(r, 400, "invalid_id", "you cannot message yourself");
-        goto out;
+        return;
     }
     stg_record u;
     char *raw;
@@ -33,7 +25,7 @@ void api_messages_send(api_req *r)
     if (rc == 0) free(raw);
     if (!live) {
         api_error(r, 404, "not_found", "user %s is unknown in this region", to);
-        goto out;
+        return;
     }
     const char *region = repl_region(r->ctx->rp);
     char id[STG_ID_MAX + 1], created[32], key[KEYCAP];
@@ -55,8 +47,6 @@ void api_messages_send(api_req *r)
     if (rc < 0) api_error_df(r, rc, "message");
     else api_reply_raw(r, 201, payload, rec.paylen, "application/json");
     free(payload);
-out:
-    json_decref(body);
 }
 
 void api_messages_list(api_req *r)

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TEXT_MAX 500
 #define IDEM_MAX 128
 #define IDEM_LOCKS 64
 
@@ -81,25 +80,23 @@ static void create(api_req *r, const char *text, idem *ik)
 void api_posts_create(api_req *r)
 {
     if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
-    json_t *body;
-    if (api_body_json_or_4xx(r, &body) < 0) return;
-    const char *text;
-    if (api_string_field_or_400(r, body, "text", TEXT_MAX, &text) < 0) goto out;
+    api_post_body in;
+    if (api_body_or_4xx(r, api_decode_post, &in) < 0) return;
     if (feed_overloaded(r->ctx->fd)) {
         api_error(r, 503, "overloaded", "the fan-out queue is full; retry shortly");
-        goto out;
+        return;
     }
     const char *key = api_header(r, "Idempotency-Key");
     if (!key) {
-        create(r, text, NULL);
-        goto out;
+        create(r, in.text, NULL);
+        return;
     }
     size_t kn = strlen(key);
     bool ok = kn > 0 && kn <= IDEM_MAX;
     for (size_t i = 0; i < kn && ok; i++) ok = key[i] > 0x20 && key[i] < 0x7f;
     if (!ok) {
         api_error(r, 400, "invalid_idempotency_key", "Idempotency-Key must be 1..128 visible ASCII characters");
-        goto out;
+        return;
     }
     char ikey[STG_ID_MAX + IDEM_MAX + 2], *id;
     size_t idlen;
@@ -112,13 +109,11 @@ void api_posts_create(api_req *r)
         free(id);
     } else if (rc == DF_ENOTFOUND) {
         idem ik = {.key = ikey, .klen = (size_t)il};
-        create(r, text, &ik);
+        create(r, in.text, &ik);
     } else {
         api_error_df(r, rc, "post");
     }
     pthread_mutex_unlock(mu);
-out:
-    json_decref(body);
 }
 
 static int valid_post_param_or_400(api_req *r)

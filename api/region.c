@@ -79,35 +79,12 @@ void api_digest(api_req *r)
 
 void api_admin_replication(api_req *r)
 {
-    if (api_admin_or_4xx(r) < 0) return;
-    json_t *body;
-    if (api_body_json_or_4xx(r, &body) < 0) return;
-    json_t *paused = json_object_get(body, "paused"), *delay = json_object_get(body, "delay_ms"),
-           *peer = json_object_get(body, "peer");
-    if (!paused && !delay) {
-        api_error(r, 400, "missing_field", "give \"paused\" (boolean) and/or \"delay_ms\" (0..60000)");
-        goto out;
+    api_admin_body in;
+    if (api_admin_or_4xx(r) < 0 || api_body_or_4xx(r, api_decode_admin, &in) < 0) return;
+    if (in.has_delay && repl_set_delay(r->ctx->rp, in.peer[0] ? in.peer : NULL, in.delay_ms) < 0) {
+        api_error(r, 404, "not_found", "no peer named \"%s\"", in.peer);
+        return;
     }
-    if (paused && !json_is_boolean(paused)) {
-        api_error(r, 400, "invalid_field", "\"paused\" must be a boolean");
-        goto out;
-    }
-    if (delay && (!json_is_integer(delay) || json_integer_value(delay) < 0 ||
-                  json_integer_value(delay) > 60000)) {
-        api_error(r, 400, "invalid_field", "\"delay_ms\" must be an integer from 0 to 60000");
-        goto out;
-    }
-    if (peer && !json_is_string(peer)) {
-        api_error(r, 400, "invalid_field", "\"peer\" must be a region name");
-        goto out;
-    }
-    if (delay && repl_set_delay(r->ctx->rp, peer ? json_string_value(peer) : NULL,
-                                (uint32_t)json_integer_value(delay)) < 0) {
-        api_error(r, 404, "not_found", "no peer named \"%s\"", json_string_value(peer));
-        goto out;
-    }
-    if (paused) repl_set_paused(r->ctx->rp, json_is_true(paused));
+    if (in.has_paused) repl_set_paused(r->ctx->rp, in.paused);
     api_replication(r);
-out:
-    json_decref(body);
 }

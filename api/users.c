@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_MAX_LEN 30
-#define DISPLAY_MAX 64
 
 static int refuse_existing(const stg_record *old, stg_batch *b, void *arg)
 {
@@ -14,37 +12,27 @@ static int refuse_existing(const stg_record *old, stg_batch *b, void *arg)
 
 void api_users_create(api_req *r)
 {
-    json_t *body;
-    if (api_body_json_or_4xx(r, &body) < 0) return;
-    const char *name, *display;
-    if (api_string_field_or_400(r, body, "name", NAME_MAX_LEN, &name) < 0) goto out;
-    if (!stg_valid_name(name, strlen(name), NAME_MAX_LEN)) {
-        api_error(r, 400, "invalid_name", "name must match [a-z0-9_]{1,30}");
-        goto out;
-    }
-    if (json_object_get(body, "display_name")) {
-        if (api_string_field_or_400(r, body, "display_name", DISPLAY_MAX, &display) < 0) goto out;
-    } else {
-        display = name;
-    }
+    api_user_body in;
+    if (api_body_or_4xx(r, api_decode_user, &in) < 0) return;
     const char *region = repl_region(r->ctx->rp);
     char id[STG_ID_MAX + 1], token[API_TOKEN_MAX], hash[65], created[32];
-    snprintf(id, sizeof id, "%s@%s", name, region);
+    snprintf(id, sizeof id, "%s@%s", in.name, region);
     api_token_new(id, token, hash);
     stg_record rec = {.kind = STG_KIND_USER, .key = id, .keylen = strlen(id), .owner = id,
                       .ownerlen = strlen(id)};
     rec.ver.hlc = repl_hlc_tick(repl_clock(r->ctx->rp));
     snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", region);
     df_format_time(repl_hlc_ms(rec.ver.hlc), created);
-    json_t *u = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "name", name, "display_name",
-                          display, "region", region, "created_at", created, "token_hash", hash);
+    json_t *u = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "name", in.name, "display_name",
+                          in.display_name, "region", region, "created_at", created, "token_hash",
+                          hash);
     char *payload = json_dumps(u, JSON_COMPACT);
     rec.payload = payload;
     rec.paylen = strlen(payload);
     int rc = repl_write(r->ctx->rp, &rec, refuse_existing, NULL);
     free(payload);
     if (rc == DF_EEXIST) {
-        api_error(r, 409, "name_taken", "the name \"%s\" is taken in region %s", name, region);
+        api_error(r, 409, "name_taken", "the name \"%s\" is taken in region %s", in.name, region);
     } else if (rc < 0) {
         api_error_df(r, rc, "user");
     } else {
@@ -53,8 +41,6 @@ void api_users_create(api_req *r)
         api_reply_json(r, 201, json_incref(u));
     }
     json_decref(u);
-out:
-    json_decref(body);
 }
 
 /* Loads the live user r->params[0]; answers 400/404 itself. */
