@@ -1,22 +1,14 @@
 /* follows.c -- PUT and DELETE /v1/following/{id}: follow edges.
  *
  * Each edge (follower, followee) is its own LWW register: following is a
- * live record, unfollowing a tombstone. Both calls are idempotent: when
- * the edge is already in the asked state nothing is written. */
+ * live record, unfollowing a tombstone. Both calls always write: the edge
+ * may already be in the asked state here while a concurrent change made in
+ * another region is still on its way, and only a newer version makes this
+ * choice win over it everywhere. Repeating a call changes nothing. */
 #include "api.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static int already_following(const stg_record *old, stg_batch *b, void *arg)
-{
-    return old && !old->tombstone ? DF_EEXIST : 0;
-}
-
-static int not_following(const stg_record *old, stg_batch *b, void *arg)
-{
-    return !old || old->tombstone ? DF_ENOTFOUND : 0;
-}
 
 /* Common checks; fills key with follower \0 followee. */
 static int edge_or_4xx(api_req *r, char *key, size_t cap, size_t *klen)
@@ -60,8 +52,8 @@ static void write_edge(api_req *r, bool follow)
     stg_record rec = {.kind = STG_KIND_FOLLOW, .key = key, .keylen = kl, .owner = r->user,
                       .ownerlen = strlen(r->user), .tombstone = !follow, .payload = "",
                       .paylen = 0};
-    int rc = repl_write(r->ctx->rp, &rec, follow ? already_following : not_following, NULL);
-    if (rc < 0 && rc != DF_EEXIST && rc != DF_ENOTFOUND) {
+    int rc = repl_write(r->ctx->rp, &rec, NULL, NULL);
+    if (rc < 0) {
         api_error_df(r, rc, "follow");
     } else if (follow) {
         api_reply_json(r, 200, json_pack("{s:s,s:s,s:b}", "follower", r->user, "followee",

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -219,6 +220,25 @@ static void dispatch(api_req *r)
     if (!r->answered) api_error(r, 500, "internal", "no answer");
 }
 
+static enum MHD_Result check_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    const char **first = cls;
+    if (strcasecmp(key, "Content-Length") != 0) return MHD_YES;
+    if (!*first) *first = value;
+    else if (strcmp(*first, value) != 0) *first = "";
+    return MHD_YES;
+}
+
+/* libmicrohttpd uses the first of several Content-Length headers; two that
+ * disagree are a request-smuggling pattern and must be refused (RFC 9112). */
+static bool content_lengths_differ(struct MHD_Connection *conn)
+{
+    const char *first = NULL;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, check_length, &first);
+    return first && !*first;
+}
+
 static void too_large(api_req *r)
 {
     api_error(r, 413, "body_too_large", "the body is larger than %d bytes", API_BODY_MAX);
@@ -243,7 +263,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* A declared length over the cap is refused before any body is
          * read (this answer closes the connection, as it should). */
         const char *cl = api_header(r, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX) too_large(r);
+        if (content_lengths_differ(conn))
+            api_error(r, 400, "bad_request", "conflicting Content-Length headers");
+        else if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
+            too_large(r);
         return MHD_YES;
     }
     if (r->answered) {
