@@ -58,6 +58,11 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
         r->seq = stg_key_get_u64(k);
     stg_iter_free(it);
     atomic_store(&r->floor, floor);
+    /* Every entry below the floor was applied by every peer, so it was
+     * published; the publisher's resync moves this up to the stream's last
+     * entry. (Starting from 0 would report, and announce in df:seq, that
+     * nothing was published when the stream was trimmed to empty.) */
+    atomic_store(&r->published, floor - 1);
 
     for (size_t i = 0; i < cfg->npeers && i < REPL_MAX_PEERS; i++) {
         peer *p = &r->peers[r->npeers];

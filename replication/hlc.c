@@ -55,12 +55,15 @@ static uint64_t physical(repl_hlc *h)
     return pt < 0 ? 0 : (uint64_t)pt & ((1ull << 48) - 1);
 }
 
-/* The value after cur whose physical part is at least pt. */
+/* The value after cur whose physical part is at least pt. At the very top
+ * of the range it saturates rather than wrap to 0 (a clock that reached it
+ * can only have observed a corrupt remote value; see subscriber.c). */
 static uint64_t advance(uint64_t cur, uint64_t pt)
 {
     uint64_t l = cur >> 16, c = cur & LOGICAL_MAX;
     if (pt > l) return pt << 16;
     if (c < LOGICAL_MAX) return cur + 1;
+    if (l + 1 >= 1ull << 48) return UINT64_MAX;
     return (l + 1) << 16;
 }
 

@@ -30,14 +30,28 @@ static void publish_progress(peer *p, redisContext **c)
     }
 }
 
-/* Waits until the record is delay_ms old. False if stopping or paused. */
+/* Waits until the record is delay_ms old (simulated distance), and until
+ * it is no more than MAX_FUTURE_MS ahead of our clock: a record from far in
+ * the future (a peer with a broken clock) would drag our HLC with it, so
+ * its stream waits instead -- visibly, as records behind. False if stopping
+ * or paused. */
+#define MAX_FUTURE_MS (60 * 60 * 1000ull)
+
 static bool hold(peer *p, const stg_record *rec)
 {
+    bool warned = false;
     for (;;) {
         if (atomic_load(&p->r->stopping) || atomic_load(&p->r->paused)) return false;
-        uint64_t due = repl_hlc_ms(rec->ver.hlc) + atomic_load(&p->delay_ms);
+        uint64_t created = repl_hlc_ms(rec->ver.hlc), delay = atomic_load(&p->delay_ms);
+        uint64_t due = created + delay;
+        if (created > MAX_FUTURE_MS && created - MAX_FUTURE_MS > due) due = created - MAX_FUTURE_MS;
         uint64_t now = df_now_ms();
-        if (now >= due || atomic_load(&p->delay_ms) == 0) return true;
+        if (now >= due) return true;
+        if (due - created != delay && !warned) {
+            df_log(DF_LOG_WARN, "replication: %s record is %llu ms in the future; holding it",
+                   p->name, (unsigned long long)(created - now));
+            warned = true;
+        }
         repl_nap(p->r, due - now < 20 ? due - now : 20);
     }
 }
