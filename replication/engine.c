@@ -233,10 +233,11 @@ int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
     char ck[64];
     cursor_key(ck, sizeof ck, origin);
     stg_batch_meta_u64(b, ck, seq);
+    /* Observed before the record becomes visible: any local write made
+     * after a reader saw it is stamped after it (harmless if the write
+     * fails). */
+    repl_hlc_observe(r->clock, rec->ver.hlc);
     rc = stg_write(r->db, b);
-    /* Observed before the lock is released: a local write to this record
-     * that follows is stamped after it. */
-    if (rc == 0) repl_hlc_observe(r->clock, rec->ver.hlc);
 out:
     stg_unlock(r->db, lk, lkl);
     free(raw);

@@ -30,11 +30,11 @@ static void publish_progress(peer *p, redisContext **c)
     }
 }
 
-/* Waits until the record is delay_ms old (simulated distance), and until
- * it is no more than MAX_FUTURE_MS ahead of our clock: a record from far in
- * the future (a peer with a broken clock) would drag our HLC with it, so
- * its stream waits instead -- visibly, as records behind. False if stopping
- * or paused. */
+/* Waits until the record is delay_ms old (when a simulated distance is
+ * set), and until it is no more than MAX_FUTURE_MS ahead of our clock: a
+ * record from far in the future (a peer with a broken clock) would drag our
+ * HLC with it, so its stream waits instead -- visibly, as records behind.
+ * False if stopping or paused. */
 #define MAX_FUTURE_MS (60 * 60 * 1000ull)
 
 static bool hold(peer *p, const stg_record *rec)
@@ -43,11 +43,15 @@ static bool hold(peer *p, const stg_record *rec)
     for (;;) {
         if (atomic_load(&p->r->stopping) || atomic_load(&p->r->paused)) return false;
         uint64_t created = repl_hlc_ms(rec->ver.hlc), delay = atomic_load(&p->delay_ms);
-        uint64_t due = created + delay;
-        if (created > MAX_FUTURE_MS && created - MAX_FUTURE_MS > due) due = created - MAX_FUTURE_MS;
+        /* Without a simulated distance a record is due at once: one from a
+         * clock merely ahead of ours (seconds, minutes) must not wait for
+         * our clock to catch up, or a fast clock would partition its region. */
+        uint64_t due = delay ? created + delay : 0;
+        bool future = created > MAX_FUTURE_MS && created - MAX_FUTURE_MS > due;
+        if (future) due = created - MAX_FUTURE_MS;
         uint64_t now = df_now_ms();
         if (now >= due) return true;
-        if (due - created != delay && !warned) {
+        if (future && !warned) {
             df_log(DF_LOG_WARN, "replication: %s record is %llu ms in the future; holding it",
                    p->name, (unsigned long long)(created - now));
             warned = true;
