@@ -33,10 +33,14 @@ struct feed {
     uint64_t *q;
     size_t qhead, qlen, qcap;
     size_t running;
+    size_t sleeping, wakeups; /* workers in cond_wait; signals not yet taken */
     bool stopping;
     pthread_t *threads;
     int nthreads;
     _Atomic uint64_t next_job;
+
+    pthread_mutex_t floor_mu; /* serialises raising home floors */
+    char floor_all[STG_ID_MAX + 1]; /* every user's floor at least ("": none) */
 
     pthread_rwlock_t large_mu; /* guards the large-account set */
     char **large;
@@ -57,6 +61,31 @@ bool feed_is_large(feed *f, const char *user);
 void feed_mark_large(feed *f, const char *user);
 void feed_record_latency(feed *f, uint64_t ms);
 void feed_run_job(feed *f, uint64_t id);
+/* Called by a worker between chunks of a long job: wakes a sleeping worker
+ * if jobs are waiting. */
+void feed_nudge(feed *f);
+/* Home entries (home.c): key user \0 ~id, where ~id is the post id with
+ * every byte inverted and 0xff appended, so a forward scan of user \0
+ * yields the newest post first. feed_home_key writes the key of (user,
+ * id) into buf and returns its length, or -1 if it does not fit;
+ * feed_home_key_id decodes the id of a key into out and returns its
+ * length, or -1 if the key is not a home key. */
+int feed_home_key(char *buf, size_t cap, const char *user, const char *id, size_t idlen);
+int feed_home_key_id(const char *k, size_t kl, char out[STG_ID_MAX + 1]);
+#define HOME_KEYCAP (2 * STG_ID_MAX + 3)
+
+/* Home floors. A user's home entries hold every visible post newer than
+ * the floor; at or below it entries may be missing (trimmed at the cap, or
+ * past a follow's backfill), so reads there merge the followees' profiles.
+ * feed_home_floor copies the floor into out; false if the user has none.
+ * feed_write_with_floor commits b after staging into it, under floor_mu, a
+ * rise of user's floor to id (NULL: no change); returns 0 or DF_EIO. */
+bool feed_home_floor(feed *f, const char *user, char out[STG_ID_MAX + 1]);
+int feed_write_with_floor(feed *f, stg_batch *b, const char *user, const char *id);
+/* Checks the home format at open (upgrading the first one); loads the
+ * floor every user shares. Returns 0 or DF_E*. */
+int feed_home_open(feed *f);
+
 /* True if follower follows followee (or is followee). */
 bool feed_follows(stg_db *db, const char *follower, const char *followee);
 

@@ -8,6 +8,12 @@
  * user or someone the user follows now -- so a delete or an unfollow hides
  * entries at once, before its cleanup job removes them.
  *
+ * Home entries are complete only above the user's home floor (internal.h):
+ * trims at the cap and follow backfills stop there. Once a delete or an
+ * unfollow thins the entries, the newest timeline_cap posts reach below
+ * it, so the merge stops at the floor and continues from the profiles of
+ * the user and everyone the user follows -- rarely, and only for deep pages.
+ *
  * Cursors are "<last post id>~<depth>": the page continues strictly below
  * that id, so posts arriving meanwhile (always newer) never shift a page;
  * depth counts entries already returned and enforces the cap. */
@@ -18,16 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SOURCES 65
-#define KEYCAP (2 * STG_ID_MAX + 2)
-
 typedef struct source {
     stg_iter *it;
-    const char *id; /* current post id, or NULL when exhausted */
+    bool live;  /* id holds the current post; false when exhausted */
+    bool home;  /* home entries (forward, newest first) carry the author;
+                 * profile entries (backward) are the owner's own */
+    char id[STG_ID_MAX + 1];
     size_t idlen;
     uint64_t delivered;
     char author[STG_ID_MAX + 1];
-    bool home; /* home entries carry the author; profile entries are its own */
 } source;
 
 typedef struct cand {
@@ -40,17 +45,22 @@ static void source_advance(source *s)
 {
     const char *k, *v, *id;
     size_t kl, vl, nid;
-    s->id = NULL;
+    s->live = false;
     while (stg_iter_next(s->it, &k, &kl, &v, &vl)) {
-        if (stg_key_split(k, kl, &id, &nid) < 0 || nid > STG_ID_MAX) continue;
-        s->id = id;
-        s->idlen = nid;
         if (s->home) {
-            if (vl < 8 || vl - 8 > STG_ID_MAX) continue;
+            int n = feed_home_key_id(k, kl, s->id);
+            if (n < 0 || vl < 8 || vl - 8 > STG_ID_MAX) continue;
+            s->idlen = (size_t)n;
             s->delivered = stg_key_get_u64(v);
             memcpy(s->author, v + 8, vl - 8);
             s->author[vl - 8] = '\0';
+        } else {
+            if (stg_key_split(k, kl, &id, &nid) < 0 || nid == 0 || nid > STG_ID_MAX) continue;
+            memcpy(s->id, id, nid);
+            s->id[nid] = '\0';
+            s->idlen = nid;
         }
+        s->live = true;
         return;
     }
 }
@@ -62,20 +72,65 @@ static int id_cmp(const char *a, size_t na, const char *b, size_t nb)
     return c ? c : (na > nb) - (na < nb);
 }
 
-/* Opens a reverse iterator over owner \0 (ids below before, if given). */
-static bool source_open(feed *f, source *s, stg_cf cf, const char *owner, const char *before)
+/* A bound on the ids a source yields: those below id[0..len) -- len may
+ * count id's NUL, which makes the bound inclusive -- or all if id is NULL. */
+typedef struct bound {
+    const char *id;
+    size_t len;
+} bound;
+
+/* Opens an iterator over owner's entries in cf (ids below the bound),
+ * newest first: forward over home keys, backward over profile keys. */
+static bool source_open(feed *f, source *s, stg_cf cf, const char *owner, bound ub)
 {
-    char lo[KEYCAP], hi[KEYCAP];
-    int ll = stg_key_join(lo, sizeof lo, owner, strlen(owner), NULL, 0);
-    int hl = before ? stg_key_join(hi, sizeof hi, owner, strlen(owner), before, strlen(before))
-                    : stg_key_successor(lo, (size_t)ll, hi);
-    if (ll < 0 || hl < 0) return false;
+    char lo[HOME_KEYCAP + 1], hi[HOME_KEYCAP + 1];
+    int ll, hl;
     memset(s, 0, sizeof *s);
-    s->it = stg_iter_range(f->db, cf, lo, (size_t)ll, hi, (size_t)hl, true);
     s->home = cf == STG_CF_HOME;
-    if (!s->home) snprintf(s->author, sizeof s->author, "%s", owner);
+    if (s->home) {
+        /* Inverted ids: ids below the bound are keys above the bound's key. */
+        char prefix[STG_ID_MAX + 2];
+        int pl = stg_key_join(prefix, sizeof prefix, owner, strlen(owner), NULL, 0);
+        hl = pl < 0 ? -1 : stg_key_successor(prefix, (size_t)pl, hi);
+        if (ub.id) {
+            bool inclusive = ub.len > strlen(ub.id);
+            ll = feed_home_key(lo, sizeof lo - 1, owner, ub.id, strlen(ub.id));
+            if (ll > 0 && !inclusive) lo[ll++] = '\0'; /* just past the bound's own key */
+        } else {
+            ll = stg_key_join(lo, sizeof lo, owner, strlen(owner), NULL, 0);
+        }
+    } else {
+        ll = stg_key_join(lo, sizeof lo, owner, strlen(owner), NULL, 0);
+        hl = ub.id ? stg_key_join(hi, sizeof hi, owner, strlen(owner), ub.id, ub.len)
+                   : stg_key_successor(lo, (size_t)ll, hi);
+        snprintf(s->author, sizeof s->author, "%s", owner);
+    }
+    if (ll < 0 || hl < 0) return false;
+    s->it = stg_iter_range(f->db, cf, lo, (size_t)ll, hi, (size_t)hl, !s->home);
     source_advance(s);
     return true;
+}
+
+typedef struct sources {
+    source *v;
+    size_t n, cap;
+} sources;
+
+static void sources_add(feed *f, sources *ss, stg_cf cf, const char *owner, bound ub)
+{
+    if (ss->n == ss->cap) {
+        ss->cap = ss->cap ? 2 * ss->cap : 8;
+        ss->v = xrealloc(ss->v, ss->cap * sizeof *ss->v);
+    }
+    if (source_open(f, &ss->v[ss->n], cf, owner, ub)) ss->n++;
+}
+
+static void sources_free(sources *ss)
+{
+    for (size_t i = 0; i < ss->n; i++) stg_iter_free(ss->v[i].it);
+    free(ss->v);
+    ss->v = NULL;
+    ss->n = ss->cap = 0;
 }
 
 /* The next candidate of the merge, skipping duplicates; false at the end. */
@@ -84,7 +139,7 @@ static bool merge_next(source *src, size_t n, cand *out, char *last, size_t *las
     for (;;) {
         source *best = NULL;
         for (size_t i = 0; i < n; i++)
-            if (src[i].id && (!best || id_cmp(src[i].id, src[i].idlen, best->id, best->idlen) > 0))
+            if (src[i].live && (!best || id_cmp(src[i].id, src[i].idlen, best->id, best->idlen) > 0))
                 best = &src[i];
         if (!best) return false;
         bool dup = *lastlen && id_cmp(best->id, best->idlen, last, *lastlen) == 0;
@@ -101,25 +156,86 @@ static bool merge_next(source *src, size_t n, cand *out, char *last, size_t *las
     }
 }
 
-typedef struct author_cache {
-    char (*names)[STG_ID_MAX + 1];
-    bool *ok;
-    size_t n, cap;
-} author_cache;
+/* Whom the viewer follows, for filtering home entries: the first
+ * FOLLOW_SCAN live edges of one prefix scan (one seek and short steps,
+ * cheaper than a point read per author), then point reads, remembered, for
+ * authors past the scanned part. */
+#define FOLLOW_SCAN 256
 
-static bool visible(feed *f, author_cache *c, const char *user, const char *author)
+typedef struct follow_set {
+    const char *viewer;
+    bool loaded, complete; /* complete: the scan saw every edge */
+    char (*ids)[STG_ID_MAX + 1]; /* live followees, in key order */
+    size_t n, cap;
+    char last[STG_ID_MAX + 1]; /* the last followee scanned, when not complete */
+    char (*extra)[STG_ID_MAX + 1]; /* authors past last, and their answers */
+    bool *extra_ok;
+    size_t nextra, extra_cap;
+} follow_set;
+
+static void follow_set_load(feed *f, follow_set *fs)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->names[i], author) == 0) return c->ok[i];
-    bool ok = feed_follows(f->db, user, author);
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 16;
-        c->names = xrealloc(c->names, c->cap * sizeof *c->names);
-        c->ok = xrealloc(c->ok, c->cap * sizeof *c->ok);
+    const char *viewer = fs->viewer;
+    fs->loaded = true;
+    fs->complete = true;
+    char prefix[STG_ID_MAX + 2];
+    int pl = stg_key_join(prefix, sizeof prefix, viewer, strlen(viewer), NULL, 0);
+    if (pl < 0) return;
+    stg_iter *it = stg_iter_prefix(f->db, STG_CF_FOLLOWS, prefix, (size_t)pl, false);
+    const char *k, *v, *followee;
+    size_t kl, vl, nf, seen = 0;
+    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
+        if (seen == FOLLOW_SCAN) {
+            fs->complete = false;
+            break;
+        }
+        stg_record rec;
+        if (stg_key_split(k, kl, &followee, &nf) < 0 || nf > STG_ID_MAX) continue;
+        memcpy(fs->last, followee, nf);
+        fs->last[nf] = '\0';
+        seen++;
+        if (stg_value_decode(v, vl, &rec) < 0 || rec.tombstone) continue;
+        if (fs->n == fs->cap) {
+            fs->cap = fs->cap ? 2 * fs->cap : 32;
+            fs->ids = xrealloc(fs->ids, fs->cap * sizeof *fs->ids);
+        }
+        strcpy(fs->ids[fs->n++], fs->last);
     }
-    strcpy(c->names[c->n], author);
-    c->ok[c->n++] = ok;
+    if (stg_iter_status(it) < 0) { /* point reads for everyone not seen */
+        fs->complete = false;
+        fs->last[0] = '\0';
+    }
+    stg_iter_free(it);
+}
+
+static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
+
+/* True if fs's viewer is author or follows author now. */
+static bool visible(feed *f, follow_set *fs, const char *author)
+{
+    const char *viewer = fs->viewer;
+    if (strcmp(author, viewer) == 0) return true;
+    if (!fs->loaded) follow_set_load(f, fs);
+    if (fs->n && bsearch(author, fs->ids, fs->n, sizeof *fs->ids, cmp_id)) return true;
+    if (fs->complete || strcmp(author, fs->last) <= 0) return false;
+    for (size_t i = 0; i < fs->nextra; i++)
+        if (strcmp(fs->extra[i], author) == 0) return fs->extra_ok[i];
+    bool ok = feed_follows(f->db, viewer, author);
+    if (fs->nextra == fs->extra_cap) {
+        fs->extra_cap = fs->extra_cap ? fs->extra_cap * 2 : 16;
+        fs->extra = xrealloc(fs->extra, fs->extra_cap * sizeof *fs->extra);
+        fs->extra_ok = xrealloc(fs->extra_ok, fs->extra_cap * sizeof *fs->extra_ok);
+    }
+    strcpy(fs->extra[fs->nextra], author);
+    fs->extra_ok[fs->nextra++] = ok;
     return ok;
+}
+
+static void follow_set_free(follow_set *fs)
+{
+    free(fs->ids);
+    free(fs->extra);
+    free(fs->extra_ok);
 }
 
 int feed_parse_cursor(const char *cursor, char id[STG_ID_MAX + 1], long *depth)
@@ -140,22 +256,27 @@ int feed_parse_cursor(const char *cursor, char id[STG_ID_MAX + 1], long *depth)
     return 0;
 }
 
-/* Runs the merge over src until want live, visible posts are collected. */
-static int collect(feed *f, source *src, size_t nsrc, const char *viewer, size_t want,
-                   feed_page *out)
+/* Runs the merge over src, appending to out (room for want items) until
+ * it holds want live posts whose authors fs's viewer sees (fs NULL: every
+ * author), or the merge reaches ids at or below stop (NULL: no stop). */
+static int collect(feed *f, source *src, size_t nsrc, follow_set *fs, size_t want,
+                   const char *stop, feed_page *out)
 {
-    author_cache ac = {0};
     char last[STG_ID_MAX + 1];
     size_t lastlen = 0;
     cand chunk[32];
-    out->items = xcalloc(want ? want : 1, sizeof *out->items);
     int rc = 0;
     bool more = true;
     while (out->n < want && more) {
-        size_t nc = 0, room = want - out->n + 2;
+        size_t nc = 0, room = want - out->n;
         if (room > 32) room = 32;
-        while (nc < room && (more = merge_next(src, nsrc, &chunk[nc], last, &lastlen)))
-            if (!viewer || visible(f, &ac, viewer, chunk[nc].author)) nc++;
+        while (nc < room && (more = merge_next(src, nsrc, &chunk[nc], last, &lastlen))) {
+            if (stop && strcmp(chunk[nc].id, stop) <= 0) {
+                more = false;
+                break;
+            }
+            if (!fs || visible(f, fs, chunk[nc].author)) nc++;
+        }
         if (nc == 0) break;
         const char *keys[32];
         size_t klens[32], vlens[32];
@@ -182,8 +303,6 @@ static int collect(feed *f, source *src, size_t nsrc, const char *viewer, size_t
         }
         if (rc < 0) break;
     }
-    free(ac.names);
-    free(ac.ok);
     return rc;
 }
 
@@ -197,31 +316,77 @@ static void set_next(feed_page *out, size_t want, long depth, long cap)
     snprintf(out->next, sizeof out->next, "%s~%ld", id, depth + (long)out->n);
 }
 
+/* Below a home floor the home entries may be incomplete: the user's own
+ * profile and those of everyone the user follows give the full set. */
+static void add_followee_sources(feed *f, sources *ss, follow_set *fs, bound ub)
+{
+    sources_add(f, ss, STG_CF_PROFILE, fs->viewer, ub);
+    if (!fs->loaded) follow_set_load(f, fs);
+    for (size_t i = 0; i < fs->n; i++) sources_add(f, ss, STG_CF_PROFILE, fs->ids[i], ub);
+    if (fs->complete) return;
+    /* Followees past the scanned part. */
+    char prefix[STG_ID_MAX + 2], lo[2 * STG_ID_MAX + 3], hi[STG_ID_MAX + 2];
+    int pl = stg_key_join(prefix, sizeof prefix, fs->viewer, strlen(fs->viewer), NULL, 0);
+    int ll = stg_key_join(lo, sizeof lo, fs->viewer, strlen(fs->viewer), fs->last,
+                          fs->last[0] ? strlen(fs->last) + 1 : 0);
+    int hl = pl < 0 ? -1 : stg_key_successor(prefix, (size_t)pl, hi);
+    if (ll < 0 || hl < 0) return;
+    stg_iter *it = stg_iter_range(f->db, STG_CF_FOLLOWS, lo, (size_t)ll, hi, (size_t)hl, false);
+    const char *k, *v, *followee;
+    size_t kl, vl, nf;
+    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
+        stg_record rec;
+        if (stg_key_split(k, kl, &followee, &nf) < 0 || nf > STG_ID_MAX ||
+            stg_value_decode(v, vl, &rec) < 0 || rec.tombstone)
+            continue;
+        char name[STG_ID_MAX + 1];
+        memcpy(name, followee, nf);
+        name[nf] = '\0';
+        sources_add(f, ss, STG_CF_PROFILE, name, ub);
+    }
+    stg_iter_free(it);
+}
+
 int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_page *out)
 {
     memset(out, 0, sizeof *out);
-    char before[STG_ID_MAX + 1];
+    char before[STG_ID_MAX + 1], floor_id[STG_ID_MAX + 1];
     long depth;
     if (feed_parse_cursor(cursor, before, &depth) < 0) return DF_EINVAL;
     long left = f->cfg.timeline_cap - depth;
     size_t want = left <= 0 ? 0 : (size_t)(left < limit ? left : limit);
-    source src[MAX_SOURCES];
-    size_t nsrc = 0;
-    const char *bound = before[0] ? before : NULL;
-    if (source_open(f, &src[nsrc], STG_CF_HOME, user, bound)) nsrc++;
-    /* Large accounts the user follows are merged from their profiles. */
-    pthread_rwlock_rdlock(&f->large_mu);
-    size_t nlarge = f->nlarge;
-    char(*large)[STG_ID_MAX + 1] = xmalloc((nlarge ? nlarge : 1) * sizeof *large);
-    for (size_t i = 0; i < nlarge; i++) snprintf(large[i], sizeof large[i], "%s", f->large[i]);
-    pthread_rwlock_unlock(&f->large_mu);
-    for (size_t i = 0; i < nlarge && nsrc < MAX_SOURCES; i++)
-        if (feed_follows(f->db, user, large[i]) &&
-            source_open(f, &src[nsrc], STG_CF_PROFILE, large[i], bound))
-            nsrc++;
-    free(large);
-    int rc = collect(f, src, nsrc, user, want, out);
-    for (size_t i = 0; i < nsrc; i++) stg_iter_free(src[i].it);
+    out->items = xcalloc(want ? want : 1, sizeof *out->items);
+    if (want == 0) return 0;
+    bool has_floor = feed_home_floor(f, user, floor_id);
+    follow_set fs = {.viewer = user};
+
+    /* Above the floor: home entries, and the large accounts the user
+     * follows merged from their profiles. */
+    sources ss = {0};
+    bound ub = {before[0] ? before : NULL, strlen(before)};
+    if (!has_floor || !ub.id || strcmp(ub.id, floor_id) > 0) {
+        sources_add(f, &ss, STG_CF_HOME, user, ub);
+        pthread_rwlock_rdlock(&f->large_mu);
+        size_t nlarge = f->nlarge;
+        char(*large)[STG_ID_MAX + 1] = xmalloc((nlarge ? nlarge : 1) * sizeof *large);
+        for (size_t i = 0; i < nlarge; i++) snprintf(large[i], sizeof large[i], "%s", f->large[i]);
+        pthread_rwlock_unlock(&f->large_mu);
+        for (size_t i = 0; i < nlarge; i++)
+            if (strcmp(large[i], user) != 0 && visible(f, &fs, large[i]))
+                sources_add(f, &ss, STG_CF_PROFILE, large[i], ub);
+        free(large);
+    }
+    int rc = collect(f, ss.v, ss.n, &fs, want, has_floor ? floor_id : NULL, out);
+    sources_free(&ss);
+
+    /* At or below the floor: the profiles of the user and every followee. */
+    if (rc == 0 && has_floor && out->n < want) {
+        if (!ub.id || strcmp(ub.id, floor_id) > 0) ub = (bound){floor_id, strlen(floor_id) + 1};
+        add_followee_sources(f, &ss, &fs, ub);
+        rc = collect(f, ss.v, ss.n, NULL, want, NULL, out);
+        sources_free(&ss);
+    }
+    follow_set_free(&fs);
     if (rc == 0) set_next(out, want, depth, f->cfg.timeline_cap);
     return rc;
 }
@@ -232,9 +397,11 @@ int feed_profile(feed *f, const char *author, const char *cursor, int limit, fee
     char before[STG_ID_MAX + 1];
     long depth;
     if (feed_parse_cursor(cursor, before, &depth) < 0) return DF_EINVAL;
+    out->items = xcalloc((size_t)limit, sizeof *out->items);
     source src;
-    if (!source_open(f, &src, STG_CF_PROFILE, author, before[0] ? before : NULL)) return 0;
-    int rc = collect(f, &src, 1, NULL, (size_t)limit, out);
+    bound ub = {before[0] ? before : NULL, strlen(before)};
+    if (!source_open(f, &src, STG_CF_PROFILE, author, ub)) return 0;
+    int rc = collect(f, &src, 1, NULL, (size_t)limit, NULL, out);
     stg_iter_free(src.it);
     if (rc == 0) set_next(out, (size_t)limit, depth, LONG_MAX);
     return rc;

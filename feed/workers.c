@@ -8,8 +8,12 @@
  * record the job came from (the post, or the follow edge) and first checks
  * that the record is still in the state that created the job: a post
  * deleted, or an edge flipped, while its job waits makes the job stop, and
- * the job of the later change does the rest. Home entries:
- * key user \0 post id, value u64 delivered ms | author. */
+ * the job of the later change does the rest. Home entries (home.c):
+ * key user \0 ~post id (newest first), value u64 delivered ms | author.
+ *
+ * Trims keep the newest timeline_cap entries and a backfill copies at most
+ * timeline_cap posts; both raise the user's home floor (internal.h) past
+ * what they leave out, in the batch that leaves it out. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -24,30 +28,37 @@ static unsigned user_slot(const char *user)
     return h % TRIM_SLOTS;
 }
 
-/* Deletes all but the newest timeline_cap entries of user's home. */
+/* Deletes all but the newest timeline_cap entries of user's home (the
+ * first ones of a forward scan) and raises its floor to the newest entry
+ * deleted. */
 static void trim_home(feed *f, const char *user)
 {
-    char prefix[STG_ID_MAX + 2];
+    char prefix[STG_ID_MAX + 2], newest[STG_ID_MAX + 1] = "";
     int pl = stg_key_join(prefix, sizeof prefix, user, strlen(user), NULL, 0);
     if (pl < 0) return;
-    stg_iter *it = stg_iter_prefix(f->db, STG_CF_HOME, prefix, (size_t)pl, true);
+    stg_iter *it = stg_iter_prefix(f->db, STG_CF_HOME, prefix, (size_t)pl, false);
     stg_batch *b = stg_batch_new(f->db);
     const char *k;
     size_t kl;
     int seen = 0;
-    while (stg_iter_next(it, &k, &kl, NULL, NULL))
-        if (++seen > f->cfg.timeline_cap) stg_batch_delete(b, STG_CF_HOME, k, kl);
+    while (stg_iter_next(it, &k, &kl, NULL, NULL)) {
+        if (++seen <= f->cfg.timeline_cap) continue;
+        if (!newest[0]) feed_home_key_id(k, kl, newest);
+        stg_batch_delete(b, STG_CF_HOME, k, kl);
+    }
     stg_iter_free(it);
-    if (stg_batch_count(b)) stg_write(f->db, b);
+    if (stg_batch_count(b)) feed_write_with_floor(f, b, user, newest[0] ? newest : NULL);
     stg_batch_free(b);
 }
 
-/* Counts a delivery to user; every cap/4 deliveries trims the timeline. */
+/* Counts a delivery to user; every cap/2 deliveries trims the timeline,
+ * so a home holds from timeline_cap to 1.5 x timeline_cap entries. */
 static bool needs_trim(feed *f, const char *user)
 {
     unsigned slot = user_slot(user);
     uint16_t n = atomic_fetch_add(&f->trim[slot], 1) + 1;
-    int every = f->cfg.timeline_cap / 4 > 16 ? f->cfg.timeline_cap / 4 : 16;
+    int every = f->cfg.timeline_cap / 2 > 16 ? f->cfg.timeline_cap / 2 : 16;
+    if (every > UINT16_MAX) every = UINT16_MAX;
     if (n < every) return false;
     atomic_store(&f->trim[slot], 0);
     return true;
@@ -56,8 +67,8 @@ static bool needs_trim(feed *f, const char *user)
 static void home_put(stg_batch *b, const char *user, const char *post_id, const char *author,
                      uint64_t now)
 {
-    char key[KEYCAP], val[8 + STG_ID_MAX];
-    int kl = stg_key_join(key, sizeof key, user, strlen(user), post_id, strlen(post_id));
+    char key[HOME_KEYCAP], val[8 + STG_ID_MAX];
+    int kl = feed_home_key(key, sizeof key, user, post_id, strlen(post_id));
     size_t al = strlen(author);
     if (kl < 0 || al > STG_ID_MAX) return;
     stg_key_u64(val, now);
@@ -67,8 +78,8 @@ static void home_put(stg_batch *b, const char *user, const char *post_id, const 
 
 static void home_delete(stg_batch *b, const char *user, const char *post_id)
 {
-    char key[KEYCAP];
-    int kl = stg_key_join(key, sizeof key, user, strlen(user), post_id, strlen(post_id));
+    char key[HOME_KEYCAP];
+    int kl = feed_home_key(key, sizeof key, user, post_id, strlen(post_id));
     if (kl > 0) stg_batch_delete(b, STG_CF_HOME, key, (size_t)kl);
 }
 
@@ -107,7 +118,7 @@ static void run_post_job(feed *f, uint64_t id, job *j)
     bool add = j->type == JOB_POST;
     bool large = feed_is_large(f, j->b);
     size_t cap = (size_t)f->cfg.batch;
-    delivered *done = add ? xmalloc(cap * sizeof *done) : NULL;
+    delivered *done = add ? xmalloc((cap + 1) * sizeof *done) : NULL;
     char prefix[STG_ID_MAX + 2];
     int pl = stg_key_join(prefix, sizeof prefix, j->b, strlen(j->b), NULL, 0);
     stg_batch *b = stg_batch_new(f->db);
@@ -144,22 +155,24 @@ static void run_post_job(feed *f, uint64_t id, job *j)
                                           hl < 0 ? 0 : (size_t)hl, false);
             const char *k, *follower;
             size_t kl, nf;
-            size_t count = 0;
-            while (count < cap - 1 && stg_iter_next(it, &k, &kl, NULL, NULL)) {
+            /* Up to cap deliveries a chunk, the author's included, and at
+             * least one follower, so every chunk moves the checkpoint. */
+            size_t count = 0, room = n < cap ? cap - n : 1;
+            while (count < room && stg_iter_next(it, &k, &kl, NULL, NULL)) {
                 if (stg_key_split(k, kl, &follower, &nf) < 0 || nf > STG_ID_MAX) continue;
                 char who[STG_ID_MAX + 1];
                 memcpy(who, follower, nf);
                 who[nf] = '\0';
                 if (add) {
                     home_put(b, who, j->a, j->b, now);
-                    if (n < cap) strcpy(done[n++].user, who);
+                    strcpy(done[n++].user, who);
                 } else {
                     home_delete(b, who, j->a);
                 }
                 strcpy(j->checkpoint, who);
                 count++;
             }
-            finished = count < cap - 1;
+            finished = count < room;
             stg_iter_free(it);
         } else {
             finished = true;
@@ -175,6 +188,7 @@ static void run_post_job(feed *f, uint64_t id, job *j)
             if (needs_trim(f, done[i].user)) trim_home(f, done[i].user);
         }
         if (f->stopping) break;
+        if (!finished) feed_nudge(f);
     }
     if (add && finished) {
         stg_version v;
@@ -198,6 +212,7 @@ static void run_edge_job(feed *f, uint64_t id, job *j)
     stg_lock(f->db, edge, (size_t)el);
     bool following = feed_follows(f->db, j->a, j->b);
     uint64_t now = df_now_ms();
+    char floor_id[STG_ID_MAX + 1] = "";
     if (j->type == JOB_FOLLOW && following && !feed_is_large(f, j->b)) {
         char prefix[STG_ID_MAX + 2];
         int pl = stg_key_join(prefix, sizeof prefix, j->b, strlen(j->b), NULL, 0);
@@ -205,11 +220,15 @@ static void run_edge_job(feed *f, uint64_t id, job *j)
         const char *k, *post;
         size_t kl, np;
         int n = 0;
-        while (n < f->cfg.timeline_cap && stg_iter_next(it, &k, &kl, NULL, NULL)) {
+        while (stg_iter_next(it, &k, &kl, NULL, NULL)) {
             if (stg_key_split(k, kl, &post, &np) < 0 || np > STG_ID_MAX) continue;
             char pid[STG_ID_MAX + 1];
             memcpy(pid, post, np);
             pid[np] = '\0';
+            if (n == f->cfg.timeline_cap) { /* older posts stay out: below the floor */
+                strcpy(floor_id, pid);
+                break;
+            }
             home_put(b, j->a, pid, j->b, now);
             n++;
         }
@@ -226,7 +245,7 @@ static void run_edge_job(feed *f, uint64_t id, job *j)
         stg_iter_free(it);
     }
     stage_progress(b, id, j, true);
-    stg_write(f->db, b);
+    feed_write_with_floor(f, b, j->a, floor_id[0] ? floor_id : NULL);
     stg_unlock(f->db, edge, (size_t)el);
     stg_batch_free(b);
     if (j->type == JOB_FOLLOW) trim_home(f, j->a);

@@ -1,0 +1,502 @@
+"""test_feed.py -- fan-out and home timelines against a real region.
+
+  * ModelTest: a seeded random sequence of registers, follows, unfollows,
+    posts and deletes; after the fan-out queue drains, every user's home
+    timeline equals "the newest cap live posts by the user and the users
+    they follow, by id descending", page by page (and again after a restart).
+    FEED_SEED=<n> reruns one sequence.
+  * WideFollowTest: a reader following more accounts than a read scans at
+    once; unfollows and deletes hide entries at once and after cleanup.
+  * RestartTest: kill -9 while a large fan-out job runs; after the restart
+    every follower has every post exactly once.
+  * PaginationTest: paging with limit 5 while new posts arrive never
+    repeats or skips an entry.
+  * BackpressureTest: with a tiny --queue-max, POST /v1/posts answers 503
+    with Retry-After; every acknowledged post is delivered.
+
+Standalone regions (no Redis); every wait is a poll with a deadline.
+"""
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+from harness import Client, Region, sanitizer_env_ok, wait_for
+
+THREADS = 8
+
+
+def parallel(port, fn, items, threads=THREADS):
+    """Runs fn(client, item) for every item on a pool of threads, each with
+    its own keep-alive connection; returns the results in order."""
+    local = threading.local()
+    clients = []
+
+    def run(item):
+        c = getattr(local, "client", None)
+        if c is None:
+            c = local.client = Client(port, timeout=30)
+            clients.append(c)
+        return fn(c, item)
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(run, items))
+    finally:
+        for c in clients:
+            c.close()
+
+
+def fanout(client):
+    r = client.get("/v1/replication")
+    assert r.status == 200, r
+    return r.json["fanout"]
+
+
+def wait_drained(client, timeout=60):
+    """Waits until the fan-out queue is empty and stays so for two polls
+    with no job finishing in between; returns the fan-out stats."""
+    last = {}
+
+    def settled():
+        f = fanout(client)
+        prev = last.get("f")
+        last["f"] = f
+        return f if (f["depth"] == 0 and prev and prev["depth"] == 0 and
+                     prev["jobs_done"] == f["jobs_done"]) else None
+    return wait_for(settled, timeout, interval=0.05, what="an empty fan-out queue")
+
+
+def pages(client, path, token=None, limit=7, max_pages=10000):
+    """Every page of a list endpoint: a list of lists of items."""
+    out, cursor = [], None
+    for _ in range(max_pages):
+        q = f"{path}?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        r = client.get(q, token=token)
+        assert r.status == 200, (q, r)
+        out.append(r.json["items"])
+        cursor = r.json["next"]
+        if not cursor:
+            return out
+    raise AssertionError(f"{path}: more than {max_pages} pages")
+
+
+def check_pages(got_pages, expected, limit, what):
+    """Page i must be expected[i*limit:(i+1)*limit]; only the last page may be
+    short (or empty, when the previous page was exactly full)."""
+    for i, page in enumerate(got_pages):
+        ids = [p["id"] for p in page]
+        want = expected[i * limit:(i + 1) * limit]
+        if ids != want:
+            raise AssertionError(f"{what}: page {i} (limit {limit}) differs\n  got:  {ids}\n  want: {want}")
+        assert len(page) <= limit
+        if i < len(got_pages) - 1:
+            assert len(page) == limit, f"{what}: page {i} is short but has a next cursor"
+    total = sum(len(p) for p in got_pages)
+    assert total == len(expected), f"{what}: {total} entries over all pages, want {len(expected)}"
+
+
+class RegionCase(unittest.TestCase):
+    """One standalone region per test class, in its own directory."""
+    ARGS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.workdir = tempfile.mkdtemp(prefix="driftfeed-feed-")
+        cls.region = Region("paris", cls.workdir, args=list(cls.ARGS))
+        cls.c = cls.region.client
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.region.stop()
+        except AssertionError:
+            cls.region.kill()
+        clean = sanitizer_env_ok(cls.region)
+        if os.environ.get("KEEP_TEST_DIRS") != "1" and clean:
+            shutil.rmtree(cls.workdir, ignore_errors=True)
+        assert clean, f"sanitizer report in {cls.region.logpath}"
+
+
+class ModelTest(RegionCase):
+    CAP = 50
+    THRESHOLD = 20
+    USERS = 300
+    OPS = 20000
+    LIMIT = 7
+    ARGS = ("--large-threshold", str(THRESHOLD), "--timeline-cap", str(CAP), "--rate-limit", "0")
+
+    def generate(self, rng):
+        """The operation sequence and the model it leads to. Each op belongs
+        to one actor (the user who makes it), so running each actor's ops in
+        order -- whatever the interleaving between actors -- ends in the
+        model's state."""
+        n = self.USERS
+        following = [set() for _ in range(n)]
+        nposts = [0] * n
+        live = [[] for _ in range(n)]       # indices of each user's live posts
+        deleted = [set() for _ in range(n)]
+        celebs = [0, 1, 2]
+        # Posting activity is skewed: celebrities and a few chatty users.
+        weights = [30 if u in celebs else (8 if u % 17 == 0 else 1) for u in range(n)]
+        # Enough early follows that every celebrity passes the threshold.
+        fans = []
+        for cb in celebs:
+            for f in rng.sample([u for u in range(n) if u != cb], self.THRESHOLD + 15):
+                fans.append(("follow", f, cb))
+        ops = []
+        for _ in range(self.OPS):
+            x = rng.random()
+            if fans and x < 0.08:
+                kind, u, v = fans.pop(rng.randrange(len(fans)))
+                ops.append((u, kind, v))
+                following[u].add(v)
+            elif x < 0.28:
+                u = rng.randrange(n)
+                v = rng.choice(celebs) if rng.random() < 0.15 else rng.randrange(n)
+                if v == u:
+                    continue
+                ops.append((u, "follow", v))  # following twice is fine: idempotent
+                following[u].add(v)
+            elif x < 0.35:
+                u = rng.randrange(n)
+                if following[u] and rng.random() < 0.9:
+                    v = rng.choice(sorted(following[u]))
+                else:
+                    v = rng.randrange(n)
+                    if v == u:
+                        continue
+                ops.append((u, "unfollow", v))
+                following[u].discard(v)
+            elif x < 0.85:
+                u = rng.choices(range(n), weights)[0]
+                ops.append((u, "post", nposts[u]))
+                live[u].append(nposts[u])
+                nposts[u] += 1
+            else:
+                u = rng.choices(range(n), weights)[0]
+                if not live[u]:
+                    continue
+                k = live[u].pop(rng.randrange(len(live[u])))
+                ops.append((u, "delete", k))
+                deleted[u].add(k)
+        for kind, u, v in fans:  # whatever the loop did not place
+            ops.append((u, kind, v))
+            following[u].add(v)
+        # Last, only deletes and unfollows: capped timelines thin out and
+        # must reach below the entries their trims dropped.
+        for _ in range(self.OPS // 10):
+            if rng.random() < 0.7:
+                u = rng.choices(range(n), weights)[0]
+                if live[u]:
+                    k = live[u].pop(rng.randrange(len(live[u])))
+                    ops.append((u, "delete", k))
+                    deleted[u].add(k)
+            else:
+                u = rng.randrange(n)
+                if following[u]:
+                    v = rng.choice(sorted(following[u]))
+                    ops.append((u, "unfollow", v))
+                    following[u].discard(v)
+        return ops, following, deleted, celebs
+
+    def test_timelines_match_model(self):
+        seed = int(os.environ.get("FEED_SEED", random.randrange(1 << 32)))
+        print(f"\nModelTest: FEED_SEED={seed}", file=sys.stderr, flush=True)
+        rng = random.Random(seed)
+        started = time.monotonic()
+        ops, following, deleted, celebs = self.generate(rng)
+        n = self.USERS
+        port = self.region.port
+
+        users = parallel(port, lambda c, i: c.register(f"u{i:03d}"), range(n))
+        ids = [u["id"] for u in users]
+        tokens = [u["token"] for u in users]
+        post_ids = [dict() for _ in range(n)]  # user -> {k: post id}
+
+        def run_actor_ops(c, t):
+            for u, kind, arg in ops:
+                if u % THREADS != t:
+                    continue
+                if kind == "follow":
+                    r = c.put(f"/v1/following/{ids[arg]}", token=tokens[u])
+                    assert r.status == 200, (kind, r)
+                elif kind == "unfollow":
+                    r = c.delete(f"/v1/following/{ids[arg]}", token=tokens[u])
+                    assert r.status == 204, (kind, r)
+                elif kind == "post":
+                    post_ids[u][arg] = c.post_text(tokens[u], f"post {arg} by {ids[u]}")["id"]
+                else:
+                    r = c.delete(f"/v1/posts/{post_ids[u][arg]}", token=tokens[u])
+                    assert r.status == 204, (kind, r)
+        parallel(port, run_actor_ops, range(THREADS))
+        wait_drained(self.c)
+        st = fanout(self.c)
+        print(f"ModelTest: {len(ops)} ops in {time.monotonic() - started:.1f}s; fan-out {st}",
+              file=sys.stderr, flush=True)
+
+        live = [sorted((pid for k, pid in post_ids[u].items() if k not in deleted[u]), reverse=True)
+                for u in range(n)]
+        expected = []
+        for u in range(n):
+            pool = list(live[u])
+            for v in following[u]:
+                pool += live[v]
+            expected.append(sorted(pool, reverse=True)[:self.CAP])
+        # The run covered what it is meant to: merged-at-read accounts, capped
+        # timelines, timelines thinned by deletes and unfollows.
+        self.assertGreaterEqual(st["large_accounts"], len(celebs), "celebrities were not marked large")
+        self.assertTrue(any(len(e) == self.CAP for e in expected), "no timeline reached the cap")
+        self.assertTrue(any(deleted), "no post was deleted")
+
+        def verify(c, u):
+            got = pages(c, "/v1/timeline", token=tokens[u], limit=self.LIMIT)
+            check_pages(got, expected[u], self.LIMIT, f"home of {ids[u]} (FEED_SEED={seed})")
+            got = pages(c, f"/v1/users/{ids[u]}/posts", limit=9)
+            check_pages(got, live[u], 9, f"profile of {ids[u]} (FEED_SEED={seed})")
+        parallel(port, verify, range(n))
+
+        # The large-account set and every timeline survive a restart.
+        self.region.restart()
+        parallel(port, verify, range(n))
+        print(f"ModelTest: verified {n} users twice; {time.monotonic() - started:.1f}s in all",
+              file=sys.stderr, flush=True)
+
+
+class WideFollowTest(RegionCase):
+    """A reader following more accounts than one read scans at once (256):
+    hidden unfollowed authors, large accounts and the profile merge below
+    the home floor must all still see every followee."""
+    CAP = 40
+    AUTHORS = 320
+    ARGS = ("--large-threshold", "3", "--timeline-cap", str(CAP), "--rate-limit", "0")
+
+    def test_reader_following_hundreds(self):
+        port = self.region.port
+        rng = random.Random(7)
+        reader = self.c.register("reader")
+        fans = [self.c.register(f"fan{i}") for i in range(4)]
+        authors = parallel(port, lambda c, i: c.register(f"a{i:03d}"), range(self.AUTHORS))
+        parallel(port, lambda c, a: c.follow(reader["token"], a["id"]), authors)
+        # A few authors, early and late in key order, become large accounts.
+        stars = [authors[3], authors[200], authors[300], authors[310]]
+        for st in stars:
+            for fan in fans:
+                self.c.follow(fan["token"], st["id"])
+        posts = parallel(port, lambda c, i: (i % self.AUTHORS, c.post_text(authors[i % self.AUTHORS]["token"],
+                                                                           f"post {i}")["id"]),
+                         range(3 * self.AUTHORS))
+        wait_drained(self.c)
+        st = fanout(self.c)
+        self.assertGreaterEqual(st["large_accounts"], len(stars))
+
+        # Unfollow some authors on both sides of the 256th; delete some posts.
+        gone = set(rng.sample(range(self.AUTHORS), 60)) | {300}
+        for a in gone:
+            r = self.c.delete(f"/v1/following/{authors[a]['id']}", token=reader["token"])
+            self.assertEqual(r.status, 204, r)
+        dead = set(rng.sample(range(len(posts)), 200))
+        for i in dead:
+            a, pid = posts[i]
+            r = self.c.delete(f"/v1/posts/{pid}", token=authors[a]["token"])
+            self.assertEqual(r.status, 204, r)
+        want = sorted((pid for i, (a, pid) in enumerate(posts) if i not in dead and a not in gone),
+                      reverse=True)[:self.CAP]
+        # Hidden at once, and still right once the cleanup jobs ran.
+        for when in ("at once", "after the queue drained"):
+            got = pages(self.c, "/v1/timeline", token=reader["token"], limit=6)
+            check_pages(got, want, 6, f"home of the reader ({when})")
+            wait_drained(self.c)
+
+
+class RestartTest(RegionCase):
+    FOLLOWERS = 20000
+    POSTS = 6
+    ARGS = ("--fanout-workers", "1", "--large-threshold", "1000000", "--rate-limit", "0")
+
+    def test_kill_mid_fanout_delivers_exactly_once(self):
+        port = self.region.port
+        started = time.monotonic()
+        star = self.c.register("star")
+        followers = parallel(port, lambda c, i: c.register(f"f{i:05d}"), range(self.FOLLOWERS))
+        parallel(port, lambda c, u: c.follow(u["token"], star["id"]), followers)
+        wait_drained(self.c)
+        base = fanout(self.c)
+        print(f"\nRestartTest: {self.FOLLOWERS} followers in {time.monotonic() - started:.1f}s",
+              file=sys.stderr, flush=True)
+
+        posts = [self.c.post_text(star["token"], f"big news {i}")["id"] for i in range(self.POSTS)]
+        total = self.POSTS * (self.FOLLOWERS + 1)
+        seen = wait_for(lambda: (lambda f: f if f["deliveries"] > base["deliveries"] else None)(fanout(self.c)),
+                        30, interval=0.002, what="the first deliveries")
+        self.assertGreater(seen["depth"], 0, f"fan-out finished before the kill: {seen}")
+        done = seen["deliveries"] - base["deliveries"]
+        self.assertLess(done, total, "every delivery was done before the kill")
+        self.region.kill()
+        print(f"RestartTest: killed with {done}/{total} deliveries seen, depth {seen['depth']}",
+              file=sys.stderr, flush=True)
+
+        self.region.start()
+        after = wait_drained(self.c, timeout=120)
+        with open(self.region.logpath, "rb") as f:
+            log = f.read().decode("utf-8", "replace")
+        m = re.findall(r"feed: resuming (\d+) fan-out jobs", log)
+        self.assertTrue(m, "the restarted region resumed no fan-out job")
+        # Resumed, not restarted: fewer deliveries than the whole work again.
+        self.assertLess(after["deliveries"], total, f"after restart: {after}")
+        print(f"RestartTest: resumed {m[-1]} jobs; {after['deliveries']} deliveries after restart",
+              file=sys.stderr, flush=True)
+
+        want = sorted(posts, reverse=True)
+
+        def check(c, u):
+            got = [p["id"] for p in c.get("/v1/timeline?limit=100", token=u["token"]).json["items"]]
+            return None if got == want else (u["id"], got)
+        bad = [x for x in parallel(port, check, followers + [star]) if x]
+        self.assertEqual(bad[:5], [], f"{len(bad)} timelines differ from {want}")
+        print(f"RestartTest: {len(followers) + 1} timelines checked; {time.monotonic() - started:.1f}s",
+              file=sys.stderr, flush=True)
+
+
+class PaginationTest(RegionCase):
+    CAP = 60
+    ARGS = ("--timeline-cap", str(CAP), "--rate-limit", "0")
+
+    def test_pages_never_repeat_or_skip_while_posting(self):
+        reader = self.c.register("reader")
+        authors = [self.c.register(f"author{i}") for i in range(2)]
+        for a in authors:
+            self.c.follow(reader["token"], a["id"])
+        for i in range(40):
+            for a in authors:
+                self.c.post_text(a["token"], f"old {i}")
+        wait_drained(self.c)
+
+        for path, token, limit in (("/v1/timeline", reader["token"], 5),
+                                   (f"/v1/users/{authors[0]['id']}/posts", None, 5)):
+            with self.subTest(path=path):
+                self.page_while_posting(path, token, limit, authors)
+
+    def page_while_posting(self, path, token, limit, authors):
+        stop = threading.Event()
+        count = [0]
+        errors = []
+
+        def poster():
+            c = Client(self.region.port)
+            try:
+                for i in range(2000):  # bounded even if paging stalls
+                    if stop.is_set():
+                        return
+                    c.post_text(authors[i % 2]["token"], f"new {i}")
+                    count[0] += 1
+            except Exception as e:  # surfaced in the main thread
+                errors.append(e)
+            finally:
+                c.close()
+
+        before = [p["id"] for page in pages(self.c, path, token=token, limit=100) for p in page]
+        t = threading.Thread(target=poster)
+        t.start()
+        got, cursor, posted_during = [], None, []
+        try:
+            for _ in range(1000):
+                # Each page waits until at least one more post was made.
+                n0 = count[0]
+                wait_for(lambda: count[0] > n0 or errors, 10, interval=0.001, what="a concurrent post")
+                q = f"{path}?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+                r = self.c.get(q, token=token)
+                self.assertEqual(r.status, 200, r)
+                got += [p["id"] for p in r.json["items"]]
+                posted_during.append(count[0] - n0)
+                cursor = r.json["next"]
+                if not cursor:
+                    break
+        finally:
+            stop.set()
+            t.join(30)
+        self.assertFalse(errors, errors)
+        self.assertEqual(len(got), len(set(got)), f"{path}: a page repeated an entry")
+        self.assertEqual(got, sorted(got, reverse=True), f"{path}: pages out of order")
+        # Entries that existed when paging began appear, in full, down to the
+        # last one returned; anything else is newer than all of them.
+        low = got[-1]
+        missing = [x for x in before if x >= low and x not in set(got)]
+        self.assertEqual(missing, [], f"{path}: paging skipped entries")
+        newer = [x for x in got if x not in set(before)]
+        self.assertTrue(all(x > before[0] for x in newer), f"{path}: an unexpected entry")
+        if path == "/v1/timeline":
+            self.assertEqual(len(got), self.CAP, "the home timeline is not paged to its cap")
+        else:
+            self.assertEqual(set(before) - set(got), set(), "the profile lost an entry")
+        self.assertGreater(sum(posted_during), 10, "too few concurrent posts")
+
+
+class BackpressureTest(RegionCase):
+    FOLLOWERS = 4000
+    ARGS = ("--queue-max", "1", "--fanout-workers", "1", "--large-threshold", "1000000",
+            "--rate-limit", "0")
+
+    def test_full_queue_answers_503_and_loses_nothing(self):
+        port = self.region.port
+        star = self.c.register("star")
+        followers = parallel(port, lambda c, i: c.register(f"f{i:04d}"), range(self.FOLLOWERS))
+        parallel(port, lambda c, u: c.follow(u["token"], star["id"]), followers)
+        wait_drained(self.c)
+
+        acked, refusals = [], []
+
+        def attempt(c, i):
+            r = c.post("/v1/posts", {"text": f"burst {i}"}, token=star["token"])
+            if r.status == 201:
+                return ("ok", r.json["id"])
+            return ("refused", r)
+        # Bursts of concurrent posts, each once the queue is empty: the
+        # first posts of a burst are taken, the rest find the queue full.
+        i = 0
+        for _ in range(20):
+            if len(refusals) >= 20 and len(acked) >= 10:
+                break
+            wait_for(lambda: fanout(self.c)["depth"] == 0, 30, interval=0.01, what="an empty queue")
+            for kind, x in parallel(port, attempt, range(i, i + 16), threads=4):
+                (acked if kind == "ok" else refusals).append(x)
+            i += 16
+        self.assertTrue(refusals, f"no 503 after {i} posts")
+        for r in refusals:
+            self.assertEqual(r.status, 503, r)
+            self.assertIn("retry-after", r.headers)
+            self.assertGreaterEqual(int(r.headers["retry-after"]), 1)
+            err = r.json["error"]
+            self.assertEqual(err["code"], "overloaded")
+            self.assertTrue(err["message"])
+        self.assertTrue(acked)
+
+        # Once the queue drains, posts are accepted again and nothing
+        # acknowledged is lost: every post is stored, in the profile and in
+        # every follower's timeline.
+        wait_drained(self.c, timeout=60)
+        acked.append(self.c.post_text(star["token"], "after the burst")["id"])
+        wait_drained(self.c, timeout=60)
+        want = sorted(acked, reverse=True)
+        for pid in acked:
+            self.assertEqual(self.c.get(f"/v1/posts/{pid}").status, 200)
+        profile = [p["id"] for page in pages(self.c, f"/v1/users/{star['id']}/posts", limit=100) for p in page]
+        self.assertEqual(profile, want)
+
+        def check(c, u):
+            got = [p["id"] for page in pages(c, "/v1/timeline", token=u["token"], limit=100) for p in page]
+            return None if got == want[:800] else u["id"]
+        bad = [x for x in parallel(port, check, followers) if x]
+        self.assertEqual(bad, [], f"{len(bad)} followers miss acknowledged posts")
+        print(f"\nBackpressureTest: {len(acked)} posts acknowledged, {len(refusals)} refused with 503",
+              file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
