@@ -111,6 +111,9 @@ int api_body_or_4xx(api_req *r, api_decoder dec, void *out);
 void api_reply_json(api_req *r, int status, json_t *j);
 void api_reply_raw(api_req *r, int status, const char *body, size_t len, const char *type);
 void api_reply_empty(api_req *r, int status);
+/* Answers with b's bytes, taking them (b is left empty). */
+struct api_buf;
+void api_reply_buf(api_req *r, int status, struct api_buf *b, const char *type);
 /* Queues a response built by the caller (SSE); takes resp. */
 struct MHD_Response;
 void api_reply_response(api_req *r, int status, struct MHD_Response *resp);

@@ -47,6 +47,43 @@ static const char *bearer(api_req *r, bool allow_query)
     return allow_query ? api_query(r, "access_token") : NULL;
 }
 
+/* A user's token hash never changes once the user exists (there is no
+ * rotation), so each HTTP thread keeps the hashes it looked up in a small
+ * direct-mapped cache and skips the read and JSON parse next time. */
+#define AUTH_CACHE 256
+typedef struct auth_entry {
+    char id[STG_ID_MAX + 1];
+    char hash[65];
+} auth_entry;
+static __thread auth_entry auth_cache[AUTH_CACHE];
+
+/* The stored token hash of user id into hash; 0, DF_ENOTFOUND or DF_E*. */
+static int stored_hash(api_req *r, const char *id, size_t idlen, char hash[65])
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < idlen; i++) h = (h ^ (unsigned char)id[i]) * 16777619u;
+    auth_entry *e = &auth_cache[h % AUTH_CACHE];
+    if (strcmp(e->id, id) == 0) {
+        memcpy(hash, e->hash, 65);
+        return 0;
+    }
+    stg_record rec;
+    char *raw;
+    int rc = stg_record_load(r->ctx->db, STG_KIND_USER, id, idlen, &rec, &raw);
+    if (rc < 0) return rc;
+    json_t *u = rec.tombstone ? NULL : api_payload_json(&rec);
+    free(raw);
+    const char *stored = u ? json_string_value(json_object_get(u, "token_hash")) : NULL;
+    rc = stored && strlen(stored) == 64 ? 0 : DF_ENOTFOUND;
+    if (rc == 0) {
+        memcpy(hash, stored, 65);
+        memcpy(e->id, id, idlen + 1);
+        memcpy(e->hash, stored, 65);
+    }
+    json_decref(u);
+    return rc;
+}
+
 int api_auth_or_401(api_req *r, bool allow_query)
 {
     const char *tok = bearer(r, allow_query);
@@ -55,25 +92,17 @@ int api_auth_or_401(api_req *r, bool allow_query)
     size_t idlen = dot ? (size_t)(dot - tok) : 0;
     if (!dot || !stg_valid_user_id(tok, idlen) || strlen(dot + 1) != 43)
         return unauthorized(r, "invalid token");
-    char id[STG_ID_MAX + 1];
+    char id[STG_ID_MAX + 1], stored[65], hex[65];
     memcpy(id, tok, idlen);
     id[idlen] = '\0';
-    stg_record rec;
-    char *raw;
-    int rc = stg_record_load(r->ctx->db, STG_KIND_USER, id, idlen, &rec, &raw);
+    int rc = stored_hash(r, id, idlen, stored);
     if (rc == DF_ENOTFOUND) return unauthorized(r, "invalid token");
     if (rc < 0) {
         api_error_df(r, rc, "user");
         return -1;
     }
-    json_t *u = rec.tombstone ? NULL : api_payload_json(&rec);
-    free(raw);
-    const char *stored = u ? json_string_value(json_object_get(u, "token_hash")) : NULL;
-    char hex[65];
     hash_secret(dot + 1, 43, hex);
-    bool ok = stored && strlen(stored) == 64 && sodium_memcmp(stored, hex, 64) == 0;
-    json_decref(u);
-    if (!ok) return unauthorized(r, "invalid token");
+    if (sodium_memcmp(stored, hex, 64) != 0) return unauthorized(r, "invalid token");
     memcpy(r->user, id, idlen + 1);
     return 0;
 }

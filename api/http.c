@@ -79,6 +79,16 @@ void api_reply_raw(api_req *r, int status, const char *body, size_t len, const c
     queue(r, status, resp);
 }
 
+void api_reply_buf(api_req *r, int status, api_buf *b, const char *type)
+{
+    struct MHD_Response *resp = b->p ? MHD_create_response_from_buffer(b->len, b->p, MHD_RESPMEM_MUST_FREE)
+                                     : MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    if (type) MHD_add_response_header(resp, "Content-Type", type);
+    queue(r, status, resp);
+}
+
 void api_reply_json(api_req *r, int status, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT);

@@ -90,8 +90,7 @@ void api_messages_list(api_req *r)
     if (more) api_buf_json_string(&b, last);
     else api_buf_append(&b, "null", 4);
     api_buf_append(&b, "}", 1);
-    api_reply_raw(r, 200, b.p, b.len, "application/json");
-    free(b.p);
+    api_reply_buf(r, 200, &b, "application/json");
 }
 
 typedef struct conv {
@@ -155,7 +154,6 @@ void api_conversations(api_req *r)
     if (n > shown) api_buf_json_string(&b, cs[shown - 1].latest);
     else api_buf_append(&b, "null", 4);
     api_buf_append(&b, "}", 1);
-    api_reply_raw(r, 200, b.p, b.len, "application/json");
-    free(b.p);
+    api_reply_buf(r, 200, &b, "application/json");
     free(cs);
 }

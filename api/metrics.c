@@ -107,6 +107,5 @@ void api_metrics(api_req *r)
                        (unsigned long long)p->applied_total, p->name,
                        p->state == REPL_STREAMING);
     }
-    api_reply_raw(r, 200, b.p ? b.p : "", b.len, "text/plain; version=0.0.4");
-    free(b.p);
+    api_reply_buf(r, 200, &b, "text/plain; version=0.0.4");
 }

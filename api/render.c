@@ -86,6 +86,5 @@ void api_reply_page(api_req *r, const feed_page *page)
     if (page->next[0]) api_buf_json_string(&b, page->next);
     else api_buf_append(&b, "null", 4);
     api_buf_append(&b, "}", 1);
-    api_reply_raw(r, 200, b.p, b.len, "application/json");
-    free(b.p);
+    api_reply_buf(r, 200, &b, "application/json");
 }

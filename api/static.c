@@ -39,6 +39,5 @@ void api_static(api_req *r)
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (4u << 20)) api_buf_append(&b, chunk, n);
     fclose(f);
-    api_reply_raw(r, 200, b.p ? b.p : "", b.len, type_of(name));
-    free(b.p);
+    api_reply_buf(r, 200, &b, type_of(name));
 }

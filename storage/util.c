@@ -95,10 +95,27 @@ uint64_t df_mono_ms(void)
 
 void df_format_time(uint64_t ms, char out[32])
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", (tm.tm_year + 1900) % 10000,
-             (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
-             tm.tm_sec % 100, (unsigned)(ms % 1000));
+    /* Hot (every timeline item): the date part is formatted once a second
+     * per thread, the milliseconds by hand. */
+    static __thread uint64_t cached_sec = UINT64_MAX;
+    static __thread char prefix[32]; /* "YYYY-MM-DDTHH:MM:SS" */
+    uint64_t sec = ms / 1000;
+    if (sec != cached_sec) {
+        time_t secs = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(prefix, sizeof prefix, "%04u-%02u-%02uT%02u:%02u:%02u",
+                 (unsigned)(tm.tm_year + 1900) % 10000, (unsigned)(tm.tm_mon + 1) % 100,
+                 (unsigned)tm.tm_mday % 100, (unsigned)tm.tm_hour % 100, (unsigned)tm.tm_min % 100,
+                 (unsigned)tm.tm_sec % 100);
+        cached_sec = sec;
+    }
+    unsigned m = (unsigned)(ms % 1000);
+    memcpy(out, prefix, 19);
+    out[19] = '.';
+    out[20] = (char)('0' + m / 100);
+    out[21] = (char)('0' + m / 10 % 10);
+    out[22] = (char)('0' + m % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
 }
