@@ -1,0 +1,216 @@
+"""test_stream.py -- GET /v1/stream (Server-Sent Events) without a browser:
+order, resuming with Last-Event-ID, reset when resuming is impossible, slow
+clients, and 500 idle streams costing no CPU and bounded memory."""
+import http.client
+import os
+import socket
+import threading
+import time
+import unittest
+
+import harness
+
+
+class Stream:
+    """One SSE connection, parsed into (id, event, data) tuples by a reader
+    thread."""
+
+    def __init__(self, port, token, last_event_id=None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.conn.request("GET", "/v1/stream", headers=headers)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.events = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        ev = {}
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\n")
+                if line == "":
+                    if "event" in ev:
+                        with self.lock:
+                            self.events.append((ev.get("id"), ev["event"], ev.get("data")))
+                    ev = {}
+                elif not line.startswith(":"):
+                    k, _, v = line.partition(": ")
+                    ev[k] = v
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            # closed under us by close(): the stream is over
+            return
+
+    def of(self, kind):
+        with self.lock:
+            return [e for e in self.events if e[1] == kind]
+
+    def last_id(self):
+        with self.lock:
+            return [e[0] for e in self.events if e[0]][-1]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class StreamTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.dir = tempfile.mkdtemp(prefix="driftfeed-stream-")
+        cls.region = harness.Region("paris", cls.dir, args=["--rate-limit", "0"])
+        cls.c = cls.region.client
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.region.stop()
+        assert harness.sanitizer_env_ok(cls.region), f"sanitizer report in {cls.region.logpath}"
+
+    def users(self, prefix):
+        a = self.c.register(prefix + "_a")
+        b = self.c.register(prefix + "_b")
+        self.c.follow(b["token"], a["id"])
+        return a, b
+
+    def test_events_arrive_in_order(self):
+        a, b = self.users("order")
+        s = Stream(self.region.port, b["token"])
+        self.assertEqual(s.status, 200)
+        harness.wait_for(lambda: s.of("hello"), 5, what="hello")
+        texts = [f"m{i}" for i in range(20)]
+        for t in texts:
+            r = self.c.post("/v1/messages", {"to": b["id"], "text": t}, token=a["token"])
+            self.assertEqual(r.status, 201)
+        post = self.c.post_text(a["token"], "a post for b")
+        harness.wait_for(lambda: len(s.of("message")) == 20 and s.of("post"), 10, what="all events")
+        import json
+        self.assertEqual([json.loads(e[2])["text"] for e in s.of("message")], texts)
+        self.assertEqual(json.loads(s.of("post")[0][2])["id"], post["id"])
+        self.assertIn("delivered_at", json.loads(s.of("post")[0][2]))
+        seqs = [int(e[0].split(".")[1]) for e in s.events if e[0]]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(len(seqs), len(set(seqs)), "event ids repeat")
+        self.c.delete(f"/v1/posts/{post['id']}", token=a["token"])
+        harness.wait_for(lambda: s.of("delete"), 5, what="the delete event")
+        self.assertEqual(json.loads(s.of("delete")[0][2])["id"], post["id"])
+        s.close()
+
+    def test_reconnect_with_last_event_id_misses_nothing(self):
+        import json
+        a, b = self.users("resume")
+        s = Stream(self.region.port, b["token"])
+        harness.wait_for(lambda: s.of("hello"), 5, what="hello")
+        for i in range(5):
+            self.c.post("/v1/messages", {"to": b["id"], "text": f"before{i}"}, token=a["token"])
+        harness.wait_for(lambda: len(s.of("message")) == 5, 5, what="first five")
+        last = s.last_id()
+        s.close()
+        for i in range(7):
+            self.c.post("/v1/messages", {"to": b["id"], "text": f"while{i}"}, token=a["token"])
+        s2 = Stream(self.region.port, b["token"], last_event_id=last)
+        for i in range(3):
+            self.c.post("/v1/messages", {"to": b["id"], "text": f"after{i}"}, token=a["token"])
+        harness.wait_for(lambda: len(s2.of("message")) == 10, 5, what="missed and new messages")
+        got = [json.loads(e[2])["text"] for e in s2.of("message")]
+        self.assertEqual(got, [f"while{i}" for i in range(7)] + [f"after{i}" for i in range(3)])
+        self.assertEqual(s2.of("reset"), [])
+        s2.close()
+
+    def test_resume_from_unknown_position_says_reset(self):
+        a, b = self.users("reset")
+        s = Stream(self.region.port, b["token"], last_event_id="1.5")  # another boot
+        harness.wait_for(lambda: s.of("reset"), 5, what="a reset event")
+        s.close()
+
+    def test_slow_client_gets_reset_not_unbounded_memory(self):
+        a, b = self.users("slow")
+        # A client that connects and never reads.
+        raw = socket.create_connection(("127.0.0.1", self.region.port))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.sendall(f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {b['token']}\r\n\r\n".encode())
+        pid = self.region.proc.pid
+        before = rss_kib(pid)
+        text = "x" * 1900
+        for i in range(600):  # more than the per-user ring (256) holds
+            r = self.c.post("/v1/messages", {"to": b["id"], "text": f"{i} {text}"}, token=a["token"])
+            self.assertEqual(r.status, 201)
+        grown = rss_kib(pid) - before
+        self.assertLess(grown, 64 * 1024, f"RSS grew by {grown} KiB for one stalled stream")
+        self.assertEqual(self.c.get("/health").status, 200)
+        # A fresh stream still works and a resume from far behind says reset.
+        s = Stream(self.region.port, b["token"], last_event_id=None)
+        harness.wait_for(lambda: s.of("hello"), 5, what="hello")
+        hello_id = s.of("hello")[0][0]
+        boot = hello_id.split(".")[0]
+        s.close()
+        s2 = Stream(self.region.port, b["token"], last_event_id=f"{boot}.1")
+        harness.wait_for(lambda: s2.of("reset"), 5, what="reset for a position out of the ring")
+        s2.close()
+        raw.close()
+
+    def test_500_idle_streams_cost_no_cpu_and_bounded_memory(self):
+        a, b = self.users("idle")
+        pid = self.region.proc.pid
+        rss0 = rss_kib(pid)
+        socks = []
+        try:
+            for _ in range(500):
+                sk = socket.create_connection(("127.0.0.1", self.region.port))
+                sk.sendall(f"GET /v1/stream?access_token={b['token']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                socks.append(sk)
+            # Every stream got its answer and its hello.
+            for sk in socks:
+                sk.settimeout(10)
+                buf = b""
+                while b"event: hello" not in buf:
+                    chunk = sk.recv(4096)
+                    self.assertTrue(chunk, "stream closed early")
+                    buf += chunk
+            rss = rss_kib(pid)
+            self.assertLess(rss - rss0, 100 * 1024, f"500 streams took {rss - rss0} KiB")
+            cpu0 = cpu_seconds(pid)
+            t0 = time.monotonic()
+            harness.wait_for(lambda: time.monotonic() - t0 >= 3, 5, what="3 idle seconds")
+            used = cpu_seconds(pid) - cpu0
+            self.assertLess(used, 0.15, f"500 idle streams used {used:.2f} s of CPU in 3 s")
+            # All of them are alive: one post reaches every stream.
+            post = self.c.post_text(a["token"], "to all 500")
+            for sk in socks:
+                buf = b""
+                while post["id"].encode() not in buf:
+                    chunk = sk.recv(65536)
+                    self.assertTrue(chunk, "stream closed early")
+                    buf += chunk
+            self.assertEqual(self.c.get("/health").status, 200)
+        finally:
+            for sk in socks:
+                sk.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
