@@ -187,7 +187,8 @@ START_TEST(test_apply_matches_sort_model)
                         dup = dup || stg_version_cmp(&cands[m].ver, &c->ver) == 0;
                 } while (dup);
                 c->tomb = rng_below(&r, 3) == 0;
-                snprintf(c->payload, sizeof c->payload, c->tomb ? "" : "{\"k\":%d,\"j\":%d}", k, j);
+                if (c->tomb) c->payload[0] = '\0';
+                else snprintf(c->payload, sizeof c->payload, "{\"k\":%d,\"j\":%d}", k, j);
                 nc++;
             }
         }
