@@ -31,6 +31,7 @@ typedef struct api_config {
     char admin_token[256];
     bool demo;
     bool sync;
+    int cache_mb;
     int64_t clock_offset_ms;
     int threads;
     int fanout_workers;

@@ -11,7 +11,7 @@
 enum {
     O_REGION = 1000, O_PORT, O_BIND, O_DATA, O_REDIS, O_PEERS, O_PEER_REDIS, O_DELAY, O_PUBLIC_URL,
     O_WEB, O_ADMIN_TOKEN, O_DEMO, O_SYNC, O_CLOCK, O_THREADS, O_WORKERS, O_LARGE, O_CAP, O_QUEUE,
-    O_MAXCONN, O_PERIP, O_TIMEOUT, O_RATE, O_BURST, O_LOG, O_CONFIG, O_HELP,
+    O_MAXCONN, O_PERIP, O_TIMEOUT, O_RATE, O_BURST, O_LOG, O_CONFIG, O_HELP, O_CACHE,
 };
 
 static const struct option options[] = {
@@ -28,6 +28,7 @@ static const struct option options[] = {
     {"admin-token", required_argument, 0, O_ADMIN_TOKEN},
     {"demo", no_argument, 0, O_DEMO},
     {"sync", no_argument, 0, O_SYNC},
+    {"cache-mb", required_argument, 0, O_CACHE},
     {"clock-offset-ms", required_argument, 0, O_CLOCK},
     {"threads", required_argument, 0, O_THREADS},
     {"fanout-workers", required_argument, 0, O_WORKERS},
@@ -66,6 +67,7 @@ static const char usage[] =
     "  --admin-token TOKEN      enable /v1/admin/replication for this bearer token\n"
     "  --sync                   fsync the WAL on every write (survives machine crashes;\n"
     "                           default: WAL without fsync, survives process crashes)\n"
+    "  --cache-mb N             RocksDB block cache in MiB (default: 256)\n"
     "  --clock-offset-ms N      shift this region's wall clock (tests of clock skew)\n"
     "  --threads N              HTTP threads (default: cores)\n"
     "  --fanout-workers N       fan-out worker threads (default: 2)\n"
@@ -151,6 +153,10 @@ static int apply(api_config *c, int opt, const char *arg)
     case O_ADMIN_TOKEN: return copy(c->admin_token, sizeof c->admin_token, arg, "admin-token");
     case O_DEMO: c->demo = true; return 0;
     case O_SYNC: c->sync = true; return 0;
+    case O_CACHE:
+        if (number(arg, 8, 1 << 20, &v, "cache-mb") < 0) return -1;
+        c->cache_mb = (int)v;
+        return 0;
     case O_CLOCK:
         if (number(arg, -86400000LL, 86400000LL, &v, "clock-offset-ms") < 0) return -1;
         c->clock_offset_ms = v;

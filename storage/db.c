@@ -100,11 +100,15 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
                                              counter_partial_merge, counter_delete, counter_name);
     rocksdb_options_set_merge_operator(db->opts, db->merge);
     db->table = rocksdb_block_based_options_create();
-    db->cache = rocksdb_cache_create_lru((opt && opt->cache_mb ? opt->cache_mb : 64) << 20);
+    db->cache = rocksdb_cache_create_lru((opt && opt->cache_mb ? opt->cache_mb : 256) << 20);
     rocksdb_block_based_options_set_block_cache(db->table, db->cache);
     db->bloom = rocksdb_filterpolicy_create_bloom(10);
     rocksdb_block_based_options_set_filter_policy(db->table, db->bloom);
-    rocksdb_block_based_options_set_cache_index_and_filter_blocks(db->table, 1);
+    /* Index and filter blocks stay with their table readers, outside the
+     * block cache: a large file's index is bigger than a cache shard, and
+     * a cached one that cannot stay is read and decompressed again on
+     * every lookup (measured: 85% of the CPU of a timeline read). */
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(db->table, 0);
     rocksdb_options_set_block_based_table_factory(db->opts, db->table);
 
     const rocksdb_options_t *cf_opts[STG_CF_COUNT];

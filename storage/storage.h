@@ -151,7 +151,7 @@ typedef struct stg_db stg_db;
 
 typedef struct stg_options {
     bool sync;             /* fsync the WAL on each write (survives machine crash) */
-    size_t cache_mb;       /* block cache */
+    size_t cache_mb;       /* block cache in MiB (0: 256) */
 } stg_options;
 
 /* Opens (creating if missing) the database at path with every column
