@@ -96,6 +96,11 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     rocksdb_options_increase_parallelism(db->opts, 2);
     rocksdb_options_set_max_background_jobs(db->opts, 2);
     rocksdb_options_set_write_buffer_size(db->opts, 32 << 20);
+    /* A bloom filter over whole keys in each memtable: point reads of keys
+     * that are not there (most post lookups of a timeline page) skip the
+     * skip-list search. */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(db->opts, 0.1);
+    rocksdb_options_set_memtable_whole_key_filtering(db->opts, 1);
     db->merge = rocksdb_mergeoperator_create(NULL, counter_destroy, counter_full_merge,
                                              counter_partial_merge, counter_delete, counter_name);
     rocksdb_options_set_merge_operator(db->opts, db->merge);
