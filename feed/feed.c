@@ -34,7 +34,7 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
     pthread_cond_init(&f->wake, NULL);
     pthread_cond_init(&f->idle, NULL);
     pthread_rwlock_init(&f->large_mu, NULL);
-    pthread_mutex_init(&f->lat_mu, NULL);
+    df_window_init(&f->latency);
     pthread_mutex_init(&f->floor_mu, NULL);
 
     /* Large accounts persisted as meta keys "large\0<user>". */
@@ -152,7 +152,7 @@ void feed_close(feed *f)
     pthread_cond_destroy(&f->wake);
     pthread_cond_destroy(&f->idle);
     pthread_rwlock_destroy(&f->large_mu);
-    pthread_mutex_destroy(&f->lat_mu);
+    df_window_destroy(&f->latency);
     pthread_mutex_destroy(&f->floor_mu);
     free(f);
 }
@@ -236,19 +236,6 @@ void feed_mark_large(feed *f, const char *user)
 
 /* ---- Statistics ---------------------------------------------------------------- */
 
-void feed_record_latency(feed *f, uint64_t ms)
-{
-    pthread_mutex_lock(&f->lat_mu);
-    f->lat[f->nlat++ % LAT_RING] = ms;
-    pthread_mutex_unlock(&f->lat_mu);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 void feed_get_stats(feed *f, feed_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -257,16 +244,9 @@ void feed_get_stats(feed *f, feed_stats *out)
     pthread_mutex_unlock(&f->mu);
     out->jobs_done = atomic_load(&f->jobs_done);
     out->deliveries = atomic_load(&f->deliveries);
-    uint64_t lat[LAT_RING];
-    pthread_mutex_lock(&f->lat_mu);
-    size_t n = f->nlat < LAT_RING ? f->nlat : LAT_RING;
-    memcpy(lat, f->lat, n * sizeof *lat);
-    pthread_mutex_unlock(&f->lat_mu);
-    if (n) {
-        qsort(lat, n, sizeof *lat, cmp_u64);
-        out->latency_p50_ms = lat[n / 2];
-        out->latency_p99_ms = lat[(n * 99) / 100];
-    }
+    df_quantiles q = df_window_quantiles(&f->latency);
+    out->latency_p50_ms = q.p50;
+    out->latency_p99_ms = q.p99;
     pthread_rwlock_rdlock(&f->large_mu);
     out->large_accounts = f->nlarge;
     pthread_rwlock_unlock(&f->large_mu);

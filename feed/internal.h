@@ -21,7 +21,6 @@ void job_encode(const job *j, char *out, size_t *len); /* out >= JOB_MAX */
 int job_decode(const char *buf, size_t len, job *j);
 #define JOB_MAX (1 + 3 * (1 + STG_ID_MAX))
 
-#define LAT_RING 256
 #define TRIM_SLOTS 65536
 
 struct feed {
@@ -47,9 +46,7 @@ struct feed {
     size_t nlarge;
 
     _Atomic uint64_t jobs_done, deliveries;
-    pthread_mutex_t lat_mu;
-    uint64_t lat[LAT_RING];
-    size_t nlat;
+    df_window latency; /* post creation -> last delivery, ms */
 
     _Atomic uint16_t trim[TRIM_SLOTS]; /* deliveries since the last trim, by user hash */
 
@@ -59,7 +56,6 @@ struct feed {
 
 bool feed_is_large(feed *f, const char *user);
 void feed_mark_large(feed *f, const char *user);
-void feed_record_latency(feed *f, uint64_t ms);
 void feed_run_job(feed *f, uint64_t id);
 /* Called by a worker between chunks of a long job: wakes a sleeping worker
  * if jobs are waiting. */

@@ -194,7 +194,7 @@ static void run_post_job(feed *f, uint64_t id, job *j)
         stg_version v;
         if (stg_parse_id(j->a, strlen(j->a), &v) == 0) {
             uint64_t created = v.hlc >> 16, now = df_now_ms();
-            feed_record_latency(f, now > created ? now - created : 0);
+            df_window_add(&f->latency, now > created ? now - created : 0);
         }
     }
     stg_batch_free(b);

@@ -78,7 +78,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
         p->redis_addr = addr ? xstrdup(addr) : NULL;
         atomic_store(&p->delay_ms, cfg->delay_ms[i]);
         atomic_store(&p->state, r->log_addr || p->redis_addr ? REPL_DISCONNECTED : REPL_STANDALONE);
-        pthread_mutex_init(&p->lag_mu, NULL);
+        df_window_init(&p->lag);
         char ck[64];
         cursor_key(ck, sizeof ck, p->name);
         uint64_t applied = 0;
@@ -124,7 +124,7 @@ void repl_close(repl *r)
     for (size_t i = 0; i < r->npeers; i++) {
         if (r->peers[i].started) pthread_join(r->peers[i].thread, NULL);
         free(r->peers[i].redis_addr);
-        pthread_mutex_destroy(&r->peers[i].lag_mu);
+        df_window_destroy(&r->peers[i].lag);
     }
     repl_hlc_free(r->clock);
     pthread_mutex_destroy(&r->seq_mu);
@@ -202,13 +202,6 @@ out:
     return rc;
 }
 
-static void record_lag(peer *p, uint64_t lag)
-{
-    pthread_mutex_lock(&p->lag_mu);
-    p->lag[p->nlag++ % LAG_RING] = lag;
-    pthread_mutex_unlock(&p->lag_mu);
-}
-
 int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
 {
     peer *p = NULL;
@@ -247,7 +240,7 @@ out:
         atomic_store(&p->applied, seq);
         atomic_fetch_add(&p->applied_total, 1);
         uint64_t now = df_now_ms(), created = repl_hlc_ms(rec->ver.hlc);
-        record_lag(p, now > created ? now - created : 0);
+        df_window_add(&p->lag, now > created ? now - created : 0);
     }
     if (newer) {
         feed_enqueued(r->fd, job);
@@ -267,12 +260,6 @@ const char *repl_state_name(repl_state s)
     case REPL_DISCONNECTED: return "disconnected";
     }
     return "unknown";
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 void repl_get_status(repl *r, repl_status *out)
@@ -297,17 +284,10 @@ void repl_get_status(repl *r, repl_status *out)
         s->applied_total = atomic_load(&p->applied_total);
         s->delay_ms = atomic_load(&p->delay_ms);
         s->state = (repl_state)atomic_load(&p->state);
-        uint64_t lag[LAG_RING];
-        pthread_mutex_lock(&p->lag_mu);
-        size_t n = p->nlag < LAG_RING ? p->nlag : LAG_RING;
-        memcpy(lag, p->lag, n * sizeof *lag);
-        pthread_mutex_unlock(&p->lag_mu);
-        if (n) {
-            qsort(lag, n, sizeof *lag, cmp_u64);
-            s->lag_p50_ms = lag[n / 2];
-            s->lag_p99_ms = lag[(n * 99) / 100];
-            s->lag_max_ms = lag[n - 1];
-        }
+        df_quantiles q = df_window_quantiles(&p->lag);
+        s->lag_p50_ms = q.p50;
+        s->lag_p99_ms = q.p99;
+        s->lag_max_ms = q.max;
     }
 }
 

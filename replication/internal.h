@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define LAG_RING 1024
 #define MAX_REGIONS 32
 
 typedef struct peer {
@@ -23,9 +22,7 @@ typedef struct peer {
     _Atomic uint64_t applied_total;
     _Atomic uint32_t delay_ms;
     _Atomic int state;              /* repl_state */
-    pthread_mutex_t lag_mu;
-    uint64_t lag[LAG_RING];
-    size_t nlag;
+    df_window lag; /* creation at the origin -> applied here, ms */
 } peer;
 
 struct repl {
@@ -59,6 +56,9 @@ struct repl {
 
 /* redis.c: connections with timeouts and backoff, reply helpers. */
 redisContext *repl_redis_connect(const char *addr, int timeout_ms);
+/* One connection attempt; on failure naps *backoff ms (doubling it, up to
+ * 2 s) and returns NULL; on success resets *backoff. */
+redisContext *repl_redis_reconnect(struct repl *r, const char *addr, uint64_t *backoff);
 /* Sleeps up to ms in short steps; returns early (false) when stopping. */
 bool repl_nap(struct repl *r, uint64_t ms);
 /* Runs a command; NULL (and *c freed, set NULL) on a connection error. */

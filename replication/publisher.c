@@ -161,12 +161,7 @@ void *repl_publisher_main(void *arg)
     while (!atomic_load(&r->stopping)) {
         if (!c) {
             atomic_store(&r->log_connected, false);
-            if (!(c = repl_redis_connect(r->log_addr, 1000))) {
-                repl_nap(r, backoff);
-                backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
-                continue;
-            }
-            backoff = 50;
+            if (!(c = repl_redis_reconnect(r, r->log_addr, &backoff))) continue;
             resync(r, &c, key);
             if (!c) continue;
             atomic_store(&r->log_connected, true);

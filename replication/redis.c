@@ -30,6 +30,18 @@ redisContext *repl_redis_connect(const char *addr, int timeout_ms)
     return c;
 }
 
+redisContext *repl_redis_reconnect(struct repl *r, const char *addr, uint64_t *backoff)
+{
+    redisContext *c = repl_redis_connect(addr, 1000);
+    if (c) {
+        *backoff = 50;
+        return c;
+    }
+    repl_nap(r, *backoff);
+    *backoff = *backoff * 2 > 2000 ? 2000 : *backoff * 2;
+    return NULL;
+}
+
 bool repl_nap(struct repl *r, uint64_t ms)
 {
     uint64_t end = df_mono_ms() + ms;

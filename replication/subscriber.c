@@ -108,12 +108,7 @@ void *repl_subscriber_main(void *arg)
     while (!atomic_load(&r->stopping)) {
         if (!c) {
             atomic_store(&p->state, REPL_DISCONNECTED);
-            if (!(c = repl_redis_connect(p->redis_addr, 1000))) {
-                repl_nap(r, backoff);
-                backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
-                continue;
-            }
-            backoff = 50;
+            if (!(c = repl_redis_reconnect(r, p->redis_addr, &backoff))) continue;
             df_log(DF_LOG_INFO, "replication: reading %s from %s after seq %llu", key,
                    p->redis_addr, (unsigned long long)atomic_load(&p->applied));
             next_house = 0;

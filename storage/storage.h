@@ -14,6 +14,7 @@
 #ifndef DF_STORAGE_H
 #define DF_STORAGE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,23 @@ uint64_t df_now_ms(void);
 uint64_t df_mono_ms(void);
 /* Formats ms since the epoch as RFC 3339 UTC with milliseconds into out[32]. */
 void df_format_time(uint64_t ms, char out[32]);
+
+/* ---- Recent-values window (window.c) ---------------------------------------- */
+/* The last DF_WINDOW values of a measurement (latencies, lags), thread-safe,
+ * with quantiles over them. Initialise with df_window_init. */
+#define DF_WINDOW 1024
+typedef struct df_window {
+    pthread_mutex_t mu;
+    uint64_t v[DF_WINDOW];
+    size_t n; /* values ever added */
+} df_window;
+typedef struct df_quantiles {
+    uint64_t p50, p99, max; /* 0 when empty */
+} df_quantiles;
+void df_window_init(df_window *w);
+void df_window_destroy(df_window *w);
+void df_window_add(df_window *w, uint64_t v);
+df_quantiles df_window_quantiles(df_window *w);
 
 /* ---- Names and versions --------------------------------------------------- */
 #define STG_ORIGIN_MAX 32 /* longest region name */
