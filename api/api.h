@@ -22,10 +22,10 @@ typedef struct api_config {
     char bind[64];
     int port;
     char data[512];
-    char redis[256];            /* "" = standalone */
-    char peers_raw[1024];       /* "newyork,tokyo" */
-    char peer_redis_raw[2048];  /* "tokyo=10.0.0.3:6390,..." */
-    char delays_raw[1024];      /* "newyork=40,tokyo=110" */
+    char redis[256]; /* "" = standalone */
+    char peers_raw[1024]; /* "newyork,tokyo" */
+    char peer_redis_raw[2048]; /* "tokyo=10.0.0.3:6390,..." */
+    char delays_raw[1024]; /* "newyork=40,tokyo=110" */
     char public_url[256];
     char web_dir[512];
     char admin_token[256];
@@ -41,10 +41,10 @@ typedef struct api_config {
     int max_connections;
     int per_ip_connections;
     int timeout_s;
-    double rate_limit;          /* writes per second per token; 0 = off */
+    double rate_limit; /* writes per second per token; 0 = off */
     int rate_burst;
     int log_level;
-    repl_config repl;           /* derived from the above */
+    repl_config repl; /* derived from the above */
 } api_config;
 
 /* Fills cfg from argv (and --config FILE). Returns 0; 1 if --help was
@@ -87,8 +87,8 @@ typedef struct api_req {
     int route;
     uint64_t start_us;
     const char *params[API_MAX_PARAMS]; /* path parameters, decoded */
-    char user[STG_ID_MAX + 1];          /* set by api_auth_or_401 */
-    struct api_stream *stream;          /* set when the request is an SSE stream */
+    char user[STG_ID_MAX + 1]; /* set by api_auth_or_401 */
+    struct api_stream *stream; /* set when the request is an SSE stream */
 } api_req;
 
 /* Request readers. */

@@ -25,7 +25,8 @@ void api_token_new(const char *user_id, char token[API_TOKEN_MAX], char hash[65]
     unsigned char raw[32];
     char secret[64];
     randombytes_buf(raw, sizeof raw);
-    sodium_bin2base64(secret, sizeof secret, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_bin2base64(secret, sizeof secret, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     snprintf(token, API_TOKEN_MAX, "%s.%s", user_id, secret);
     hash_secret(secret, strlen(secret), hash);
 }
@@ -127,7 +128,8 @@ int api_admin_or_4xx(api_req *r)
 {
     const api_config *cfg = r->ctx->cfg;
     if (!cfg->demo && !cfg->admin_token[0]) {
-        api_error(r, 404, "not_found", "admin endpoints are off (start with --demo or --admin-token)");
+        api_error(r, 404, "not_found",
+                  "admin endpoints are off (start with --demo or --admin-token)");
         return -1;
     }
     const char *tok = bearer(r, false);

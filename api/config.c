@@ -9,9 +9,34 @@
 #include <unistd.h>
 
 enum {
-    O_REGION = 1000, O_PORT, O_BIND, O_DATA, O_REDIS, O_PEERS, O_PEER_REDIS, O_DELAY, O_PUBLIC_URL,
-    O_WEB, O_ADMIN_TOKEN, O_DEMO, O_SYNC, O_CLOCK, O_THREADS, O_WORKERS, O_LARGE, O_CAP, O_QUEUE,
-    O_MAXCONN, O_PERIP, O_TIMEOUT, O_RATE, O_BURST, O_LOG, O_CONFIG, O_HELP, O_CACHE,
+    O_REGION = 1000,
+    O_PORT,
+    O_BIND,
+    O_DATA,
+    O_REDIS,
+    O_PEERS,
+    O_PEER_REDIS,
+    O_DELAY,
+    O_PUBLIC_URL,
+    O_WEB,
+    O_ADMIN_TOKEN,
+    O_DEMO,
+    O_SYNC,
+    O_CLOCK,
+    O_THREADS,
+    O_WORKERS,
+    O_LARGE,
+    O_CAP,
+    O_QUEUE,
+    O_MAXCONN,
+    O_PERIP,
+    O_TIMEOUT,
+    O_RATE,
+    O_BURST,
+    O_LOG,
+    O_CONFIG,
+    O_HELP,
+    O_CACHE,
 };
 
 static const struct option options[] = {
@@ -202,10 +227,14 @@ static int apply(api_config *c, int opt, const char *arg)
         c->rate_burst = (int)v;
         return 0;
     case O_LOG:
-        if (!strcmp(arg, "debug")) c->log_level = DF_LOG_DEBUG;
-        else if (!strcmp(arg, "info")) c->log_level = DF_LOG_INFO;
-        else if (!strcmp(arg, "warn")) c->log_level = DF_LOG_WARN;
-        else if (!strcmp(arg, "error")) c->log_level = DF_LOG_ERROR;
+        if (!strcmp(arg, "debug"))
+            c->log_level = DF_LOG_DEBUG;
+        else if (!strcmp(arg, "info"))
+            c->log_level = DF_LOG_INFO;
+        else if (!strcmp(arg, "warn"))
+            c->log_level = DF_LOG_WARN;
+        else if (!strcmp(arg, "error"))
+            c->log_level = DF_LOG_ERROR;
         else {
             fprintf(stderr, "driftfeed: --log-level is debug, info, warn or error\n");
             return -1;
@@ -278,9 +307,12 @@ static int peers_from(api_config *c)
                 return -1;
             }
             long long v;
-            if (l == 0) rc->peer_redis[i] = xstrdup(eq + 1);
-            else if (number(eq + 1, 0, 60000, &v, "delay") < 0) return -1;
-            else rc->delay_ms[i] = (uint32_t)v;
+            if (l == 0)
+                rc->peer_redis[i] = xstrdup(eq + 1);
+            else if (number(eq + 1, 0, 60000, &v, "delay") < 0)
+                return -1;
+            else
+                rc->delay_ms[i] = (uint32_t)v;
         }
     }
     return 0;

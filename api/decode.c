@@ -115,14 +115,16 @@ int api_decode_admin(const char *buf, size_t len, void *body, api_fail *f)
            *peer = json_object_get(j, "peer");
     int rc = 0;
     if (!paused && !delay)
-        rc = failf(f, 400, "missing_field", "give \"paused\" (boolean) and/or \"delay_ms\" (0..60000)");
+        rc = failf(f, 400, "missing_field",
+                   "give \"paused\" (boolean) and/or \"delay_ms\" (0..60000)");
     else if (paused && !json_is_boolean(paused))
         rc = failf(f, 400, "invalid_field", "\"paused\" must be a boolean");
     else if (delay && (!json_is_integer(delay) || json_integer_value(delay) < 0 ||
                        json_integer_value(delay) > 60000))
         rc = failf(f, 400, "invalid_field", "\"delay_ms\" must be an integer from 0 to 60000");
-    else if (peer && (!json_is_string(peer) ||
-                      !stg_valid_name(json_string_value(peer), json_string_length(peer), STG_ORIGIN_MAX)))
+    else if (peer &&
+             (!json_is_string(peer) ||
+              !stg_valid_name(json_string_value(peer), json_string_length(peer), STG_ORIGIN_MAX)))
         rc = failf(f, 400, "invalid_field", "\"peer\" must be a region name");
     if (rc == 0) {
         out->has_paused = paused != NULL;

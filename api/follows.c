@@ -49,15 +49,21 @@ static void write_edge(api_req *r, bool follow)
             return;
         }
     }
-    stg_record rec = {.kind = STG_KIND_FOLLOW, .key = key, .keylen = kl, .owner = r->user,
-                      .ownerlen = strlen(r->user), .tombstone = !follow, .payload = "",
+    stg_record rec = {.kind = STG_KIND_FOLLOW,
+                      .key = key,
+                      .keylen = kl,
+                      .owner = r->user,
+                      .ownerlen = strlen(r->user),
+                      .tombstone = !follow,
+                      .payload = "",
                       .paylen = 0};
     int rc = repl_write(r->ctx->rp, &rec, NULL, NULL);
     if (rc < 0) {
         api_error_df(r, rc, "follow");
     } else if (follow) {
-        api_reply_json(r, 200, json_pack("{s:s,s:s,s:b}", "follower", r->user, "followee",
-                                         target, "following", 1));
+        api_reply_json(
+            r, 200,
+            json_pack("{s:s,s:s,s:b}", "follower", r->user, "followee", target, "following", 1));
     } else {
         api_reply_empty(r, 204);
     }

@@ -81,8 +81,9 @@ void api_reply_raw(api_req *r, int status, const char *body, size_t len, const c
 
 void api_reply_buf(api_req *r, int status, api_buf *b, const char *type)
 {
-    struct MHD_Response *resp = b->p ? MHD_create_response_from_buffer(b->len, b->p, MHD_RESPMEM_MUST_FREE)
-                                     : MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        b->p ? MHD_create_response_from_buffer(b->len, b->p, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
     b->p = NULL;
     b->len = b->cap = 0;
     if (type) MHD_add_response_header(resp, "Content-Type", type);
@@ -149,8 +150,8 @@ void api_error_retry(api_req *r, int status, const char *code, int retry_s, cons
 }
 
 /* An error answer with one extra header (Allow, Retry-After). */
-static void error_with(api_req *r, int status, const char *code, const char *msg,
-                       const char *hname, const char *hval)
+static void error_with(api_req *r, int status, const char *code, const char *msg, const char *hname,
+                       const char *hval)
 {
     reply_error_headers(r, status, code, msg, hname, hval);
 }
@@ -160,7 +161,9 @@ void api_error_df(api_req *r, int err, const char *what)
     switch (err) {
     case DF_ENOTFOUND: api_error(r, 404, "not_found", "%s not found", what); break;
     case DF_EEXIST: api_error(r, 409, "conflict", "%s already exists", what); break;
-    case DF_EBUSY: api_error(r, 503, "overloaded", "the server is overloaded; retry shortly"); break;
+    case DF_EBUSY:
+        api_error(r, 503, "overloaded", "the server is overloaded; retry shortly");
+        break;
     case DF_EINVAL: api_error(r, 400, "invalid", "invalid %s", what); break;
     default: api_error(r, 500, "internal", "%s: %s", what, df_strerror(err)); break;
     }
@@ -235,8 +238,10 @@ static enum MHD_Result check_length(void *cls, enum MHD_ValueKind kind, const ch
 {
     const char **first = cls;
     if (strcasecmp(key, "Content-Length") != 0) return MHD_YES;
-    if (!*first) *first = value;
-    else if (strcmp(*first, value) != 0) *first = "";
+    if (!*first)
+        *first = value;
+    else if (strcmp(*first, value) != 0)
+        *first = "";
     return MHD_YES;
 }
 
@@ -255,9 +260,8 @@ static void too_large(api_req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     api_ctx *ctx = cls;
     api_req *r = *con_cls;
@@ -297,8 +301,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (r->body_too_large) too_large(r);
-    else dispatch(r);
+    if (r->body_too_large)
+        too_large(r);
+    else
+        dispatch(r);
     return MHD_YES;
 }
 
@@ -335,14 +341,14 @@ int api_server_start(api_server **out, api_ctx *ctx)
     s->ctx = ctx;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
-    s->d = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, ctx, MHD_OPTION_SOCK_ADDR, &addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, ctx, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_END);
+    s->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, ctx,
+                            MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     if (!s->d) {
         df_log(DF_LOG_ERROR, "could not listen on %s:%d", cfg->bind, cfg->port);
         free(s);

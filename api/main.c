@@ -65,8 +65,10 @@ int main(int argc, char **argv)
     }
     stg_options so = {.sync = cfg.sync, .cache_mb = (size_t)cfg.cache_mb};
     if (stg_open(cfg.data, &so, &ctx.db) < 0) goto out_cfg;
-    feed_config fc = {.workers = cfg.fanout_workers, .large_threshold = cfg.large_threshold,
-                      .timeline_cap = cfg.timeline_cap, .queue_max = cfg.queue_max};
+    feed_config fc = {.workers = cfg.fanout_workers,
+                      .large_threshold = cfg.large_threshold,
+                      .timeline_cap = cfg.timeline_cap,
+                      .queue_max = cfg.queue_max};
     if (feed_open(&ctx.fd, ctx.db, &fc) < 0) goto out_db;
     if (repl_open(&ctx.rp, ctx.db, ctx.fd, &cfg.repl) < 0) goto out_feed;
     ctx.metrics = api_metrics_new();

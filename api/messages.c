@@ -35,8 +35,8 @@ void api_messages_send(api_req *r)
     stg_make_id(id, &rec.ver);
     df_format_time(repl_hlc_ms(rec.ver.hlc), created);
     int kl = stg_key_message(key, sizeof key, r->user, to, id);
-    json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "from", r->user, "to", to,
-                          "text", text, "created_at", created, "region", region);
+    json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "from", r->user, "to", to, "text",
+                          text, "created_at", created, "region", region);
     char *payload = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(m);
     rec.key = key;
@@ -44,8 +44,10 @@ void api_messages_send(api_req *r)
     rec.payload = payload;
     rec.paylen = strlen(payload);
     rc = repl_write(r->ctx->rp, &rec, NULL, NULL);
-    if (rc < 0) api_error_df(r, rc, "message");
-    else api_reply_raw(r, 201, payload, rec.paylen, "application/json");
+    if (rc < 0)
+        api_error_df(r, rc, "message");
+    else
+        api_reply_raw(r, 201, payload, rec.paylen, "application/json");
     free(payload);
 }
 
@@ -66,7 +68,8 @@ void api_messages_list(api_req *r)
     int ll = stg_key_message(lo, sizeof lo, r->user, peer, NULL);
     int hl = cursor ? stg_key_message(hi, sizeof hi, r->user, peer, cursor)
                     : stg_key_successor(lo, (size_t)ll, hi);
-    stg_iter *it = stg_iter_range(r->ctx->db, STG_CF_MESSAGES, lo, (size_t)ll, hi, (size_t)hl, true);
+    stg_iter *it =
+        stg_iter_range(r->ctx->db, STG_CF_MESSAGES, lo, (size_t)ll, hi, (size_t)hl, true);
     api_buf b = {0};
     api_buf_append(&b, "{\"items\":[", 10);
     const char *k, *v;
@@ -87,8 +90,10 @@ void api_messages_list(api_req *r)
     }
     stg_iter_free(it);
     api_buf_append(&b, "],\"next\":", 9);
-    if (more) api_buf_json_string(&b, last);
-    else api_buf_append(&b, "null", 4);
+    if (more)
+        api_buf_json_string(&b, last);
+    else
+        api_buf_append(&b, "null", 4);
     api_buf_append(&b, "}", 1);
     api_reply_buf(r, 200, &b, "application/json");
 }
@@ -151,8 +156,10 @@ void api_conversations(api_req *r)
         free(raw);
     }
     api_buf_append(&b, "],\"next\":", 9);
-    if (n > shown) api_buf_json_string(&b, cs[shown - 1].latest);
-    else api_buf_append(&b, "null", 4);
+    if (n > shown)
+        api_buf_json_string(&b, cs[shown - 1].latest);
+    else
+        api_buf_append(&b, "null", 4);
     api_buf_append(&b, "}", 1);
     api_reply_buf(r, 200, &b, "application/json");
     free(cs);

@@ -8,7 +8,8 @@
 
 #define MAX_ROUTES 40
 #define NSTATUS 600
-static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                0.05,   0.1,   0.25,   0.5,   1,    2.5};
 #define NBUCKETS (sizeof bounds / sizeof bounds[0])
 
 struct api_metrics {
@@ -41,8 +42,10 @@ void api_metrics(api_req *r)
     for (size_t i = 0; i < nroutes; i++)
         for (int s = 100; s < NSTATUS; s++) {
             uint64_t v = atomic_load(&m->status[i][s]);
-            if (v) api_buf_printf(&b, "driftfeed_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                                  api_route_name((int)i), s, (unsigned long long)v);
+            if (v)
+                api_buf_printf(&b,
+                               "driftfeed_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                               api_route_name((int)i), s, (unsigned long long)v);
         }
     api_buf_printf(&b, "# HELP driftfeed_http_request_seconds Request latency by route.\n"
                        "# TYPE driftfeed_http_request_seconds histogram\n");
@@ -53,39 +56,43 @@ void api_metrics(api_req *r)
         const char *name = api_route_name((int)i);
         for (size_t k = 0; k < NBUCKETS; k++) {
             cum += atomic_load(&m->bucket[i][k]);
-            api_buf_printf(&b, "driftfeed_http_request_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+            api_buf_printf(&b,
+                           "driftfeed_http_request_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                            name, bounds[k], (unsigned long long)cum);
         }
-        api_buf_printf(&b, "driftfeed_http_request_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
-                           "driftfeed_http_request_seconds_sum{route=\"%s\"} %.6f\n"
-                           "driftfeed_http_request_seconds_count{route=\"%s\"} %llu\n",
+        api_buf_printf(&b,
+                       "driftfeed_http_request_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
+                       "driftfeed_http_request_seconds_sum{route=\"%s\"} %.6f\n"
+                       "driftfeed_http_request_seconds_count{route=\"%s\"} %llu\n",
                        name, (unsigned long long)total, name,
                        (double)atomic_load(&m->sum_us[i]) / 1e6, name, (unsigned long long)total);
     }
     feed_stats fs;
     feed_get_stats(r->ctx->fd, &fs);
-    api_buf_printf(&b,
-                   "# TYPE driftfeed_fanout_queue_depth gauge\ndriftfeed_fanout_queue_depth %llu\n"
-                   "# TYPE driftfeed_fanout_jobs_total counter\ndriftfeed_fanout_jobs_total %llu\n"
-                   "# TYPE driftfeed_fanout_deliveries_total counter\ndriftfeed_fanout_deliveries_total %llu\n"
-                   "# TYPE driftfeed_fanout_latency_ms gauge\n"
-                   "driftfeed_fanout_latency_ms{quantile=\"0.5\"} %llu\n"
-                   "driftfeed_fanout_latency_ms{quantile=\"0.99\"} %llu\n"
-                   "# TYPE driftfeed_large_accounts gauge\ndriftfeed_large_accounts %zu\n",
-                   (unsigned long long)fs.depth, (unsigned long long)fs.jobs_done,
-                   (unsigned long long)fs.deliveries, (unsigned long long)fs.latency_p50_ms,
-                   (unsigned long long)fs.latency_p99_ms, fs.large_accounts);
+    api_buf_printf(
+        &b,
+        "# TYPE driftfeed_fanout_queue_depth gauge\ndriftfeed_fanout_queue_depth %llu\n"
+        "# TYPE driftfeed_fanout_jobs_total counter\ndriftfeed_fanout_jobs_total %llu\n"
+        "# TYPE driftfeed_fanout_deliveries_total counter\ndriftfeed_fanout_deliveries_total %llu\n"
+        "# TYPE driftfeed_fanout_latency_ms gauge\n"
+        "driftfeed_fanout_latency_ms{quantile=\"0.5\"} %llu\n"
+        "driftfeed_fanout_latency_ms{quantile=\"0.99\"} %llu\n"
+        "# TYPE driftfeed_large_accounts gauge\ndriftfeed_large_accounts %zu\n",
+        (unsigned long long)fs.depth, (unsigned long long)fs.jobs_done,
+        (unsigned long long)fs.deliveries, (unsigned long long)fs.latency_p50_ms,
+        (unsigned long long)fs.latency_p99_ms, fs.large_accounts);
     repl_status rs;
     repl_get_status(r->ctx->rp, &rs);
-    api_buf_printf(&b,
-                   "# TYPE driftfeed_hlc gauge\ndriftfeed_hlc %llu\n"
-                   "# TYPE driftfeed_outbox_seq gauge\ndriftfeed_outbox_seq %llu\n"
-                   "# TYPE driftfeed_outbox_published_seq gauge\ndriftfeed_outbox_published_seq %llu\n"
-                   "# TYPE driftfeed_outbox_depth gauge\ndriftfeed_outbox_depth %llu\n"
-                   "# TYPE driftfeed_replication_paused gauge\ndriftfeed_replication_paused %d\n",
-                   (unsigned long long)rs.hlc, (unsigned long long)rs.seq,
-                   (unsigned long long)rs.published_seq, (unsigned long long)rs.outbox_depth,
-                   rs.paused ? 1 : 0);
+    api_buf_printf(
+        &b,
+        "# TYPE driftfeed_hlc gauge\ndriftfeed_hlc %llu\n"
+        "# TYPE driftfeed_outbox_seq gauge\ndriftfeed_outbox_seq %llu\n"
+        "# TYPE driftfeed_outbox_published_seq gauge\ndriftfeed_outbox_published_seq %llu\n"
+        "# TYPE driftfeed_outbox_depth gauge\ndriftfeed_outbox_depth %llu\n"
+        "# TYPE driftfeed_replication_paused gauge\ndriftfeed_replication_paused %d\n",
+        (unsigned long long)rs.hlc, (unsigned long long)rs.seq,
+        (unsigned long long)rs.published_seq, (unsigned long long)rs.outbox_depth,
+        rs.paused ? 1 : 0);
     api_buf_printf(&b, "# TYPE driftfeed_replication_applied_seq gauge\n"
                        "# TYPE driftfeed_replication_behind gauge\n"
                        "# TYPE driftfeed_replication_lag_ms gauge\n"
@@ -104,8 +111,7 @@ void api_metrics(api_req *r)
                        p->name, (unsigned long long)p->applied_seq, p->name,
                        (unsigned long long)behind, p->name, (unsigned long long)p->lag_p50_ms,
                        p->name, (unsigned long long)p->lag_p99_ms, p->name,
-                       (unsigned long long)p->applied_total, p->name,
-                       p->state == REPL_STREAMING);
+                       (unsigned long long)p->applied_total, p->name, p->state == REPL_STREAMING);
     }
     api_reply_buf(r, 200, &b, "text/plain; version=0.0.4");
 }

@@ -13,7 +13,8 @@
 #define IDEM_MAX 128
 #define IDEM_LOCKS 64
 
-static pthread_mutex_t idem_locks[IDEM_LOCKS] = {[0 ... IDEM_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER};
+static pthread_mutex_t idem_locks[IDEM_LOCKS] = {[0 ... IDEM_LOCKS - 1] =
+                                                     PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_mutex_t *idem_lock(const char *k, size_t n)
 {
@@ -72,8 +73,10 @@ static void create(api_req *r, const char *text, idem *ik)
     rec.paylen = strlen(payload);
     if (ik) ik->post_id = id;
     int rc = repl_write(r->ctx->rp, &rec, stage_idem, ik);
-    if (rc < 0) api_error_df(r, rc, "post");
-    else api_reply_raw(r, 201, payload, rec.paylen, "application/json");
+    if (rc < 0)
+        api_error_df(r, rc, "post");
+    else
+        api_reply_raw(r, 201, payload, rec.paylen, "application/json");
     free(payload);
 }
 
@@ -95,7 +98,8 @@ void api_posts_create(api_req *r)
     bool ok = kn > 0 && kn <= IDEM_MAX;
     for (size_t i = 0; i < kn && ok; i++) ok = key[i] > 0x20 && key[i] < 0x7f;
     if (!ok) {
-        api_error(r, 400, "invalid_idempotency_key", "Idempotency-Key must be 1..128 visible ASCII characters");
+        api_error(r, 400, "invalid_idempotency_key",
+                  "Idempotency-Key must be 1..128 visible ASCII characters");
         return;
     }
     char ikey[STG_ID_MAX + IDEM_MAX + 2], *id;
@@ -148,11 +152,20 @@ void api_posts_delete(api_req *r)
     if (api_auth_or_401(r, false) < 0) return;
     if (valid_post_param_or_400(r) < 0 || api_rate_or_429(r) < 0) return;
     const char *id = r->params[0];
-    stg_record rec = {.kind = STG_KIND_POST, .key = id, .keylen = strlen(id), .tombstone = true,
-                      .owner = r->user, .ownerlen = strlen(r->user), .payload = "", .paylen = 0};
+    stg_record rec = {.kind = STG_KIND_POST,
+                      .key = id,
+                      .keylen = strlen(id),
+                      .tombstone = true,
+                      .owner = r->user,
+                      .ownerlen = strlen(r->user),
+                      .payload = "",
+                      .paylen = 0};
     del_check dc = {r->user};
     int rc = repl_write(r->ctx->rp, &rec, may_delete, &dc);
-    if (rc == DF_EEXIST) api_error(r, 403, "forbidden", "only the author may delete a post");
-    else if (rc < 0) api_error_df(r, rc, "post");
-    else api_reply_empty(r, 204);
+    if (rc == DF_EEXIST)
+        api_error(r, 403, "forbidden", "only the author may delete a post");
+    else if (rc < 0)
+        api_error_df(r, rc, "post");
+    else
+        api_reply_empty(r, 204);
 }

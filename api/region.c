@@ -14,8 +14,9 @@ void api_region(api_req *r)
         json_array_append_new(peers, json_string(cfg->repl.peers[i]));
     char hlc[24];
     snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)repl_hlc_peek(repl_clock(r->ctx->rp)));
-    api_reply_json(r, 200, json_pack("{s:s,s:o,s:s,s:b}", "region", cfg->region, "peers", peers,
-                                     "hlc", hlc, "replicating", cfg->redis[0] != '\0'));
+    api_reply_json(r, 200,
+                   json_pack("{s:s,s:o,s:s,s:b}", "region", cfg->region, "peers", peers, "hlc", hlc,
+                             "replicating", cfg->redis[0] != '\0'));
 }
 
 void api_cluster(api_req *r)
@@ -24,7 +25,8 @@ void api_cluster(api_req *r)
     size_t n = repl_cluster(r->ctx->rp, info, 32);
     json_t *regions = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(regions, json_pack("{s:s,s:s}", "name", info[i].name, "url", info[i].url));
+        json_array_append_new(regions,
+                              json_pack("{s:s,s:s}", "name", info[i].name, "url", info[i].url));
     api_reply_json(r, 200, json_pack("{s:s,s:o}", "self", r->ctx->cfg->region, "regions", regions));
 }
 
@@ -39,30 +41,29 @@ void api_replication(api_req *r)
         const repl_peer_status *p = &st.peers[i];
         uint64_t behind = p->published_seq > p->applied_seq ? p->published_seq - p->applied_seq : 0;
         json_array_append_new(
-            peers, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "name", p->name,
-                             "applied_seq", (json_int_t)p->applied_seq, "published_seq",
-                             (json_int_t)p->published_seq, "behind", (json_int_t)behind,
-                             "lag_ms_p50", (json_int_t)p->lag_p50_ms, "lag_ms_p99",
-                             (json_int_t)p->lag_p99_ms, "lag_ms_max", (json_int_t)p->lag_max_ms,
-                             "applied_total", (json_int_t)p->applied_total, "delay_ms",
-                             (json_int_t)p->delay_ms, "state", repl_state_name(p->state)));
+            peers,
+            json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "name", p->name, "applied_seq",
+                      (json_int_t)p->applied_seq, "published_seq", (json_int_t)p->published_seq,
+                      "behind", (json_int_t)behind, "lag_ms_p50", (json_int_t)p->lag_p50_ms,
+                      "lag_ms_p99", (json_int_t)p->lag_p99_ms, "lag_ms_max",
+                      (json_int_t)p->lag_max_ms, "applied_total", (json_int_t)p->applied_total,
+                      "delay_ms", (json_int_t)p->delay_ms, "state", repl_state_name(p->state)));
     }
     char hlc[24];
     snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)st.hlc);
-    json_t *fanout = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "depth", (json_int_t)fs.depth,
-                               "jobs_done", (json_int_t)fs.jobs_done, "deliveries",
-                               (json_int_t)fs.deliveries, "latency_ms_p50",
-                               (json_int_t)fs.latency_p50_ms, "latency_ms_p99",
-                               (json_int_t)fs.latency_p99_ms, "large_accounts",
-                               (json_int_t)fs.large_accounts);
+    json_t *fanout =
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "depth", (json_int_t)fs.depth, "jobs_done",
+                  (json_int_t)fs.jobs_done, "deliveries", (json_int_t)fs.deliveries,
+                  "latency_ms_p50", (json_int_t)fs.latency_p50_ms, "latency_ms_p99",
+                  (json_int_t)fs.latency_p99_ms, "large_accounts", (json_int_t)fs.large_accounts);
     uint32_t delay = st.npeers ? st.peers[0].delay_ms : 0;
-    api_reply_json(
-        r, 200,
-        json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:b,s:b,s:I,s:o}", "region", r->ctx->cfg->region,
-                  "hlc", hlc, "seq", (json_int_t)st.seq, "published_seq",
-                  (json_int_t)st.published_seq, "outbox_depth", (json_int_t)st.outbox_depth,
-                  "fanout_depth", (json_int_t)fs.depth, "fanout", fanout, "paused", st.paused,
-                  "log_connected", st.connected, "delay_ms", (json_int_t)delay, "peers", peers));
+    api_reply_json(r, 200,
+                   json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:b,s:b,s:I,s:o}", "region",
+                             r->ctx->cfg->region, "hlc", hlc, "seq", (json_int_t)st.seq,
+                             "published_seq", (json_int_t)st.published_seq, "outbox_depth",
+                             (json_int_t)st.outbox_depth, "fanout_depth", (json_int_t)fs.depth,
+                             "fanout", fanout, "paused", st.paused, "log_connected", st.connected,
+                             "delay_ms", (json_int_t)delay, "peers", peers));
 }
 
 void api_digest(api_req *r)

@@ -45,8 +45,10 @@ void api_buf_json_string(api_buf *b, const char *s)
 {
     json_t *j = json_string(s);
     char *enc = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    if (enc) api_buf_append(b, enc, strlen(enc));
-    else api_buf_append(b, "null", 4);
+    if (enc)
+        api_buf_append(b, enc, strlen(enc));
+    else
+        api_buf_append(b, "null", 4);
     free(enc);
     json_decref(j);
 }
@@ -83,8 +85,10 @@ void api_reply_page(api_req *r, const feed_page *page)
         api_post_item(&b, &page->items[i].post, page->items[i].delivered_ms);
     }
     api_buf_append(&b, "],\"next\":", 9);
-    if (page->next[0]) api_buf_json_string(&b, page->next);
-    else api_buf_append(&b, "null", 4);
+    if (page->next[0])
+        api_buf_json_string(&b, page->next);
+    else
+        api_buf_append(&b, "null", 4);
     api_buf_append(&b, "}", 1);
     api_reply_buf(r, 200, &b, "application/json");
 }

@@ -8,7 +8,7 @@
 typedef struct route {
     int method;
     const char *pattern; /* segments; "*" matches one non-empty segment */
-    const char *name;    /* for metrics */
+    const char *name; /* for metrics */
     void (*handler)(api_req *r);
 } route;
 
@@ -115,12 +115,14 @@ int api_route_match(api_req *r, char *path, const char **allow)
     for (size_t i = 0; i < NROUTES; i++) {
         const char *params[API_MAX_PARAMS] = {0};
         if (!match(i, segs, n, params)) continue;
-        if (routes[i].method == r->method || (r->method == API_HEAD && routes[i].method == API_GET)) {
+        if (routes[i].method == r->method ||
+            (r->method == API_HEAD && routes[i].method == API_GET)) {
             memcpy(r->params, params, sizeof params);
             return (int)i;
         }
         found = -2;
-        if (!strstr(allowbuf, method_name(routes[i].method)) && strlen(allowbuf) + 10 < sizeof allowbuf) {
+        if (!strstr(allowbuf, method_name(routes[i].method)) &&
+            strlen(allowbuf) + 10 < sizeof allowbuf) {
             if (allowbuf[0]) strcat(allowbuf, ", ");
             strcat(allowbuf, method_name(routes[i].method));
         }

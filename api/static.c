@@ -37,7 +37,8 @@ void api_static(api_req *r)
     api_buf b = {0};
     char chunk[8192];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (4u << 20)) api_buf_append(&b, chunk, n);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (4u << 20))
+        api_buf_append(&b, chunk, n);
     fclose(f);
     api_reply_buf(r, 200, &b, type_of(name));
 }

@@ -46,7 +46,7 @@ struct hub_user {
     event ring[RING];
     uint64_t next_seq; /* seq of the next event; the ring holds [next_seq - RING, next_seq) */
     sse *streams;
-    int alive;           /* stream objects not yet freed; the user lives while > 0 */
+    int alive; /* stream objects not yet freed; the user lives while > 0 */
     uint64_t idle_since; /* mono ms when the last stream object went */
     hub_user *next;
 };
@@ -57,7 +57,7 @@ struct api_stream {
     struct MHD_Connection *conn;
     uint64_t pos; /* next seq to send */
     bool suspended, closed, hello, reset_first;
-    int refs;     /* the connection and the response each hold one */
+    int refs; /* the connection and the response each hold one */
     uint64_t last_write;
     char *pending; /* a formatted event not yet fully written */
     size_t pending_len, pending_off;
@@ -135,7 +135,8 @@ static void on_delivered(void *arg, const char *user, const char *post_id, uint6
     if (!has_user(s, user)) return;
     stg_record rec;
     char *raw;
-    if (stg_record_load(s->ctx->db, STG_KIND_POST, post_id, strlen(post_id), &rec, &raw) < 0) return;
+    if (stg_record_load(s->ctx->db, STG_KIND_POST, post_id, strlen(post_id), &rec, &raw) < 0)
+        return;
     api_buf b = {0};
     if (!rec.tombstone) api_post_item(&b, &rec, delivered_ms);
     free(raw);
@@ -171,7 +172,8 @@ static void on_record(void *arg, const stg_record *rec, bool local)
         pthread_rwlock_unlock(&s->mu);
         for (size_t i = 0; i < n; i++) {
             char key[2 * STG_ID_MAX + 2], *raw;
-            int kl = stg_key_join(key, sizeof key, users[i], strlen(users[i]), author, strlen(author));
+            int kl =
+                stg_key_join(key, sizeof key, users[i], strlen(users[i]), author, strlen(author));
             stg_record edge;
             bool follows = strcmp(users[i], author) == 0;
             if (!follows && kl > 0 &&
@@ -320,8 +322,8 @@ void api_stream(api_req *r)
     pthread_rwlock_unlock(&s->mu);
 
     r->stream = st;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, st, stream_unref);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                  read_events, st, stream_unref);
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");

@@ -7,9 +7,12 @@
 
 static void reply(api_req *r, int rc, feed_page *page)
 {
-    if (rc == DF_EINVAL) api_error(r, 400, "invalid_cursor", "invalid cursor");
-    else if (rc < 0) api_error_df(r, rc, "timeline");
-    else api_reply_page(r, page);
+    if (rc == DF_EINVAL)
+        api_error(r, 400, "invalid_cursor", "invalid cursor");
+    else if (rc < 0)
+        api_error_df(r, rc, "timeline");
+    else
+        api_reply_page(r, page);
     feed_page_free(page);
 }
 

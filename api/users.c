@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static int refuse_existing(const stg_record *old, stg_batch *b, void *arg)
 {
     return old && !old->tombstone ? DF_EEXIST : 0;
@@ -18,14 +17,17 @@ void api_users_create(api_req *r)
     char id[STG_ID_MAX + 1], token[API_TOKEN_MAX], hash[65], created[32];
     snprintf(id, sizeof id, "%s@%s", in.name, region);
     api_token_new(id, token, hash);
-    stg_record rec = {.kind = STG_KIND_USER, .key = id, .keylen = strlen(id), .owner = id,
+    stg_record rec = {.kind = STG_KIND_USER,
+                      .key = id,
+                      .keylen = strlen(id),
+                      .owner = id,
                       .ownerlen = strlen(id)};
     rec.ver.hlc = repl_hlc_tick(repl_clock(r->ctx->rp));
     snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", region);
     df_format_time(repl_hlc_ms(rec.ver.hlc), created);
-    json_t *u = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "name", in.name, "display_name",
-                          in.display_name, "region", region, "created_at", created, "token_hash",
-                          hash);
+    json_t *u =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "name", in.name, "display_name",
+                  in.display_name, "region", region, "created_at", created, "token_hash", hash);
     char *payload = json_dumps(u, JSON_COMPACT);
     rec.payload = payload;
     rec.paylen = strlen(payload);
@@ -129,8 +131,9 @@ static void list_ids(api_req *r, stg_cf cf, bool records)
         api_error_df(r, rc, "list");
         return;
     }
-    api_reply_json(r, 200, json_pack("{s:o,s:o}", "items", items, "next",
-                                     more ? json_string(last) : json_null()));
+    api_reply_json(
+        r, 200,
+        json_pack("{s:o,s:o}", "items", items, "next", more ? json_string(last) : json_null()));
 }
 
 void api_users_following(api_req *r) { list_ids(r, STG_CF_FOLLOWS, true); }

@@ -13,11 +13,11 @@
 typedef struct feed feed;
 
 typedef struct feed_config {
-    int workers;              /* worker threads (default 2) */
-    int64_t large_threshold;  /* followers above which posts are merged at read (10000) */
-    int timeline_cap;         /* home timeline entries kept per user (800) */
-    uint64_t queue_max;       /* jobs queued before writes get 503 (100000) */
-    int batch;                /* deliveries per write batch (1000) */
+    int workers; /* worker threads (default 2) */
+    int64_t large_threshold; /* followers above which posts are merged at read (10000) */
+    int timeline_cap; /* home timeline entries kept per user (800) */
+    uint64_t queue_max; /* jobs queued before writes get 503 (100000) */
+    int batch; /* deliveries per write batch (1000) */
 } feed_config;
 
 /* Opens the feed over db; loads the large-account set. Returns 0 or DF_E*. */
@@ -39,10 +39,10 @@ void feed_enqueued(feed *f, uint64_t job);
 bool feed_overloaded(feed *f);
 
 typedef struct feed_stats {
-    uint64_t depth;           /* jobs queued or running */
+    uint64_t depth; /* jobs queued or running */
     uint64_t jobs_done;
-    uint64_t deliveries;      /* home timeline entries written */
-    uint64_t latency_p50_ms;  /* post creation -> last delivery, recent jobs */
+    uint64_t deliveries; /* home timeline entries written */
+    uint64_t latency_p50_ms; /* post creation -> last delivery, recent jobs */
     uint64_t latency_p99_ms;
     size_t large_accounts;
 } feed_stats;
@@ -59,8 +59,8 @@ void feed_set_listener(feed *f, feed_listener_fn fn, void *arg);
 
 /* ---- Reads ------------------------------------------------------------------- */
 typedef struct feed_item {
-    char *raw;            /* the stored post value (free()) */
-    stg_record post;      /* decoded, pointing into raw */
+    char *raw; /* the stored post value (free()) */
+    stg_record post; /* decoded, pointing into raw */
     uint64_t delivered_ms;
 } feed_item;
 

@@ -26,9 +26,9 @@
 
 typedef struct source {
     stg_iter *it;
-    bool live;  /* id holds the current post; false when exhausted */
-    bool home;  /* home entries (forward, newest first) carry the author;
-                 * profile entries (backward) are the owner's own */
+    bool live; /* id holds the current post; false when exhausted */
+    bool home; /* home entries (forward, newest first) carry the author;
+                * profile entries (backward) are the owner's own */
     char id[STG_ID_MAX + 1];
     size_t idlen;
     uint64_t delivered;
@@ -139,7 +139,8 @@ static bool merge_next(source *src, size_t n, cand *out, char *last, size_t *las
     for (;;) {
         source *best = NULL;
         for (size_t i = 0; i < n; i++)
-            if (src[i].live && (!best || id_cmp(src[i].id, src[i].idlen, best->id, best->idlen) > 0))
+            if (src[i].live &&
+                (!best || id_cmp(src[i].id, src[i].idlen, best->id, best->idlen) > 0))
                 best = &src[i];
         if (!best) return false;
         bool dup = *lastlen && id_cmp(best->id, best->idlen, last, *lastlen) == 0;
@@ -259,8 +260,8 @@ int feed_parse_cursor(const char *cursor, char id[STG_ID_MAX + 1], long *depth)
 /* Runs the merge over src, appending to out (room for want items) until
  * it holds want live posts whose authors fs's viewer sees (fs NULL: every
  * author), or the merge reaches ids at or below stop (NULL: no stop). */
-static int collect(feed *f, source *src, size_t nsrc, follow_set *fs, size_t want,
-                   const char *stop, feed_page *out)
+static int collect(feed *f, source *src, size_t nsrc, follow_set *fs, size_t want, const char *stop,
+                   feed_page *out)
 {
     char last[STG_ID_MAX + 1];
     size_t lastlen = 0;

@@ -241,7 +241,8 @@ static void run_edge_job(feed *f, uint64_t id, job *j)
         const char *k, *v;
         size_t kl, vl, nb = strlen(j->b);
         while (stg_iter_next(it, &k, &kl, &v, &vl))
-            if (vl == 8 + nb && memcmp(v + 8, j->b, nb) == 0) stg_batch_delete(b, STG_CF_HOME, k, kl);
+            if (vl == 8 + nb && memcmp(v + 8, j->b, nb) == 0)
+                stg_batch_delete(b, STG_CF_HOME, k, kl);
         stg_iter_free(it);
     }
     stage_progress(b, id, j, true);
@@ -268,7 +269,9 @@ void feed_run_job(feed *f, uint64_t id)
         stg_batch_free(b);
         return;
     }
-    if (j.type == JOB_POST || j.type == JOB_UNPOST) run_post_job(f, id, &j);
-    else run_edge_job(f, id, &j);
+    if (j.type == JOB_POST || j.type == JOB_UNPOST)
+        run_post_job(f, id, &j);
+    else
+        run_edge_job(f, id, &j);
     atomic_fetch_add(&f->jobs_done, 1);
 }

@@ -18,7 +18,7 @@
 
 struct repl_hlc {
     pthread_mutex_t mu;
-    uint64_t cur;  /* last value handed out or observed */
+    uint64_t cur; /* last value handed out or observed */
     uint64_t mark; /* persisted: every value handed out is below mark << 16 */
     repl_hlc_clock_fn clock;
     repl_hlc_persist_fn persist;

@@ -17,11 +17,11 @@ typedef struct peer {
     char *redis_addr;
     pthread_t thread;
     bool started;
-    _Atomic uint64_t applied;       /* highest seq applied (durable in meta) */
-    _Atomic uint64_t published;     /* the peer's published seq, as last read */
+    _Atomic uint64_t applied; /* highest seq applied (durable in meta) */
+    _Atomic uint64_t published; /* the peer's published seq, as last read */
     _Atomic uint64_t applied_total;
     _Atomic uint32_t delay_ms;
-    _Atomic int state;              /* repl_state */
+    _Atomic int state; /* repl_state */
     df_window lag; /* creation at the origin -> applied here, ms */
 } peer;
 
@@ -34,8 +34,8 @@ struct repl {
     repl_hlc *clock;
 
     pthread_mutex_t seq_mu; /* assigns outbox seqs in commit order */
-    pthread_cond_t seq_cv;  /* signalled when a seq commits */
-    uint64_t seq;           /* last committed local seq */
+    pthread_cond_t seq_cv; /* signalled when a seq commits */
+    uint64_t seq; /* last committed local seq */
     _Atomic uint64_t published;
     _Atomic uint64_t floor; /* outbox entries below it are truncated */
     _Atomic bool log_connected;

@@ -42,9 +42,11 @@ static void resync(repl *r, redisContext **c, const char *key)
     if (last < published && floor - 1 < published) {
         /* (A stream merely trimmed to empty ends below published too, but
          * then the floor says nothing is missing.) */
-        df_log(DF_LOG_WARN, "replication: stream %s ends at %llu but %llu was published; "
-               "republishing from %llu", key, (unsigned long long)last,
-               (unsigned long long)published, (unsigned long long)floor);
+        df_log(DF_LOG_WARN,
+               "replication: stream %s ends at %llu but %llu was published; "
+               "republishing from %llu",
+               key, (unsigned long long)last, (unsigned long long)published,
+               (unsigned long long)floor);
         atomic_store(&r->published, floor - 1);
     } else if (last > published) {
         atomic_store(&r->published, last); /* restarted: these are out already */

@@ -13,7 +13,7 @@
 
 /* ---- Hybrid logical clock (hlc.c) ------------------------------------------- */
 typedef struct repl_hlc repl_hlc;
-typedef uint64_t (*repl_hlc_clock_fn)(void *arg);            /* wall clock, ms */
+typedef uint64_t (*repl_hlc_clock_fn)(void *arg); /* wall clock, ms */
 typedef int (*repl_hlc_persist_fn)(void *arg, uint64_t mark); /* 0 or DF_E* */
 
 /* A clock that starts at the persisted mark (ms) and reads clock() (NULL:
@@ -46,11 +46,11 @@ typedef struct repl_config {
     const char *region;
     size_t npeers;
     const char *peers[REPL_MAX_PEERS];
-    const char *log_redis;                   /* host:port of our log; NULL: standalone */
-    const char *peer_redis[REPL_MAX_PEERS];  /* where each peer's log is; NULL: log_redis */
-    const char *public_url;                  /* announced in Redis for /v1/cluster */
+    const char *log_redis; /* host:port of our log; NULL: standalone */
+    const char *peer_redis[REPL_MAX_PEERS]; /* where each peer's log is; NULL: log_redis */
+    const char *public_url; /* announced in Redis for /v1/cluster */
     int64_t clock_offset_ms;
-    uint32_t delay_ms[REPL_MAX_PEERS];       /* initial simulated distance per peer */
+    uint32_t delay_ms[REPL_MAX_PEERS]; /* initial simulated distance per peer */
 } repl_config;
 
 /* Opens the engine over db: loads the clock mark, the outbox sequence and
@@ -93,21 +93,21 @@ const char *repl_state_name(repl_state s);
 
 typedef struct repl_peer_status {
     char name[STG_ORIGIN_MAX + 1];
-    uint64_t applied_seq;    /* highest seq of the peer applied here */
-    uint64_t published_seq;  /* highest seq the peer has published, as last seen */
+    uint64_t applied_seq; /* highest seq of the peer applied here */
+    uint64_t published_seq; /* highest seq the peer has published, as last seen */
     uint64_t lag_p50_ms, lag_p99_ms, lag_max_ms;
-    uint64_t applied_total;  /* records applied since start */
+    uint64_t applied_total; /* records applied since start */
     uint32_t delay_ms;
     repl_state state;
 } repl_peer_status;
 
 typedef struct repl_status {
     uint64_t hlc;
-    uint64_t seq;            /* last local seq */
-    uint64_t published_seq;  /* last local seq in Redis */
+    uint64_t seq; /* last local seq */
+    uint64_t published_seq; /* last local seq in Redis */
     uint64_t outbox_depth;
     bool paused;
-    bool connected;          /* our log's Redis */
+    bool connected; /* our log's Redis */
     size_t npeers;
     repl_peer_status peers[REPL_MAX_PEERS];
 } repl_status;

@@ -25,7 +25,8 @@ static void publish_progress(peer *p, redisContext **c)
     snprintf(seqkey, sizeof seqkey, "df:seq:%s", p->name);
     const char *get[] = {"GET", seqkey};
     if ((rep = repl_redis_cmd(c, 2, get, NULL))) {
-        if (rep->type == REDIS_REPLY_STRING) atomic_store(&p->published, strtoull(rep->str, NULL, 10));
+        if (rep->type == REDIS_REPLY_STRING)
+            atomic_store(&p->published, strtoull(rep->str, NULL, 10));
         freeReplyObject(rep);
     }
 }

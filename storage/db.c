@@ -18,12 +18,10 @@
 #define NSTRIPES 1024
 
 static const char *cf_names[STG_CF_COUNT] = {
-    [STG_CF_META] = "default",      [STG_CF_USERS] = "users",
-    [STG_CF_FOLLOWS] = "follows",   [STG_CF_POSTS] = "posts",
-    [STG_CF_MESSAGES] = "messages", [STG_CF_FOLLOWERS] = "followers",
-    [STG_CF_PROFILE] = "profile",   [STG_CF_CONVS] = "convs",
-    [STG_CF_COUNTS] = "counts",     [STG_CF_HOME] = "home",
-    [STG_CF_FANOUT] = "fanout",     [STG_CF_OUTBOX] = "outbox",
+    [STG_CF_META] = "default",    [STG_CF_USERS] = "users",       [STG_CF_FOLLOWS] = "follows",
+    [STG_CF_POSTS] = "posts",     [STG_CF_MESSAGES] = "messages", [STG_CF_FOLLOWERS] = "followers",
+    [STG_CF_PROFILE] = "profile", [STG_CF_CONVS] = "convs",       [STG_CF_COUNTS] = "counts",
+    [STG_CF_HOME] = "home",       [STG_CF_FANOUT] = "fanout",     [STG_CF_OUTBOX] = "outbox",
     [STG_CF_IDEM] = "idem",
 };
 
@@ -118,8 +116,8 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
 
     const rocksdb_options_t *cf_opts[STG_CF_COUNT];
     for (int i = 0; i < STG_CF_COUNT; i++) cf_opts[i] = db->opts;
-    db->db = rocksdb_open_column_families(db->opts, path, STG_CF_COUNT, cf_names, cf_opts,
-                                          db->cf, &err);
+    db->db =
+        rocksdb_open_column_families(db->opts, path, STG_CF_COUNT, cf_names, cf_opts, db->cf, &err);
     if (err) {
         df_log(DF_LOG_ERROR, "rocksdb open %s: %s", path, err);
         rocksdb_free(err);
@@ -304,8 +302,10 @@ bool stg_iter_next(stg_iter *it, const char **k, size_t *kl, const char **v, siz
 {
     if (!it->started) {
         it->started = true;
-        if (it->reverse) rocksdb_iter_seek_to_last(it->it);
-        else rocksdb_iter_seek_to_first(it->it);
+        if (it->reverse)
+            rocksdb_iter_seek_to_last(it->it);
+        else
+            rocksdb_iter_seek_to_first(it->it);
     } else if (it->reverse) {
         rocksdb_iter_prev(it->it);
     } else {

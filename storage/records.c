@@ -79,8 +79,10 @@ static void stage_follow(stg_batch *b, const stg_record *rec, const stg_record *
     int kl = stg_key_join(key, sizeof key, followee, nfollowee, rec->key, (size_t)nfollower);
     if (kl < 0 || nfollowee > STG_ID_MAX) return;
     count_key(ckey, &cl, followee, nfollowee);
-    if (now) stg_batch_put(b, STG_CF_FOLLOWERS, key, (size_t)kl, "", 0);
-    else stg_batch_delete(b, STG_CF_FOLLOWERS, key, (size_t)kl);
+    if (now)
+        stg_batch_put(b, STG_CF_FOLLOWERS, key, (size_t)kl, "", 0);
+    else
+        stg_batch_delete(b, STG_CF_FOLLOWERS, key, (size_t)kl);
     stg_batch_merge_add(b, STG_CF_COUNTS, ckey, cl, now ? 1 : -1);
 }
 
@@ -91,13 +93,15 @@ static void stage_post(stg_batch *b, const stg_record *rec, const stg_record *ol
     char key[KEYCAP];
     int kl = stg_key_join(key, sizeof key, rec->owner, rec->ownerlen, rec->key, rec->keylen);
     if (kl < 0) return;
-    if (now) stg_batch_put(b, STG_CF_PROFILE, key, (size_t)kl, "", 0);
-    else stg_batch_delete(b, STG_CF_PROFILE, key, (size_t)kl);
+    if (now)
+        stg_batch_put(b, STG_CF_PROFILE, key, (size_t)kl, "", 0);
+    else
+        stg_batch_delete(b, STG_CF_PROFILE, key, (size_t)kl);
 }
 
 /* Points user \0 peer at the message if it is newer than the latest one. */
-static void stage_conv_side(stg_db *db, stg_batch *b, const char *user, size_t nu,
-                            const char *peer, size_t np, const char *id, size_t nid)
+static void stage_conv_side(stg_db *db, stg_batch *b, const char *user, size_t nu, const char *peer,
+                            size_t np, const char *id, size_t nid)
 {
     char key[KEYCAP], *cur;
     size_t curlen;

@@ -22,14 +22,14 @@
 /* ---- Errors (shared by every module) ---------------------------------- */
 enum {
     DF_OK = 0,
-    DF_EIO = -1,       /* RocksDB or file system failure */
+    DF_EIO = -1, /* RocksDB or file system failure */
     DF_ENOTFOUND = -2, /* absent (or deleted) */
-    DF_EINVAL = -3,    /* malformed input */
-    DF_EEXIST = -4,    /* already exists / taken */
-    DF_EBUSY = -5,     /* overloaded, retry later */
-    DF_ECORRUPT = -6,  /* stored bytes do not decode */
-    DF_ESTALE = -7,    /* LWW: the incoming version is not newer */
-    DF_ENET = -8,      /* Redis / network failure */
+    DF_EINVAL = -3, /* malformed input */
+    DF_EEXIST = -4, /* already exists / taken */
+    DF_EBUSY = -5, /* overloaded, retry later */
+    DF_ECORRUPT = -6, /* stored bytes do not decode */
+    DF_ESTALE = -7, /* LWW: the incoming version is not newer */
+    DF_ENET = -8, /* Redis / network failure */
 };
 const char *df_strerror(int err);
 
@@ -70,7 +70,7 @@ df_quantiles df_window_quantiles(df_window *w);
 
 /* ---- Names and versions --------------------------------------------------- */
 #define STG_ORIGIN_MAX 32 /* longest region name */
-#define STG_ID_MAX 96     /* longest id of any record */
+#define STG_ID_MAX 96 /* longest id of any record */
 
 /* A record's version: hybrid-logical-clock value, then origin region. */
 typedef struct stg_version {
@@ -95,19 +95,19 @@ bool stg_valid_user_id(const char *s, size_t n);
 
 /* ---- Column families ------------------------------------------------------ */
 typedef enum stg_cf {
-    STG_CF_META,      /* "default": clock mark, sequence floor, cursors */
-    STG_CF_USERS,     /* source: user id -> record */
-    STG_CF_FOLLOWS,   /* source: follower \0 followee -> record */
-    STG_CF_POSTS,     /* source: post id -> record */
-    STG_CF_MESSAGES,  /* source: a \0 b \0 message id -> record (a < b) */
+    STG_CF_META, /* "default": clock mark, sequence floor, cursors */
+    STG_CF_USERS, /* source: user id -> record */
+    STG_CF_FOLLOWS, /* source: follower \0 followee -> record */
+    STG_CF_POSTS, /* source: post id -> record */
+    STG_CF_MESSAGES, /* source: a \0 b \0 message id -> record (a < b) */
     STG_CF_FOLLOWERS, /* derived: followee \0 follower -> "" */
-    STG_CF_PROFILE,   /* derived: author \0 post id -> "" (live posts) */
-    STG_CF_CONVS,     /* derived: user \0 peer -> latest message id */
-    STG_CF_COUNTS,    /* derived: "f" user -> int64 follower count (merge) */
-    STG_CF_HOME,      /* feed: user \0 post id -> home entry */
-    STG_CF_FANOUT,    /* feed: job seq -> job */
-    STG_CF_OUTBOX,    /* replication: seq -> replication record */
-    STG_CF_IDEM,      /* api: user \0 idempotency key -> post id */
+    STG_CF_PROFILE, /* derived: author \0 post id -> "" (live posts) */
+    STG_CF_CONVS, /* derived: user \0 peer -> latest message id */
+    STG_CF_COUNTS, /* derived: "f" user -> int64 follower count (merge) */
+    STG_CF_HOME, /* feed: user \0 post id -> home entry */
+    STG_CF_FANOUT, /* feed: job seq -> job */
+    STG_CF_OUTBOX, /* replication: seq -> replication record */
+    STG_CF_IDEM, /* api: user \0 idempotency key -> post id */
     STG_CF_COUNT
 } stg_cf;
 
@@ -168,8 +168,8 @@ int stg_key_successor(const char *prefix, size_t len, char *out);
 typedef struct stg_db stg_db;
 
 typedef struct stg_options {
-    bool sync;             /* fsync the WAL on each write (survives machine crash) */
-    size_t cache_mb;       /* block cache in MiB (0: 256) */
+    bool sync; /* fsync the WAL on each write (survives machine crash) */
+    size_t cache_mb; /* block cache in MiB (0: 256) */
 } stg_options;
 
 /* Opens (creating if missing) the database at path with every column
@@ -183,8 +183,8 @@ void stg_close(stg_db *db);
 int stg_get(stg_db *db, stg_cf cf, const char *key, size_t klen, char **val, size_t *vlen);
 /* Batched point reads of n keys; vals[i] is NULL where absent (free each
  * non-NULL one with free()). Returns 0 or DF_EIO. */
-int stg_multi_get(stg_db *db, stg_cf cf, size_t n, const char *const *keys,
-                  const size_t *klens, char **vals, size_t *vlens);
+int stg_multi_get(stg_db *db, stg_cf cf, size_t n, const char *const *keys, const size_t *klens,
+                  char **vals, size_t *vlens);
 
 /* Write batches: a change and everything derived from it commit together. */
 typedef struct stg_batch stg_batch;
@@ -202,8 +202,8 @@ int stg_write(stg_db *db, stg_batch *b);
  * hi may be NULL for unbounded. Keys and values returned by next are valid
  * until the following call. */
 typedef struct stg_iter stg_iter;
-stg_iter *stg_iter_range(stg_db *db, stg_cf cf, const char *lo, size_t lolen,
-                         const char *hi, size_t hilen, bool reverse);
+stg_iter *stg_iter_range(stg_db *db, stg_cf cf, const char *lo, size_t lolen, const char *hi,
+                         size_t hilen, bool reverse);
 /* All keys starting with prefix. */
 stg_iter *stg_iter_prefix(stg_db *db, stg_cf cf, const char *prefix, size_t plen, bool reverse);
 bool stg_iter_next(stg_iter *it, const char **k, size_t *kl, const char **v, size_t *vl);
@@ -227,8 +227,8 @@ int stg_meta_put_u64_sync(stg_db *db, const char *name, uint64_t v);
 /* ---- Source records (records.c) -------------------------------------------- */
 /* Loads the stored record of kind at key. *raw holds the bytes the record
  * points into (free()). Returns 0, DF_ENOTFOUND, DF_EIO or DF_ECORRUPT. */
-int stg_record_load(stg_db *db, stg_kind kind, const char *key, size_t klen,
-                    stg_record *rec, char **raw);
+int stg_record_load(stg_db *db, stg_kind kind, const char *key, size_t klen, stg_record *rec,
+                    char **raw);
 /* Adds rec, and every derived-index change that follows from replacing old
  * (NULL if none) by rec, to batch b. The caller holds the record's lock. */
 void stg_record_stage(stg_db *db, stg_batch *b, const stg_record *rec, const stg_record *old);

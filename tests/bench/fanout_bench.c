@@ -77,8 +77,12 @@ static void stage_follow(stg_db *db, repl *rp, stg_batch *b, const char *followe
 {
     char key[2 * STG_ID_MAX + 2];
     int kl = stg_key_join(key, sizeof key, follower, strlen(follower), followee, strlen(followee));
-    stg_record rec = {.kind = STG_KIND_FOLLOW, .key = key, .keylen = (size_t)kl,
-                      .owner = follower, .ownerlen = strlen(follower), .payload = "",
+    stg_record rec = {.kind = STG_KIND_FOLLOW,
+                      .key = key,
+                      .keylen = (size_t)kl,
+                      .owner = follower,
+                      .ownerlen = strlen(follower),
+                      .payload = "",
                       .paylen = 0};
     rec.ver.hlc = repl_hlc_tick(repl_clock(rp));
     snprintf(rec.ver.origin, sizeof rec.ver.origin, "bench");
@@ -95,9 +99,15 @@ static void commit(stg_db *db, stg_batch *b)
 static int write_user(repl *rp, const char *id)
 {
     char payload[256];
-    snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"name\":\"star\",\"display_name\":\"Star\"}", id);
-    stg_record rec = {.kind = STG_KIND_USER, .key = id, .keylen = strlen(id), .owner = id,
-                      .ownerlen = strlen(id), .payload = payload, .paylen = strlen(payload)};
+    snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"name\":\"star\",\"display_name\":\"Star\"}",
+             id);
+    stg_record rec = {.kind = STG_KIND_USER,
+                      .key = id,
+                      .keylen = strlen(id),
+                      .owner = id,
+                      .ownerlen = strlen(id),
+                      .payload = payload,
+                      .paylen = strlen(payload)};
     return repl_write(rp, &rec, NULL, NULL);
 }
 
@@ -175,9 +185,10 @@ static double ceiling(const char *dir, long puts, int value_size, double *per_cp
 
 static void usage(int status)
 {
-    fprintf(status ? stderr : stdout, "usage: fanout_bench [--followers N] [--workers N] [--batch N] [--dir DIR]\n"
-                    "                    [--ceiling-puts N] [--value-size N] [--users N]\n"
-                    "                    [--follows N] [--cap N] [--rounds N] [--keep]\n");
+    fprintf(status ? stderr : stdout,
+            "usage: fanout_bench [--followers N] [--workers N] [--batch N] [--dir DIR]\n"
+            "                    [--ceiling-puts N] [--value-size N] [--users N]\n"
+            "                    [--follows N] [--cap N] [--rounds N] [--keep]\n");
     exit(status);
 }
 
@@ -221,8 +232,11 @@ static result big_fanout(const opts *o, const char *path)
 {
     result res = {0};
     const char *star = "star@bench";
-    feed_config fc = {.workers = o->workers, .large_threshold = (int64_t)o->followers * 2 + 1,
-                      .timeline_cap = 800, .queue_max = 100000, .batch = o->batch};
+    feed_config fc = {.workers = o->workers,
+                      .large_threshold = (int64_t)o->followers * 2 + 1,
+                      .timeline_cap = 800,
+                      .queue_max = 100000,
+                      .batch = o->batch};
     env e;
     env_open(&e, path, &fc, false);
     double t0 = now_s();
@@ -268,11 +282,14 @@ static result big_fanout(const opts *o, const char *path)
 static result small_fanouts(const opts *o, const char *path)
 {
     result res = {0};
-    feed_config fc = {.workers = o->workers, .large_threshold = 1000000000,
-                      .timeline_cap = o->cap, .queue_max = 100000000, .batch = o->batch};
+    feed_config fc = {.workers = o->workers,
+                      .large_threshold = 1000000000,
+                      .timeline_cap = o->cap,
+                      .queue_max = 100000000,
+                      .batch = o->batch};
     env e;
     env_open(&e, path, &fc, false);
-    char (*ids)[STG_ID_MAX + 1] = xmalloc((size_t)o->users * sizeof *ids);
+    char(*ids)[STG_ID_MAX + 1] = xmalloc((size_t)o->users * sizeof *ids);
     for (int i = 0; i < o->users; i++) snprintf(ids[i], sizeof ids[i], "u%06d@bench", i);
     double t0 = now_s();
     uint64_t seed = 42;
@@ -321,17 +338,30 @@ static result small_fanouts(const opts *o, const char *path)
 
 int main(int argc, char **argv)
 {
-    opts o = {.followers = 1000000, .ceiling_puts = 1000000, .workers = 2, .batch = 1000,
-              .value_size = 100, .users = 2000, .follows = 40, .cap = 200, .rounds = 5};
+    opts o = {.followers = 1000000,
+              .ceiling_puts = 1000000,
+              .workers = 2,
+              .batch = 1000,
+              .value_size = 100,
+              .users = 2000,
+              .follows = 40,
+              .cap = 200,
+              .rounds = 5};
     int keep = 0;
     char dir[512] = "";
     static const struct option lopts[] = {
-        {"followers", required_argument, 0, 'n'}, {"workers", required_argument, 0, 'w'},
-        {"batch", required_argument, 0, 'b'},     {"dir", required_argument, 0, 'd'},
-        {"ceiling-puts", required_argument, 0, 'c'}, {"value-size", required_argument, 0, 'v'},
-        {"users", required_argument, 0, 'u'},     {"follows", required_argument, 0, 'f'},
-        {"cap", required_argument, 0, 'p'},       {"rounds", required_argument, 0, 'r'},
-        {"keep", no_argument, 0, 'k'},            {"help", no_argument, 0, 'h'},
+        {"followers", required_argument, 0, 'n'},
+        {"workers", required_argument, 0, 'w'},
+        {"batch", required_argument, 0, 'b'},
+        {"dir", required_argument, 0, 'd'},
+        {"ceiling-puts", required_argument, 0, 'c'},
+        {"value-size", required_argument, 0, 'v'},
+        {"users", required_argument, 0, 'u'},
+        {"follows", required_argument, 0, 'f'},
+        {"cap", required_argument, 0, 'p'},
+        {"rounds", required_argument, 0, 'r'},
+        {"keep", no_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
@@ -352,9 +382,8 @@ int main(int argc, char **argv)
         default: usage(2);
         }
     }
-    if (o.followers < 1 || o.workers < 1 || o.batch < 2 || o.ceiling_puts < 1 ||
-        o.value_size < 1 || o.users < 2 || o.follows < 0 || o.follows >= o.users || o.cap < 1 ||
-        o.rounds < 0)
+    if (o.followers < 1 || o.workers < 1 || o.batch < 2 || o.ceiling_puts < 1 || o.value_size < 1 ||
+        o.users < 2 || o.follows < 0 || o.follows >= o.users || o.cap < 1 || o.rounds < 0)
         usage(2);
     bool made_dir = !dir[0];
     if (made_dir) {
@@ -402,8 +431,9 @@ int main(int argc, char **argv)
     }
 
     int bad = big.counted != o.followers + 1 || small.counted != 0;
-    if (bad) fprintf(stderr, "fanout_bench: wrong home entry counts (%ld; %+ld)\n", big.counted,
-                     small.counted);
+    if (bad)
+        fprintf(stderr, "fanout_bench: wrong home entry counts (%ld; %+ld)\n", big.counted,
+                small.counted);
     if (!keep) {
         char cmd[2000];
         snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", big_dir, small_dir, ceil_dir);

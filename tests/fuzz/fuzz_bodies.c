@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = api_decode_user(body, len, &out, &fail);
         if (rc == 0) {
             CHECK(stg_valid_name(out.user.name, strlen(out.user.name), API_NAME_MAX));
-            CHECK(chars(out.user.display_name) >= 1 && chars(out.user.display_name) <= API_DISPLAY_MAX);
+            CHECK(chars(out.user.display_name) >= 1 &&
+                  chars(out.user.display_name) <= API_DISPLAY_MAX);
         }
         break;
     case 1:

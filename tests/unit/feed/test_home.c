@@ -49,7 +49,8 @@ START_TEST(test_key_rejects)
     ck_assert_int_eq(feed_home_key(k, sizeof k, "u@paris", big, strlen(big)), -1);
     ck_assert_int_eq(feed_home_key(k, 10, "u@paris", "01a2-paris", 10), -1);
     /* The first format (user \0 post id) and bare prefixes are not home keys. */
-    const char old[] = "u@paris\0" "01a2000000000001-paris";
+    const char old[] = "u@paris\0"
+                       "01a2000000000001-paris";
     ck_assert_int_eq(feed_home_key_id(old, sizeof old - 1, id), -1);
     ck_assert_int_eq(feed_home_key_id("u@paris\0", 8, id), -1);
     ck_assert_int_eq(feed_home_key_id("u@paris", 7, id), -1);
@@ -119,7 +120,8 @@ START_TEST(test_upgrade_drops_first_format)
      * posts, no format mark. */
     ck_assert_int_eq(stg_open(w.dir, NULL, &w.db), 0);
     stg_batch *b = stg_batch_new(w.db);
-    const char *posts[] = {"01a2000000000001-paris", "01a2000000000007-tokyo", "01a2000000000004-paris"};
+    const char *posts[] = {"01a2000000000001-paris", "01a2000000000007-tokyo",
+                           "01a2000000000004-paris"};
     for (int i = 0; i < 3; i++) {
         char k[2 * STG_ID_MAX + 2];
         int kl = stg_key_join(k, sizeof k, "u@paris", 7, posts[i], strlen(posts[i]));

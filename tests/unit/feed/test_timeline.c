@@ -47,14 +47,22 @@ static void world_close(world *w) { unit_rmtree(world_stop(w)); }
 
 static void drain(world *w) { ck_assert_msg(feed_drain(w->fd, 20000), "fan-out did not drain"); }
 
-static void user_id(char out[STG_ID_MAX + 1], int i) { snprintf(out, STG_ID_MAX + 1, "u%02d@paris", i); }
+static void user_id(char out[STG_ID_MAX + 1], int i)
+{
+    snprintf(out, STG_ID_MAX + 1, "u%02d@paris", i);
+}
 
 static void create_user(world *w, const char *id)
 {
     char payload[128];
     snprintf(payload, sizeof payload, "{\"id\":\"%s\"}", id);
-    stg_record rec = {.kind = STG_KIND_USER, .key = id, .keylen = strlen(id), .owner = id,
-                      .ownerlen = strlen(id), .payload = payload, .paylen = strlen(payload)};
+    stg_record rec = {.kind = STG_KIND_USER,
+                      .key = id,
+                      .keylen = strlen(id),
+                      .owner = id,
+                      .ownerlen = strlen(id),
+                      .payload = payload,
+                      .paylen = strlen(payload)};
     ck_assert_int_eq(repl_write(w->r, &rec, NULL, NULL), 0);
 }
 
@@ -62,8 +70,14 @@ static void set_follow(world *w, const char *follower, const char *followee, boo
 {
     char key[2 * STG_ID_MAX + 2];
     int kl = stg_key_join(key, sizeof key, follower, strlen(follower), followee, strlen(followee));
-    stg_record rec = {.kind = STG_KIND_FOLLOW, .key = key, .keylen = (size_t)kl, .tombstone = !on,
-                      .owner = follower, .ownerlen = strlen(follower), .payload = "", .paylen = 0};
+    stg_record rec = {.kind = STG_KIND_FOLLOW,
+                      .key = key,
+                      .keylen = (size_t)kl,
+                      .tombstone = !on,
+                      .owner = follower,
+                      .ownerlen = strlen(follower),
+                      .payload = "",
+                      .paylen = 0};
     ck_assert_int_eq(repl_write(w->r, &rec, NULL, NULL), 0);
 }
 
@@ -75,7 +89,8 @@ static void make_post(world *w, const char *author, char id[STG_ID_MAX + 1])
     snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", repl_region(w->r));
     stg_make_id(id, &rec.ver);
     char payload[256];
-    snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"author\":\"%s\",\"text\":\"hi\"}", id, author);
+    snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"author\":\"%s\",\"text\":\"hi\"}", id,
+             author);
     rec.key = id;
     rec.keylen = strlen(id);
     rec.payload = payload;
@@ -85,8 +100,14 @@ static void make_post(world *w, const char *author, char id[STG_ID_MAX + 1])
 
 static void delete_post(world *w, const char *author, const char *id)
 {
-    stg_record rec = {.kind = STG_KIND_POST, .key = id, .keylen = strlen(id), .tombstone = true,
-                      .owner = author, .ownerlen = strlen(author), .payload = "", .paylen = 0};
+    stg_record rec = {.kind = STG_KIND_POST,
+                      .key = id,
+                      .keylen = strlen(id),
+                      .tombstone = true,
+                      .owner = author,
+                      .ownerlen = strlen(author),
+                      .payload = "",
+                      .paylen = 0};
     ck_assert_int_eq(repl_write(w->r, &rec, NULL, NULL), 0);
 }
 
@@ -137,7 +158,8 @@ static void read_all(world *w, read_fn rd, const char *who, int limit, idlist *o
                           "%s: page %d repeats or reorders: %s after %s", who, page, id,
                           out->ids[out->n - 1]);
             char needle2[STG_ID_MAX + 16];
-            snprintf(needle2, sizeof needle2, "\"author\":\"%.*s\"", (int)post->ownerlen, post->owner);
+            snprintf(needle2, sizeof needle2, "\"author\":\"%.*s\"", (int)post->ownerlen,
+                     post->owner);
             ck_assert(memmem(post->payload, post->paylen, needle2, strlen(needle2)) != NULL);
             idlist_push(out, id);
         }
@@ -212,8 +234,8 @@ static void model_profile(const model *m, int a, idlist *out)
 
 typedef struct scenario {
     const char *name;
-    int cap;        /* timeline_cap, also the model's */
-    bool removals;  /* unfollows and deletes */
+    int cap; /* timeline_cap, also the model's */
+    bool removals; /* unfollows and deletes */
     uint64_t seed;
 } scenario;
 
@@ -257,7 +279,8 @@ static int pick_followee(rng *r, int a)
 {
     uint64_t x = rng_below(r, 100);
     if (x < 15) return (int)rng_below(r, NCELEBS);
-    if (x < 90) return NCELEBS + (a - NCELEBS + 1 + (int)rng_below(r, 5) + NUSERS) % (NUSERS - NCELEBS);
+    if (x < 90)
+        return NCELEBS + (a - NCELEBS + 1 + (int)rng_below(r, 5) + NUSERS) % (NUSERS - NCELEBS);
     return (int)rng_below(r, NUSERS);
 }
 
@@ -302,7 +325,8 @@ START_TEST(test_model_check)
                 }
             }
         } else if (kind < 80) { /* post; celebrities post a little more */
-            int a = rng_below(&r, 10) == 0 ? (int)rng_below(&r, NCELEBS) : (int)rng_below(&r, NUSERS);
+            int a =
+                rng_below(&r, 10) == 0 ? (int)rng_below(&r, NCELEBS) : (int)rng_below(&r, NUSERS);
             ck_assert_uint_lt(m->nposts, 2000);
             mpost *p = &m->posts[m->nposts++];
             p->author = a;
@@ -331,8 +355,10 @@ START_TEST(test_model_check)
     }
     feed_stats st;
     feed_get_stats(w.fd, &st);
-    fprintf(stderr, "  %zu follows, %zu unfollows, %zu posts, %zu deletes; %zu large accounts, "
-            "%llu deliveries\n", counts[0], counts[1], counts[2], counts[3], st.large_accounts,
+    fprintf(stderr,
+            "  %zu follows, %zu unfollows, %zu posts, %zu deletes; %zu large accounts, "
+            "%llu deliveries\n",
+            counts[0], counts[1], counts[2], counts[3], st.large_accounts,
             (unsigned long long)st.deliveries);
     ck_assert_uint_gt(st.large_accounts, 0); /* the hybrid path was exercised */
     ck_assert_uint_lt(st.large_accounts, NUSERS); /* ... and so was fan-out on write */
@@ -343,7 +369,8 @@ START_TEST(test_model_check)
 }
 END_TEST
 
-/* ---- Focused behaviours ----------------------------------------------------------------------- */
+/* ---- Focused behaviours -----------------------------------------------------------------------
+ */
 
 static void home_of(world *w, const char *who, idlist *out) { read_all(w, feed_home, who, 7, out); }
 
@@ -398,7 +425,8 @@ START_TEST(test_large_account_merged_at_read)
     feed_config fc = {.workers = 2, .large_threshold = 2, .timeline_cap = 50};
     world w;
     world_open(&w, &fc);
-    const char *star = "star@paris", *fans[] = {"f1@paris", "f2@paris", "f3@paris"}, *other = "o@paris";
+    const char *star = "star@paris", *fans[] = {"f1@paris", "f2@paris", "f3@paris"},
+               *other = "o@paris";
     create_user(&w, star);
     create_user(&w, other);
     for (int i = 0; i < 3; i++) {
@@ -503,15 +531,20 @@ START_TEST(test_bad_cursor)
     feed_config fc = {.workers = 1};
     world w;
     world_open(&w, &fc);
-    static const char *bad[] = {"garbage", "0000000000000001-paris", "0000000000000001-paris~",
-                                "0000000000000001-paris~-1", "0000000000000001-paris~1x",
-                                "x~3", "0000000000000001-Paris~1"};
+    static const char *bad[] = {"garbage",
+                                "0000000000000001-paris",
+                                "0000000000000001-paris~",
+                                "0000000000000001-paris~-1",
+                                "0000000000000001-paris~1x",
+                                "x~3",
+                                "0000000000000001-Paris~1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         feed_page pg;
-        ck_assert_msg(feed_home(w.fd, "u@paris", bad[i], 5, &pg) == DF_EINVAL, "home took \"%s\"", bad[i]);
-        feed_page_free(&pg);
-        ck_assert_msg(feed_profile(w.fd, "u@paris", bad[i], 5, &pg) == DF_EINVAL, "profile took \"%s\"",
+        ck_assert_msg(feed_home(w.fd, "u@paris", bad[i], 5, &pg) == DF_EINVAL, "home took \"%s\"",
                       bad[i]);
+        feed_page_free(&pg);
+        ck_assert_msg(feed_profile(w.fd, "u@paris", bad[i], 5, &pg) == DF_EINVAL,
+                      "profile took \"%s\"", bad[i]);
         feed_page_free(&pg);
     }
     feed_page pg;
@@ -569,7 +602,8 @@ START_TEST(test_jobs_and_large_accounts_survive_restart)
 }
 END_TEST
 
-/* ---- Trimming --------------------------------------------------------------------------------- */
+/* ---- Trimming ---------------------------------------------------------------------------------
+ */
 
 /* Trimming a home timeline at the cap must not lose posts for good: after
  * deletes (or an unfollow) below the newest cap entries, the older live
@@ -637,7 +671,8 @@ START_TEST(test_trimmed_entries_return_after_unfollow)
 }
 END_TEST
 
-/* ---- Known bugs ---------------------------------------------------------------------------------- */
+/* ---- Known bugs
+ * ---------------------------------------------------------------------------------- */
 
 /* BUG (feed/workers.c, run_post_job): with feed_config.batch == 1 a post
  * job never finishes: each chunk takes up to batch - 1 = 0 followers and

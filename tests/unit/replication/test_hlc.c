@@ -13,9 +13,9 @@
  * persisted. */
 typedef struct world {
     uint64_t now_ms;
-    uint64_t mark;    /* last mark persisted (0: none) */
+    uint64_t mark; /* last mark persisted (0: none) */
     size_t persists;
-    int persist_rc;   /* what persist returns */
+    int persist_rc; /* what persist returns */
 } world;
 
 static uint64_t world_clock(void *arg) { return ((world *)arg)->now_ms; }
@@ -88,7 +88,8 @@ START_TEST(test_monotonic_when_clock_goes_backwards)
         uint64_t v = repl_hlc_tick(h);
         ck_assert_msg(v > last, "tick %d: %llx after %llx", i, (unsigned long long)v,
                       (unsigned long long)last);
-        ck_assert_uint_ge(repl_hlc_ms(v), w.now_ms < repl_hlc_ms(last) ? repl_hlc_ms(last) : w.now_ms);
+        ck_assert_uint_ge(repl_hlc_ms(v),
+                          w.now_ms < repl_hlc_ms(last) ? repl_hlc_ms(last) : w.now_ms);
         assert_below_mark(&w, v);
         last = v;
     }
@@ -234,13 +235,16 @@ START_TEST(test_restart_from_mark_never_repeats)
         /* Each restart starts from the last persisted mark, with a wall
          * clock that may have gone backwards by up to a minute. */
         repl_hlc *h = clock_at(&w, w.mark);
-        if (rng_below(&r, 2)) w.now_ms -= rng_below(&r, 60000);
-        else w.now_ms += rng_below(&r, 3000);
+        if (rng_below(&r, 2))
+            w.now_ms -= rng_below(&r, 60000);
+        else
+            w.now_ms += rng_below(&r, 3000);
         int n = (int)rng_below(&r, 5000);
         for (int i = 0; i < n; i++) {
             if (rng_below(&r, 4) == 0) w.now_ms++;
-            uint64_t v = rng_below(&r, 10) == 0 ? repl_hlc_observe(h, highest + rng_below(&r, 1u << 24))
-                                                : repl_hlc_tick(h);
+            uint64_t v = rng_below(&r, 10) == 0
+                             ? repl_hlc_observe(h, highest + rng_below(&r, 1u << 24))
+                             : repl_hlc_tick(h);
             ck_assert_msg(v > highest, "run %d: %llx handed out after %llx", run,
                           (unsigned long long)v, (unsigned long long)highest);
             assert_below_mark(&w, v);

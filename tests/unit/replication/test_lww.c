@@ -17,15 +17,17 @@ typedef struct region {
     feed *fd;
     repl *r;
     size_t applied_events; /* listener calls for remote records */
-    size_t local_events;   /* listener calls for local writes */
+    size_t local_events; /* listener calls for local writes */
 } region;
 
 static void on_commit(void *arg, const stg_record *rec, bool local)
 {
     (void)rec;
     region *g = arg;
-    if (local) g->local_events++;
-    else g->applied_events++;
+    if (local)
+        g->local_events++;
+    else
+        g->applied_events++;
 }
 
 static void engine_open(region *g)
@@ -55,7 +57,7 @@ static void region_close(region *g)
 
 /* One candidate record for a key, owning its bytes. */
 typedef struct cand {
-    int key;  /* index into the key table */
+    int key; /* index into the key table */
     bool tomb;
     stg_version ver;
     char payload[48];
@@ -71,9 +73,15 @@ typedef struct tkey {
 static stg_record cand_record(const tkey *keys, const cand *c)
 {
     const tkey *k = &keys[c->key];
-    stg_record rec = {.kind = k->kind, .tombstone = c->tomb, .ver = c->ver, .key = k->key,
-                      .keylen = k->keylen, .owner = k->owner, .ownerlen = strlen(k->owner),
-                      .payload = c->payload, .paylen = strlen(c->payload)};
+    stg_record rec = {.kind = k->kind,
+                      .tombstone = c->tomb,
+                      .ver = c->ver,
+                      .key = k->key,
+                      .keylen = k->keylen,
+                      .owner = k->owner,
+                      .ownerlen = strlen(k->owner),
+                      .payload = c->payload,
+                      .paylen = strlen(c->payload)};
     return rec;
 }
 
@@ -187,8 +195,10 @@ START_TEST(test_apply_matches_sort_model)
                         dup = dup || stg_version_cmp(&cands[m].ver, &c->ver) == 0;
                 } while (dup);
                 c->tomb = rng_below(&r, 3) == 0;
-                if (c->tomb) c->payload[0] = '\0';
-                else snprintf(c->payload, sizeof c->payload, "{\"k\":%d,\"j\":%d}", k, j);
+                if (c->tomb)
+                    c->payload[0] = '\0';
+                else
+                    snprintf(c->payload, sizeof c->payload, "{\"k\":%d,\"j\":%d}", k, j);
                 nc++;
             }
         }
@@ -296,7 +306,8 @@ START_TEST(test_apply_order_does_not_matter)
     ck_assert_uint_eq(na, NKEYS);
     ck_assert_uint_eq(nb, NKEYS);
     ck_assert_str_eq(ha, hb);
-    ck_assert_int_eq(stg_follower_count(a.db, "star@paris"), stg_follower_count(b.db, "star@paris"));
+    ck_assert_int_eq(stg_follower_count(a.db, "star@paris"),
+                     stg_follower_count(b.db, "star@paris"));
     region_close(&a);
     region_close(&b);
 }

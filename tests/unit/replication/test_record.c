@@ -13,13 +13,20 @@ enum { OFF_CODEC = 0, OFF_KIND = 1, OFF_KLEN = 2, OFF_KEY = 4 };
 
 static const char POST_ID[] = "00018bcfe5680000-paris";
 static const char FOLLOW_KEY[] = "alice@paris\0bob@tokyo";
-static const char MESSAGE_KEY[] = "alice@paris\0bob@tokyo\0" "00018bcfe5680001-tokyo";
+static const char MESSAGE_KEY[] = "alice@paris\0bob@tokyo\0"
+                                  "00018bcfe5680001-tokyo";
 
 static stg_record rec_of(stg_kind kind, const char *key, size_t keylen, bool tomb,
                          const char *owner, const char *payload)
 {
-    stg_record r = {.kind = kind, .tombstone = tomb, .key = key, .keylen = keylen, .owner = owner,
-                    .ownerlen = strlen(owner), .payload = payload, .paylen = strlen(payload)};
+    stg_record r = {.kind = kind,
+                    .tombstone = tomb,
+                    .key = key,
+                    .keylen = keylen,
+                    .owner = owner,
+                    .ownerlen = strlen(owner),
+                    .payload = payload,
+                    .paylen = strlen(payload)};
     r.ver.hlc = 0x00018bcfe5680002ull;
     snprintf(r.ver.origin, sizeof r.ver.origin, "%s", "tokyo");
     return r;
@@ -98,15 +105,16 @@ static int decode_with_key(stg_record rec, const char *key, size_t keylen)
 
 START_TEST(test_roundtrip_every_kind)
 {
-    stg_record recs[] = {user_r(), follow_r(false), follow_r(true), post_r(false), post_r(true),
-                         message_r()};
+    stg_record recs[] = {user_r(),      follow_r(false), follow_r(true),
+                         post_r(false), post_r(true),    message_r()};
     for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
         char *buf;
         size_t len;
         repl_record_encode(&recs[i], &buf, &len);
         ck_assert_int_eq(buf[OFF_CODEC], 1);
         ck_assert_int_eq(buf[OFF_KIND], (int)recs[i].kind);
-        ck_assert_uint_eq(((size_t)(unsigned char)buf[OFF_KLEN] << 8) | (unsigned char)buf[OFF_KLEN + 1],
+        ck_assert_uint_eq(((size_t)(unsigned char)buf[OFF_KLEN] << 8) |
+                              (unsigned char)buf[OFF_KLEN + 1],
                           recs[i].keylen);
         ck_assert_mem_eq(buf + OFF_KEY, recs[i].key, recs[i].keylen);
         stg_record got;
@@ -148,8 +156,8 @@ START_TEST(test_every_truncation_rejected)
         size_t len;
         repl_record_encode(&recs[i], &buf, &len);
         for (size_t cut = 0; cut < len; cut++)
-            ck_assert_msg(decode_exact(buf, cut, NULL) == DF_EINVAL, "record %zu: %zu/%zu bytes decoded",
-                          i, cut, len);
+            ck_assert_msg(decode_exact(buf, cut, NULL) == DF_EINVAL,
+                          "record %zu: %zu/%zu bytes decoded", i, cut, len);
         free(buf);
     }
     /* With a payload, every prefix that cuts into the key or the header. */
@@ -159,8 +167,8 @@ START_TEST(test_every_truncation_rejected)
         size_t len;
         repl_record_encode(&withp[i], &buf, &len);
         for (size_t cut = 0; cut < len - withp[i].paylen; cut++)
-            ck_assert_msg(decode_exact(buf, cut, NULL) == DF_EINVAL, "record %zu: %zu/%zu bytes decoded",
-                          i, cut, len);
+            ck_assert_msg(decode_exact(buf, cut, NULL) == DF_EINVAL,
+                          "record %zu: %zu/%zu bytes decoded", i, cut, len);
         free(buf);
     }
 }
@@ -247,7 +255,8 @@ START_TEST(test_non_printable_key_bytes)
     for (size_t i = 0; i < sizeof bad; i++) {
         char key[] = "ali?e@paris";
         key[3] = (char)bad[i];
-        ck_assert_msg(decode_with_key(user_r(), key, 11) == DF_EINVAL, "byte 0x%02x accepted", bad[i]);
+        ck_assert_msg(decode_with_key(user_r(), key, 11) == DF_EINVAL, "byte 0x%02x accepted",
+                      bad[i]);
         char fkey[] = "alice@paris\0bo?@tokyo";
         fkey[14] = (char)bad[i];
         ck_assert_msg(decode_with_key(follow_r(false), fkey, sizeof fkey - 1) == DF_EINVAL,
@@ -308,7 +317,7 @@ START_TEST(test_bad_value_part)
     size_t len;
     repl_record_encode(&rec, &buf, &len);
     size_t v = OFF_KEY + rec.keylen; /* start of the stored value */
-    buf[v] = 9;                      /* format */
+    buf[v] = 9; /* format */
     ck_assert_int_eq(decode_exact(buf, len, NULL), DF_EINVAL);
     buf[v] = 1;
     buf[v + 1] = 4; /* flags */
@@ -362,8 +371,8 @@ static size_t mutate(rng *r, char *buf, size_t len, size_t cap)
 START_TEST(test_mutations_never_crash)
 {
     rng r = rng_seeded("record_mutations", 51);
-    stg_record seeds[] = {user_r(), follow_r(false), follow_r(true), post_r(false), post_r(true),
-                          message_r()};
+    stg_record seeds[] = {user_r(),      follow_r(false), follow_r(true),
+                          post_r(false), post_r(true),    message_r()};
     size_t accepted = 0;
     for (int iter = 0; iter < 200000; iter++) {
         const stg_record *seed = &seeds[rng_below(&r, sizeof seeds / sizeof seeds[0])];
@@ -381,7 +390,8 @@ START_TEST(test_mutations_never_crash)
         /* Whatever decodes re-encodes to something that decodes the same. */
         repl_record_encode(&got, &enc, &len);
         stg_record again;
-        ck_assert_msg(decode_exact(enc, len, &again) == 0, "iteration %d: re-encoding refused", iter);
+        ck_assert_msg(decode_exact(enc, len, &again) == 0, "iteration %d: re-encoding refused",
+                      iter);
         assert_same(&again, &got);
         free(enc);
     }

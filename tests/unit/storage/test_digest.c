@@ -42,9 +42,15 @@ typedef struct trec {
 
 static stg_record as_record(const trec *t)
 {
-    stg_record r = {.kind = t->kind, .tombstone = t->tomb, .ver = t->ver, .key = t->key,
-                    .keylen = t->keylen, .owner = t->owner, .ownerlen = strlen(t->owner),
-                    .payload = t->payload, .paylen = strlen(t->payload)};
+    stg_record r = {.kind = t->kind,
+                    .tombstone = t->tomb,
+                    .ver = t->ver,
+                    .key = t->key,
+                    .keylen = t->keylen,
+                    .owner = t->owner,
+                    .ownerlen = strlen(t->owner),
+                    .payload = t->payload,
+                    .paylen = strlen(t->payload)};
     return r;
 }
 
@@ -96,8 +102,8 @@ static trec message_rec(const char *from, const char *to, uint64_t hlc, const ch
     stg_make_id(id, &t.ver);
     t.keylen = (size_t)stg_key_message(t.key, sizeof t.key, from, to, id);
     snprintf(t.owner, sizeof t.owner, "%s", from);
-    snprintf(t.payload, sizeof t.payload, "{\"id\":\"%s\",\"from\":\"%s\",\"to\":\"%s\"}", id,
-             from, to);
+    snprintf(t.payload, sizeof t.payload, "{\"id\":\"%s\",\"from\":\"%s\",\"to\":\"%s\"}", id, from,
+             to);
     return t;
 }
 
@@ -328,7 +334,8 @@ START_TEST(test_any_change_changes_digest)
         m[nm] = *orig; /* the version's hlc */
         m[nm++].ver.hlc ^= 1;
         m[nm] = *orig; /* the version's origin */
-        snprintf(m[nm++].ver.origin, STG_ORIGIN_MAX + 1, "%s", strcmp(orig->ver.origin, "paris") ? "paris" : "pariz");
+        snprintf(m[nm++].ver.origin, STG_ORIGIN_MAX + 1, "%s",
+                 strcmp(orig->ver.origin, "paris") ? "paris" : "pariz");
         m[nm] = *orig; /* the owner */
         m[nm++].owner[0] ^= 2;
         for (size_t j = 0; j < nm; j++) {

@@ -12,8 +12,12 @@ enum { OFF_FORMAT = 0, OFF_FLAGS = 1, OFF_HLC = 2, OFF_OLEN = 10, OFF_ORIGIN = 1
 static stg_record make_rec(bool tomb, uint64_t hlc, const char *origin, const char *owner,
                            const char *payload, size_t paylen)
 {
-    stg_record rec = {.kind = STG_KIND_POST, .tombstone = tomb, .owner = owner,
-                      .ownerlen = strlen(owner), .payload = payload, .paylen = paylen};
+    stg_record rec = {.kind = STG_KIND_POST,
+                      .tombstone = tomb,
+                      .owner = owner,
+                      .ownerlen = strlen(owner),
+                      .payload = payload,
+                      .paylen = paylen};
     rec.ver.hlc = hlc;
     snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", origin);
     return rec;
@@ -66,7 +70,7 @@ START_TEST(test_roundtrip_table)
     stg_record cases[] = {
         make_rec(false, 0x0001020304050607ull, "paris", "alice@paris", "{\"id\":1}", 8),
         make_rec(true, 42, "tokyo", "bob@tokyo", "", 0),
-        make_rec(false, 0, "a", "", "", 0),                        /* empty owner and payload */
+        make_rec(false, 0, "a", "", "", 0), /* empty owner and payload */
         make_rec(false, UINT64_MAX, "abcdefghijklmnopqrstuvwxyzabcdef", "x", "p", 1),
         make_rec(true, 1, "new_york", "carol@new_york", bin, sizeof bin - 1), /* binary payload */
     };
@@ -128,8 +132,8 @@ START_TEST(test_every_truncation_rejected)
         stg_value_encode(&recs[r], &val, &len);
         ck_assert_int_eq(decode_exact(val, len), 0);
         for (size_t cut = 0; cut < len; cut++)
-            ck_assert_msg(decode_exact(val, cut) == DF_ECORRUPT, "record %zu: prefix of %zu/%zu bytes decoded",
-                          r, cut, len);
+            ck_assert_msg(decode_exact(val, cut) == DF_ECORRUPT,
+                          "record %zu: prefix of %zu/%zu bytes decoded", r, cut, len);
         free(val);
     }
 }
@@ -226,11 +230,12 @@ START_TEST(test_bad_origin)
     size_t n = build_value(buf, 5, "paris", 5, (unsigned)wl, owner, wl, "{}");
     ck_assert_int_eq(decode_exact(buf, n), 0);
 
-    static const char *bad_origins[] = {"Paris", "pa ris", "pa-ris", "pa@ris", "par\0s", "\xe9t\xe9"};
+    static const char *bad_origins[] = {"Paris",  "pa ris", "pa-ris",
+                                        "pa@ris", "par\0s", "\xe9t\xe9"};
     static const size_t bad_lens[] = {5, 6, 6, 6, 5, 3};
     for (size_t i = 0; i < sizeof bad_origins / sizeof bad_origins[0]; i++) {
-        n = build_value(buf, (unsigned)bad_lens[i], bad_origins[i], bad_lens[i], (unsigned)wl, owner,
-                        wl, "{}");
+        n = build_value(buf, (unsigned)bad_lens[i], bad_origins[i], bad_lens[i], (unsigned)wl,
+                        owner, wl, "{}");
         ck_assert_msg(decode_exact(buf, n) == DF_ECORRUPT, "origin %zu accepted", i);
     }
     /* Empty origin. */
@@ -301,9 +306,9 @@ START_TEST(test_version_cmp_total_order)
         int ab = unit_sign(stg_version_cmp(&a, &b)), ba = unit_sign(stg_version_cmp(&b, &a));
         int bc = unit_sign(stg_version_cmp(&b, &c)), ac = unit_sign(stg_version_cmp(&a, &c));
         ck_assert_int_eq(stg_version_cmp(&a, &a), 0);
-        ck_assert_int_eq(ab, -ba);                                           /* antisymmetric */
+        ck_assert_int_eq(ab, -ba); /* antisymmetric */
         ck_assert_int_eq(ab == 0, a.hlc == b.hlc && !strcmp(a.origin, b.origin)); /* 0 iff equal */
-        if (ab <= 0 && bc <= 0) ck_assert_int_le(ac, 0);                     /* transitive */
+        if (ab <= 0 && bc <= 0) ck_assert_int_le(ac, 0); /* transitive */
         if (ab >= 0 && bc >= 0) ck_assert_int_ge(ac, 0);
         if (a.hlc != b.hlc) ck_assert_int_eq(ab, a.hlc < b.hlc ? -1 : 1);
     }

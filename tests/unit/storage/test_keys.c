@@ -122,8 +122,9 @@ START_TEST(test_u64_roundtrip_and_layout)
     char k[8];
     stg_key_u64(k, 0x0102030405060708ull);
     ck_assert_mem_eq(k, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
-    static const uint64_t edge[] = {0, 1, 255, 256, 65535, 65536, UINT32_MAX,
-                                    (uint64_t)UINT32_MAX + 1, UINT64_MAX - 1, UINT64_MAX};
+    static const uint64_t edge[] = {
+        0,         1, 255, 256, 65535, 65536, UINT32_MAX, (uint64_t)UINT32_MAX + 1, UINT64_MAX - 1,
+        UINT64_MAX};
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
         stg_key_u64(k, edge[i]);
         ck_assert_uint_eq(stg_key_get_u64(k), edge[i]);
@@ -159,7 +160,10 @@ START_TEST(test_message_key_orders_participants)
     ck_assert_int_eq(l1, l2);
     ck_assert_int_eq(l1, 11 + 1 + 9 + 1 + 22);
     ck_assert_mem_eq(k1, k2, (size_t)l1);
-    ck_assert_mem_eq(k1, "alice@paris\0bob@tokyo\0" "0000000000010000-paris", (size_t)l1);
+    ck_assert_mem_eq(k1,
+                     "alice@paris\0bob@tokyo\0"
+                     "0000000000010000-paris",
+                     (size_t)l1);
 }
 END_TEST
 
@@ -304,16 +308,16 @@ START_TEST(test_id_rejects)
 {
     static const char *bad[] = {
         "",
-        "0000000000000001",                          /* no '-' nor origin */
-        "0000000000000001-",                         /* empty origin */
-        "000000000000001-paris",                     /* 15 hex digits */
-        "00000000000000001-paris",                   /* 17 hex digits */
-        "000000000000000A-paris",                    /* uppercase hex */
-        "000000000000000g-paris",                    /* not hex */
-        "0000000000000001_paris",                    /* wrong separator */
-        "0000000000000001-Paris",                    /* uppercase origin */
-        "0000000000000001-par is",                   /* space */
-        "0000000000000001-paris-2",                  /* '-' in origin */
+        "0000000000000001", /* no '-' nor origin */
+        "0000000000000001-", /* empty origin */
+        "000000000000001-paris", /* 15 hex digits */
+        "00000000000000001-paris", /* 17 hex digits */
+        "000000000000000A-paris", /* uppercase hex */
+        "000000000000000g-paris", /* not hex */
+        "0000000000000001_paris", /* wrong separator */
+        "0000000000000001-Paris", /* uppercase origin */
+        "0000000000000001-par is", /* space */
+        "0000000000000001-paris-2", /* '-' in origin */
         "0000000000000001-abcdefghijklmnopqrstuvwxyzabcdefg", /* 33-char origin */
         " 000000000000001-paris",
     };
@@ -375,10 +379,10 @@ START_TEST(test_valid_user_id_table)
         {"alice@paris", true},
         {"a@b", true},
         {"al_1@new_york", true},
-        {"abcdefghijklmnopqrstuvwxyzabcd@paris", true},  /* 30-char name */
+        {"abcdefghijklmnopqrstuvwxyzabcd@paris", true}, /* 30-char name */
         {"abcdefghijklmnopqrstuvwxyzabcde@paris", false}, /* 31-char name */
-        {"a@abcdefghijklmnopqrstuvwxyzabcdef", true},     /* 32-char region */
-        {"a@abcdefghijklmnopqrstuvwxyzabcdefg", false},   /* 33-char region */
+        {"a@abcdefghijklmnopqrstuvwxyzabcdef", true}, /* 32-char region */
+        {"a@abcdefghijklmnopqrstuvwxyzabcdefg", false}, /* 33-char region */
         {"", false},
         {"@", false},
         {"alice", false},
