@@ -30,6 +30,7 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
     if (f->cfg.queue_max == 0) f->cfg.queue_max = 100000;
     if (f->cfg.batch <= 0) f->cfg.batch = 1000;
     if (f->cfg.batch < 2) f->cfg.batch = 2; /* a chunk holds the author and >= 1 follower */
+    f->posts = pc_new();
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->wake, NULL);
     pthread_cond_init(&f->idle, NULL);
@@ -96,6 +97,12 @@ static void wake_locked(feed *f, size_t backlog)
     }
 }
 
+void feed_committed(feed *f, const stg_record *rec, uint64_t id)
+{
+    if (rec->kind == STG_KIND_POST && rec->tombstone) pc_forget(f->posts, rec->key, rec->keylen);
+    feed_enqueued(f, id);
+}
+
 void feed_enqueued(feed *f, uint64_t id)
 {
     if (!id) return;
@@ -146,6 +153,7 @@ void feed_close(feed *f)
     for (int i = 0; i < f->nthreads; i++) pthread_join(f->threads[i], NULL);
     free(f->threads);
     free(f->q);
+    pc_free(f->posts);
     for (size_t i = 0; i < f->nlarge; i++) free(f->large[i]);
     free(f->large);
     pthread_mutex_destroy(&f->mu);

@@ -34,6 +34,10 @@ void feed_close(feed *f);
 uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old);
 /* Hands a committed job to the workers. */
 void feed_enqueued(feed *f, uint64_t job);
+/* Tells the feed that rec was committed (after the batch that staged it):
+ * hands its job (0: none) to the workers and forgets any cached copy of a
+ * post that became a tombstone. */
+void feed_committed(feed *f, const stg_record *rec, uint64_t id);
 
 /* True when the queue is too deep to take another post (answer 503). */
 bool feed_overloaded(feed *f);

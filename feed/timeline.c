@@ -279,14 +279,28 @@ static int collect(feed *f, source *src, size_t nsrc, follow_set *fs, size_t wan
             if (!fs || visible(f, fs, chunk[nc].author)) nc++;
         }
         if (nc == 0) break;
+        /* Cached posts first; the rest in one batched read, then cached. */
         const char *keys[32];
-        size_t klens[32], vlens[32];
-        char *vals[32];
+        size_t klens[32], vlens[32], mvlens[32], miss[32], nmiss = 0;
+        char *vals[32], *mvals[32];
+        uint64_t gens[32];
         for (size_t i = 0; i < nc; i++) {
-            keys[i] = chunk[i].id;
-            klens[i] = strlen(chunk[i].id);
+            size_t n = strlen(chunk[i].id);
+            if (pc_get(f->posts, chunk[i].id, n, &vals[i], &vlens[i], &gens[i])) continue;
+            vals[i] = NULL;
+            keys[nmiss] = chunk[i].id;
+            klens[nmiss] = n;
+            miss[nmiss++] = i;
         }
-        rc = stg_multi_get(f->db, STG_CF_POSTS, nc, keys, klens, vals, vlens);
+        rc = stg_multi_get(f->db, STG_CF_POSTS, nmiss, keys, klens, mvals, mvlens);
+        for (size_t m = 0; m < nmiss; m++) {
+            size_t i = miss[m];
+            vals[i] = mvals[m];
+            vlens[i] = mvlens[m];
+            stg_record probe;
+            if (vals[i] && stg_value_decode(vals[i], vlens[i], &probe) == 0 && !probe.tombstone)
+                pc_put(f->posts, keys[m], klens[m], vals[i], vlens[i], gens[i]);
+        }
         for (size_t i = 0; i < nc; i++) {
             if (!vals[i]) continue;
             feed_item *it = &out->items[out->n];

@@ -196,7 +196,7 @@ out:
     free(raw);
     stg_batch_free(b);
     if (rc == 0) {
-        feed_enqueued(r->fd, job);
+        feed_committed(r->fd, rec, job);
         if (r->listener) r->listener(r->listener_arg, rec, true);
     }
     return rc;
@@ -243,7 +243,7 @@ out:
         df_window_add(&p->lag, now > created ? now - created : 0);
     }
     if (newer) {
-        feed_enqueued(r->fd, job);
+        feed_committed(r->fd, rec, job);
         if (r->listener) r->listener(r->listener_arg, rec, false);
     }
     return newer ? 1 : 0;
