@@ -32,6 +32,7 @@ typedef struct api_config {
     bool demo;
     bool sync;
     int cache_mb;
+    int post_cache_mb;
     int64_t clock_offset_ms;
     int threads;
     int fanout_workers;
@@ -64,6 +65,7 @@ typedef struct api_ctx {
     struct api_streams *streams;
     struct api_metrics *metrics;
     struct api_limits *limits;
+    df_cache *tokens; /* user id -> stored token hash (auth.c) */
 } api_ctx;
 
 int api_server_start(api_server **out, api_ctx *ctx);

@@ -48,25 +48,20 @@ static const char *bearer(api_req *r, bool allow_query)
     return allow_query ? api_query(r, "access_token") : NULL;
 }
 
-/* A user's token hash never changes once the user exists (there is no
- * rotation), so each HTTP thread keeps the hashes it looked up in a small
- * direct-mapped cache and skips the read and JSON parse next time. */
-#define AUTH_CACHE 256
-typedef struct auth_entry {
-    char id[STG_ID_MAX + 1];
-    char hash[65];
-} auth_entry;
-static __thread auth_entry auth_cache[AUTH_CACHE];
-
-/* The stored token hash of user id into hash; 0, DF_ENOTFOUND or DF_E*. */
+/* The stored token hash of user id into hash; 0, DF_ENOTFOUND or DF_E*.
+ * A user's token hash never changes once the user exists (there is no
+ * rotation), so the hashes looked up stay in ctx->tokens and need no
+ * forgetting; that skips a read and a JSON parse per request. */
 static int stored_hash(api_req *r, const char *id, size_t idlen, char hash[65])
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < idlen; i++) h = (h ^ (unsigned char)id[i]) * 16777619u;
-    auth_entry *e = &auth_cache[h % AUTH_CACHE];
-    if (strcmp(e->id, id) == 0) {
-        memcpy(hash, e->hash, 65);
-        return 0;
+    char *cached;
+    size_t len;
+    uint64_t gen;
+    if (df_cache_get(r->ctx->tokens, id, idlen, &cached, &len, &gen)) {
+        int ok = len == 64;
+        if (ok) memcpy(hash, cached, 65);
+        free(cached);
+        if (ok) return 0;
     }
     stg_record rec;
     char *raw;
@@ -78,8 +73,7 @@ static int stored_hash(api_req *r, const char *id, size_t idlen, char hash[65])
     rc = stored && strlen(stored) == 64 ? 0 : DF_ENOTFOUND;
     if (rc == 0) {
         memcpy(hash, stored, 65);
-        memcpy(e->id, id, idlen + 1);
-        memcpy(e->hash, stored, 65);
+        df_cache_put(r->ctx->tokens, id, idlen, stored, 64, gen);
     }
     json_decref(u);
     return rc;

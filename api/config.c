@@ -37,6 +37,7 @@ enum {
     O_CONFIG,
     O_HELP,
     O_CACHE,
+    O_POST_CACHE,
 };
 
 static const struct option options[] = {
@@ -54,6 +55,7 @@ static const struct option options[] = {
     {"demo", no_argument, 0, O_DEMO},
     {"sync", no_argument, 0, O_SYNC},
     {"cache-mb", required_argument, 0, O_CACHE},
+    {"post-cache-mb", required_argument, 0, O_POST_CACHE},
     {"clock-offset-ms", required_argument, 0, O_CLOCK},
     {"threads", required_argument, 0, O_THREADS},
     {"fanout-workers", required_argument, 0, O_WORKERS},
@@ -93,6 +95,7 @@ static const char usage[] =
     "  --sync                   fsync the WAL on every write (survives machine crashes;\n"
     "                           default: WAL without fsync, survives process crashes)\n"
     "  --cache-mb N             RocksDB block cache in MiB (default: 256)\n"
+    "  --post-cache-mb N        post values kept in memory for timelines, MiB (default: 64)\n"
     "  --clock-offset-ms N      shift this region's wall clock (tests of clock skew)\n"
     "  --threads N              HTTP threads (default: cores)\n"
     "  --fanout-workers N       fan-out worker threads (default: 2)\n"
@@ -120,6 +123,7 @@ static void defaults(api_config *c)
     c->fanout_workers = 2;
     c->large_threshold = 10000;
     c->timeline_cap = 800;
+    c->post_cache_mb = 64;
     c->queue_max = 100000;
     c->max_connections = 4096;
     c->per_ip_connections = 2048;
@@ -181,6 +185,10 @@ static int apply(api_config *c, int opt, const char *arg)
     case O_CACHE:
         if (number(arg, 8, 1 << 20, &v, "cache-mb") < 0) return -1;
         c->cache_mb = (int)v;
+        return 0;
+    case O_POST_CACHE:
+        if (number(arg, 1, 1 << 20, &v, "post-cache-mb") < 0) return -1;
+        c->post_cache_mb = (int)v;
         return 0;
     case O_CLOCK:
         if (number(arg, -86400000LL, 86400000LL, &v, "clock-offset-ms") < 0) return -1;

@@ -68,11 +68,13 @@ int main(int argc, char **argv)
     feed_config fc = {.workers = cfg.fanout_workers,
                       .large_threshold = cfg.large_threshold,
                       .timeline_cap = cfg.timeline_cap,
-                      .queue_max = cfg.queue_max};
+                      .queue_max = cfg.queue_max,
+                      .post_cache_mb = cfg.post_cache_mb};
     if (feed_open(&ctx.fd, ctx.db, &fc) < 0) goto out_db;
     if (repl_open(&ctx.rp, ctx.db, ctx.fd, &cfg.repl) < 0) goto out_feed;
     ctx.metrics = api_metrics_new();
     ctx.limits = api_limits_new(cfg.rate_limit, cfg.rate_burst);
+    ctx.tokens = df_cache_new(256 * 1024, 64 << 20);
     ctx.streams = api_streams_new(&ctx);
     if (feed_start(ctx.fd) < 0 || repl_start(ctx.rp) < 0) goto out_all;
     if (api_server_start(&server, &ctx) < 0) goto out_all;
@@ -92,6 +94,7 @@ out_all:
     api_streams_free(ctx.streams);
     api_limits_free(ctx.limits);
     api_metrics_free(ctx.metrics);
+    df_cache_free(ctx.tokens);
 out_feed:
     repl_close(ctx.rp);
     feed_close(ctx.fd);

@@ -30,7 +30,10 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
     if (f->cfg.queue_max == 0) f->cfg.queue_max = 100000;
     if (f->cfg.batch <= 0) f->cfg.batch = 1000;
     if (f->cfg.batch < 2) f->cfg.batch = 2; /* a chunk holds the author and >= 1 follower */
-    f->posts = pc_new();
+    if (f->cfg.post_cache_mb <= 0) f->cfg.post_cache_mb = 64;
+    f->posts = df_cache_new(256 * 1024, (size_t)f->cfg.post_cache_mb << 20);
+    f->follows = df_cache_new(64 * 1024, 32 << 20);
+    f->heads = df_cache_new(1024, 64 << 20);
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->wake, NULL);
     pthread_cond_init(&f->idle, NULL);
@@ -99,7 +102,15 @@ static void wake_locked(feed *f, size_t backlog)
 
 void feed_committed(feed *f, const stg_record *rec, uint64_t id)
 {
-    if (rec->kind == STG_KIND_POST && rec->tombstone) pc_forget(f->posts, rec->key, rec->keylen);
+    if (rec->kind == STG_KIND_POST) {
+        if (rec->tombstone) df_cache_forget(f->posts, rec->key, rec->keylen);
+        df_cache_forget(f->heads, rec->owner, rec->ownerlen);
+    } else if (rec->kind == STG_KIND_FOLLOW) {
+        const char *followee;
+        size_t nfollowee;
+        int nfollower = stg_key_split(rec->key, rec->keylen, &followee, &nfollowee);
+        if (nfollower > 0) df_cache_forget(f->follows, rec->key, (size_t)nfollower);
+    }
     feed_enqueued(f, id);
 }
 
@@ -153,7 +164,9 @@ void feed_close(feed *f)
     for (int i = 0; i < f->nthreads; i++) pthread_join(f->threads[i], NULL);
     free(f->threads);
     free(f->q);
-    pc_free(f->posts);
+    df_cache_free(f->posts);
+    df_cache_free(f->follows);
+    df_cache_free(f->heads);
     for (size_t i = 0; i < f->nlarge; i++) free(f->large[i]);
     free(f->large);
     pthread_mutex_destroy(&f->mu);

@@ -18,6 +18,7 @@ typedef struct feed_config {
     int timeline_cap; /* home timeline entries kept per user (800) */
     uint64_t queue_max; /* jobs queued before writes get 503 (100000) */
     int batch; /* deliveries per write batch (1000) */
+    int post_cache_mb; /* post values kept in memory for reads (64) */
 } feed_config;
 
 /* Opens the feed over db; loads the large-account set. Returns 0 or DF_E*. */

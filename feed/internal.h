@@ -50,22 +50,16 @@ struct feed {
 
     _Atomic uint16_t trim[TRIM_SLOTS]; /* deliveries since the last trim, by user hash */
 
-    struct post_cache *posts; /* stored values of live posts, for reads */
+    /* Caches for reads (df_cache; forgotten in feed_committed):
+     * posts: post id -> stored value, live posts only;
+     * follows: viewer -> its followees (timeline.c, follow_set);
+     * heads: author -> its newest timeline_cap post ids (large accounts,
+     * merged into home timelines on read). */
+    df_cache *posts, *follows, *heads;
 
     feed_listener_fn listener;
     void *listener_arg;
 };
-
-/* Post value cache (postcache.c). pc_get copies a cached value into *val
- * (free()) and returns true, and always reports the shard's generation in
- * *gen, to be passed to pc_put after reading RocksDB; pc_put inserts only
- * if no pc_forget touched the shard since. */
-typedef struct post_cache post_cache;
-post_cache *pc_new(void);
-void pc_free(post_cache *pc); /* accepts NULL */
-bool pc_get(post_cache *pc, const char *id, size_t n, char **val, size_t *len, uint64_t *gen);
-void pc_put(post_cache *pc, const char *id, size_t n, const char *val, size_t len, uint64_t gen);
-void pc_forget(post_cache *pc, const char *id, size_t n);
 
 bool feed_is_large(feed *f, const char *user);
 void feed_mark_large(feed *f, const char *user);

@@ -25,7 +25,9 @@
 #include <string.h>
 
 typedef struct source {
-    stg_iter *it;
+    stg_iter *it; /* NULL for a list source */
+    char *list; /* a list source: post ids, each NUL-terminated, newest first */
+    size_t listlen, pos;
     bool live; /* id holds the current post; false when exhausted */
     bool home; /* home entries (forward, newest first) carry the author;
                 * profile entries (backward) are the owner's own */
@@ -46,6 +48,14 @@ static void source_advance(source *s)
     const char *k, *v, *id;
     size_t kl, vl, nid;
     s->live = false;
+    if (!s->it) {
+        if (s->pos >= s->listlen) return;
+        s->idlen = strlen(s->list + s->pos);
+        memcpy(s->id, s->list + s->pos, s->idlen + 1);
+        s->pos += s->idlen + 1;
+        s->live = true;
+        return;
+    }
     while (stg_iter_next(s->it, &k, &kl, &v, &vl)) {
         if (s->home) {
             int n = feed_home_key_id(k, kl, s->id);
@@ -111,23 +121,95 @@ static bool source_open(feed *f, source *s, stg_cf cf, const char *owner, bound 
     return true;
 }
 
+/* The newest timeline_cap post ids of author (its profile index), kept in
+ * f->heads: a large account's posts merge into many timelines, and one of
+ * its posts can only be on a capped timeline if all its newer ones are.
+ * Returns the ids, each NUL-terminated, newest first (free()); NULL on a
+ * read error. */
+static char *author_head(feed *f, const char *author, size_t *len)
+{
+    char *list;
+    uint64_t gen;
+    size_t an = strlen(author);
+    if (df_cache_get(f->heads, author, an, &list, len, &gen)) return list;
+    char prefix[STG_ID_MAX + 2];
+    int pl = stg_key_join(prefix, sizeof prefix, author, an, NULL, 0);
+    if (pl < 0) return NULL;
+    size_t cap = 1024, n = 0;
+    list = xmalloc(cap);
+    stg_iter *it = stg_iter_prefix(f->db, STG_CF_PROFILE, prefix, (size_t)pl, true);
+    const char *k, *id;
+    size_t kl, nid;
+    int count = 0;
+    while (count < f->cfg.timeline_cap && stg_iter_next(it, &k, &kl, NULL, NULL)) {
+        if (stg_key_split(k, kl, &id, &nid) < 0 || nid == 0 || nid > STG_ID_MAX) continue;
+        if (n + nid + 1 > cap) list = xrealloc(list, cap *= 2);
+        memcpy(list + n, id, nid);
+        list[n + nid] = '\0';
+        n += nid + 1;
+        count++;
+    }
+    int rc = stg_iter_status(it);
+    stg_iter_free(it);
+    if (rc < 0) {
+        free(list);
+        return NULL;
+    }
+    df_cache_put(f->heads, author, an, list, n, gen);
+    *len = n;
+    return list;
+}
+
+/* A source over author's cached head, ids below the bound; false if the
+ * head could not be read. */
+static bool source_open_head(feed *f, source *s, const char *author, bound ub)
+{
+    memset(s, 0, sizeof *s);
+    s->list = author_head(f, author, &s->listlen);
+    if (!s->list) return false;
+    snprintf(s->author, sizeof s->author, "%s", author);
+    if (ub.id) {
+        bool inclusive = ub.len > strlen(ub.id);
+        while (s->pos < s->listlen) {
+            int c = strcmp(s->list + s->pos, ub.id);
+            if (c < 0 || (c == 0 && inclusive)) break;
+            s->pos += strlen(s->list + s->pos) + 1;
+        }
+    }
+    source_advance(s);
+    return true;
+}
+
 typedef struct sources {
     source *v;
     size_t n, cap;
 } sources;
 
-static void sources_add(feed *f, sources *ss, stg_cf cf, const char *owner, bound ub)
+static source *sources_slot(sources *ss)
 {
     if (ss->n == ss->cap) {
         ss->cap = ss->cap ? 2 * ss->cap : 8;
         ss->v = xrealloc(ss->v, ss->cap * sizeof *ss->v);
     }
-    if (source_open(f, &ss->v[ss->n], cf, owner, ub)) ss->n++;
+    return &ss->v[ss->n];
+}
+
+static void sources_add(feed *f, sources *ss, stg_cf cf, const char *owner, bound ub)
+{
+    if (source_open(f, sources_slot(ss), cf, owner, ub)) ss->n++;
+}
+
+static void sources_add_head(feed *f, sources *ss, const char *author, bound ub)
+{
+    if (source_open_head(f, sources_slot(ss), author, ub)) ss->n++;
 }
 
 static void sources_free(sources *ss)
 {
-    for (size_t i = 0; i < ss->n; i++) stg_iter_free(ss->v[i].it);
+    for (size_t i = 0; i < ss->n; i++) {
+        stg_iter_free(ss->v[i].it);
+        free(ss->v[i].list);
+    }
     free(ss->v);
     ss->v = NULL;
     ss->n = ss->cap = 0;
@@ -159,57 +241,105 @@ static bool merge_next(source *src, size_t n, cand *out, char *last, size_t *las
 
 /* Whom the viewer follows, for filtering home entries: the first
  * FOLLOW_SCAN live edges of one prefix scan (one seek and short steps,
- * cheaper than a point read per author), then point reads, remembered, for
- * authors past the scanned part. */
+ * cheaper than a point read per author), kept in f->follows, then point
+ * reads, remembered for the page, for authors past the scanned part. */
 #define FOLLOW_SCAN 256
 
 typedef struct follow_set {
     const char *viewer;
     bool loaded, complete; /* complete: the scan saw every edge */
-    char (*ids)[STG_ID_MAX + 1]; /* live followees, in key order */
-    size_t n, cap;
-    char last[STG_ID_MAX + 1]; /* the last followee scanned, when not complete */
+    char *packed; /* the cached form: 'c' (complete) or 'p', the last
+                   * followee scanned, then the live ones, each NUL-terminated */
+    const char **ids; /* live followees, in key order, into packed */
+    size_t n;
+    const char *last; /* the last followee scanned, when not complete */
     char (*extra)[STG_ID_MAX + 1]; /* authors past last, and their answers */
     bool *extra_ok;
     size_t nextra, extra_cap;
 } follow_set;
 
-static void follow_set_load(feed *f, follow_set *fs)
+static void pack(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    const char *viewer = fs->viewer;
-    fs->loaded = true;
-    fs->complete = true;
-    char prefix[STG_ID_MAX + 2];
+    if (*len + n + 1 > *cap) {
+        while (*len + n + 1 > *cap) *cap *= 2;
+        *buf = xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n);
+    (*buf)[*len + n] = '\0';
+    *len += n + 1;
+}
+
+/* Scans viewer's edges into the packed form; false on a read error. */
+static bool follow_scan(feed *f, const char *viewer, char **out, size_t *outlen)
+{
+    char prefix[STG_ID_MAX + 2], last[STG_ID_MAX + 1] = "";
     int pl = stg_key_join(prefix, sizeof prefix, viewer, strlen(viewer), NULL, 0);
-    if (pl < 0) return;
+    if (pl < 0) return false;
+    size_t cap = 512, len = 0;
+    char *ids = xmalloc(cap);
+    bool complete = true;
     stg_iter *it = stg_iter_prefix(f->db, STG_CF_FOLLOWS, prefix, (size_t)pl, false);
     const char *k, *v, *followee;
     size_t kl, vl, nf, seen = 0;
     while (stg_iter_next(it, &k, &kl, &v, &vl)) {
         if (seen == FOLLOW_SCAN) {
-            fs->complete = false;
+            complete = false;
             break;
         }
         stg_record rec;
         if (stg_key_split(k, kl, &followee, &nf) < 0 || nf > STG_ID_MAX) continue;
-        memcpy(fs->last, followee, nf);
-        fs->last[nf] = '\0';
+        memcpy(last, followee, nf);
+        last[nf] = '\0';
         seen++;
-        if (stg_value_decode(v, vl, &rec) < 0 || rec.tombstone) continue;
-        if (fs->n == fs->cap) {
-            fs->cap = fs->cap ? 2 * fs->cap : 32;
-            fs->ids = xrealloc(fs->ids, fs->cap * sizeof *fs->ids);
-        }
-        strcpy(fs->ids[fs->n++], fs->last);
+        if (stg_value_decode(v, vl, &rec) == 0 && !rec.tombstone) pack(&ids, &len, &cap, last, nf);
     }
-    if (stg_iter_status(it) < 0) { /* point reads for everyone not seen */
-        fs->complete = false;
-        fs->last[0] = '\0';
-    }
+    int rc = stg_iter_status(it);
     stg_iter_free(it);
+    if (rc < 0) {
+        free(ids);
+        return false;
+    }
+    size_t hcap = len + STG_ID_MAX + 4, hlen = 0;
+    char *p = xmalloc(hcap);
+    pack(&p, &hlen, &hcap, complete ? "c" : "p", 1);
+    pack(&p, &hlen, &hcap, last, strlen(last));
+    memcpy(p + hlen, ids, len);
+    free(ids);
+    *out = p;
+    *outlen = hlen + len;
+    return true;
 }
 
-static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
+static void follow_set_load(feed *f, follow_set *fs)
+{
+    const char *viewer = fs->viewer;
+    size_t vn = strlen(viewer), len;
+    uint64_t gen;
+    fs->loaded = true;
+    if (!df_cache_get(f->follows, viewer, vn, &fs->packed, &len, &gen)) {
+        if (!follow_scan(f, viewer, &fs->packed, &len)) {
+            fs->complete = false; /* point reads for everyone */
+            fs->last = "";
+            return;
+        }
+        df_cache_put(f->follows, viewer, vn, fs->packed, len, gen);
+    }
+    char *p = fs->packed, *end = p + len;
+    fs->complete = p[0] == 'c';
+    p += 2;
+    fs->last = p;
+    p += strlen(p) + 1;
+    size_t cap = 0;
+    for (; p < end; p += strlen(p) + 1) {
+        if (fs->n == cap) {
+            cap = cap ? 2 * cap : 32;
+            fs->ids = xrealloc(fs->ids, cap * sizeof *fs->ids);
+        }
+        fs->ids[fs->n++] = p;
+    }
+}
+
+static int cmp_id(const void *a, const void *b) { return strcmp(a, *(const char *const *)b); }
 
 /* True if fs's viewer is author or follows author now. */
 static bool visible(feed *f, follow_set *fs, const char *author)
@@ -234,6 +364,7 @@ static bool visible(feed *f, follow_set *fs, const char *author)
 
 static void follow_set_free(follow_set *fs)
 {
+    free(fs->packed);
     free(fs->ids);
     free(fs->extra);
     free(fs->extra_ok);
@@ -286,7 +417,7 @@ static int collect(feed *f, source *src, size_t nsrc, follow_set *fs, size_t wan
         uint64_t gens[32];
         for (size_t i = 0; i < nc; i++) {
             size_t n = strlen(chunk[i].id);
-            if (pc_get(f->posts, chunk[i].id, n, &vals[i], &vlens[i], &gens[i])) continue;
+            if (df_cache_get(f->posts, chunk[i].id, n, &vals[i], &vlens[i], &gens[i])) continue;
             vals[i] = NULL;
             keys[nmiss] = chunk[i].id;
             klens[nmiss] = n;
@@ -299,7 +430,7 @@ static int collect(feed *f, source *src, size_t nsrc, follow_set *fs, size_t wan
             vlens[i] = mvlens[m];
             stg_record probe;
             if (vals[i] && stg_value_decode(vals[i], vlens[i], &probe) == 0 && !probe.tombstone)
-                pc_put(f->posts, keys[m], klens[m], vals[i], vlens[i], gens[i]);
+                df_cache_put(f->posts, keys[m], klens[m], vals[i], vlens[i], gens[i]);
         }
         for (size_t i = 0; i < nc; i++) {
             if (!vals[i]) continue;
@@ -388,7 +519,7 @@ int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_pag
         pthread_rwlock_unlock(&f->large_mu);
         for (size_t i = 0; i < nlarge; i++)
             if (strcmp(large[i], user) != 0 && visible(f, &fs, large[i]))
-                sources_add(f, &ss, STG_CF_PROFILE, large[i], ub);
+                sources_add_head(f, &ss, large[i], ub);
         free(large);
     }
     int rc = collect(f, ss.v, ss.n, &fs, want, has_floor ? floor_id : NULL, out);

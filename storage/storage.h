@@ -68,6 +68,21 @@ void df_window_destroy(df_window *w);
 void df_window_add(df_window *w, uint64_t v);
 df_quantiles df_window_quantiles(df_window *w);
 
+/* ---- In-memory cache (cache.c) --------------------------------------------- */
+/* Values kept in memory in front of RocksDB: direct-mapped (a key replaces
+ * whatever shared its slot), thread-safe, at most about `entries` keys and
+ * max_bytes. Writers forget a key after the batch that changed it commits.
+ * df_cache_get copies a hit into *val (NUL-terminated, free()) and always
+ * reports the key's generation in *gen (may be NULL); a reader that missed
+ * passes it to df_cache_put after reading RocksDB, which inserts only if no
+ * df_cache_forget ran on the key's shard since. */
+typedef struct df_cache df_cache;
+df_cache *df_cache_new(size_t entries, size_t max_bytes);
+void df_cache_free(df_cache *c); /* accepts NULL */
+bool df_cache_get(df_cache *c, const void *key, size_t n, char **val, size_t *len, uint64_t *gen);
+void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_t len, uint64_t gen);
+void df_cache_forget(df_cache *c, const void *key, size_t n);
+
 /* ---- Names and versions --------------------------------------------------- */
 #define STG_ORIGIN_MAX 32 /* longest region name */
 #define STG_ID_MAX 96 /* longest id of any record */

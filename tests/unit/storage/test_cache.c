@@ -1,0 +1,144 @@
+/* test_cache.c -- storage/cache.c: hits, misses, the generation rule that
+ * keeps a value read before a write out of the cache, collisions and the
+ * byte budget. */
+#include "../unit.h"
+#include "storage.h"
+
+static const char ID[] = "01a215eac54e0003-paris";
+
+START_TEST(test_miss_then_hit)
+{
+    df_cache *pc = df_cache_new(65536, 64 << 20);
+    char *v;
+    size_t len;
+    uint64_t gen;
+    ck_assert(!df_cache_get(pc, ID, strlen(ID), &v, &len, &gen));
+    df_cache_put(pc, ID, strlen(ID), "value", 5, gen);
+    ck_assert(df_cache_get(pc, ID, strlen(ID), &v, &len, &gen));
+    ck_assert_uint_eq(len, 5);
+    ck_assert_mem_eq(v, "value", 5);
+    free(v);
+    df_cache_free(pc);
+}
+END_TEST
+
+START_TEST(test_forget_removes)
+{
+    df_cache *pc = df_cache_new(65536, 64 << 20);
+    char *v;
+    size_t len;
+    uint64_t gen;
+    df_cache_get(pc, ID, strlen(ID), &v, &len, &gen);
+    df_cache_put(pc, ID, strlen(ID), "value", 5, gen);
+    df_cache_forget(pc, ID, strlen(ID));
+    ck_assert(!df_cache_get(pc, ID, strlen(ID), &v, &len, &gen));
+    df_cache_free(pc);
+}
+END_TEST
+
+/* A reader took the generation, then the post was deleted and forgotten,
+ * then the reader tries to insert what it read before: refused. */
+START_TEST(test_put_after_forget_is_refused)
+{
+    df_cache *pc = df_cache_new(65536, 64 << 20);
+    char *v;
+    size_t len;
+    uint64_t gen;
+    ck_assert(!df_cache_get(pc, ID, strlen(ID), &v, &len, &gen));
+    df_cache_forget(pc, ID, strlen(ID));
+    df_cache_put(pc, ID, strlen(ID), "stale live value", 16, gen);
+    uint64_t gen2;
+    ck_assert(!df_cache_get(pc, ID, strlen(ID), &v, &len, &gen2));
+    ck_assert_uint_ne(gen, gen2);
+    df_cache_free(pc);
+}
+END_TEST
+
+/* Ids sharing a slot replace each other; a lookup never returns another
+ * id's value. */
+START_TEST(test_collisions_never_mix_values)
+{
+    df_cache *pc = df_cache_new(65536, 64 << 20);
+    char id[64], *v;
+    size_t len;
+    uint64_t gen;
+    for (int i = 0; i < 200000; i++) {
+        snprintf(id, sizeof id, "%016x-paris", i);
+        df_cache_get(pc, id, strlen(id), &v, &len, &gen);
+        df_cache_put(pc, id, strlen(id), id, strlen(id), gen);
+    }
+    int hits = 0;
+    for (int i = 0; i < 200000; i++) {
+        snprintf(id, sizeof id, "%016x-paris", i);
+        if (df_cache_get(pc, id, strlen(id), &v, &len, &gen)) {
+            ck_assert_uint_eq(len, strlen(id));
+            ck_assert_mem_eq(v, id, len);
+            free(v);
+            hits++;
+        }
+    }
+    ck_assert_int_gt(hits, 0);
+    df_cache_free(pc);
+}
+END_TEST
+
+/* Values are copied out NUL-terminated; keys may hold any bytes. */
+START_TEST(test_binary_keys_and_terminated_values)
+{
+    df_cache *c = df_cache_new(16, 1 << 20);
+    char *v;
+    size_t len;
+    uint64_t gen;
+    ck_assert(!df_cache_get(c, "a\0b", 3, &v, &len, &gen));
+    df_cache_put(c, "a\0b", 3, "xyz", 3, gen);
+    ck_assert(!df_cache_get(c, "a", 1, &v, &len, NULL));
+    ck_assert(df_cache_get(c, "a\0b", 3, &v, &len, NULL));
+    ck_assert_str_eq(v, "xyz");
+    free(v);
+    df_cache_free(c);
+}
+END_TEST
+
+/* The byte budget is a bound: a cache of 64 KiB never takes in more,
+ * however many values are offered. */
+START_TEST(test_byte_budget_bounds_contents)
+{
+    df_cache *c = df_cache_new(65536, 64 << 10);
+    char key[32], val[1000], *v;
+    size_t len;
+    uint64_t gen;
+    memset(val, 'v', sizeof val);
+    for (int i = 0; i < 10000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        df_cache_get(c, key, strlen(key), &v, &len, &gen);
+        df_cache_put(c, key, strlen(key), val, sizeof val, gen);
+    }
+    size_t held = 0;
+    for (int i = 0; i < 10000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        if (df_cache_get(c, key, strlen(key), &v, &len, NULL)) {
+            held += len;
+            free(v);
+        }
+    }
+    ck_assert_uint_gt(held, 0);
+    ck_assert_uint_le(held, 64 << 10);
+    df_cache_free(c);
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+    Suite *s = suite_create("storage/cache");
+    TCase *tc = tcase_create("cache");
+    tcase_add_test(tc, test_miss_then_hit);
+    tcase_add_test(tc, test_forget_removes);
+    tcase_add_test(tc, test_put_after_forget_is_refused);
+    tcase_add_test(tc, test_collisions_never_mix_values);
+    tcase_add_test(tc, test_binary_keys_and_terminated_values);
+    tcase_add_test(tc, test_byte_budget_bounds_contents);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return unit_run(cache_suite()); }
