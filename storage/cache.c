@@ -6,6 +6,11 @@
  * split into shards, each with a mutex, a generation and a byte budget;
  * an entry is one allocation holding key and value.
  *
+ * Each key hashes to a set of WAYS slots in one cache line; a slot keeps
+ * the key's hash next to its entry, so a probe only follows the pointer
+ * of a matching hash. A key that finds its set full replaces the way its
+ * hash picks.
+ *
  * Invalidation is by the writer, after its batch commits: df_cache_forget
  * clears the key's slot and bumps the shard's generation. A reader takes
  * the generation *before* reading RocksDB (df_cache_get reports it on a
@@ -17,43 +22,54 @@
 #include <string.h>
 
 #define SHARDS 64
+#define WAYS 4
 
 typedef struct entry {
-    uint32_t hash, klen;
+    uint32_t klen;
     size_t vlen;
     char data[]; /* key, then value */
 } entry;
+
+typedef struct slot {
+    uint64_t hash; /* 0: empty */
+    entry *e;
+} slot;
 
 typedef struct shard {
     pthread_mutex_t mu;
     uint64_t gen;
     size_t bytes;
-    entry **slot;
+    slot *sets; /* nsets x WAYS */
 } shard;
 
 struct df_cache {
-    size_t slots; /* per shard, a power of two */
+    size_t nsets; /* per shard, a power of two */
     size_t budget; /* bytes per shard */
     shard shard[SHARDS];
 };
 
-static uint32_t hash_key(const void *key, size_t n)
+static uint64_t hash_key(const void *key, size_t n)
 {
     const unsigned char *p = key;
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    return h;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h | 1; /* never 0, the empty mark */
 }
 
-static entry **slot_of(df_cache *c, uint32_t h, shard **sh)
+/* The set of hash h, and its shard. */
+static slot *set_of(df_cache *c, uint64_t h, shard **sh)
 {
-    *sh = &c->shard[h % SHARDS];
-    return &(*sh)->slot[(h / SHARDS) & (c->slots - 1)];
+    *sh = &c->shard[(h >> 56) % SHARDS];
+    return &(*sh)->sets[((h >> 1) & (c->nsets - 1)) * WAYS];
 }
 
-static bool entry_is(const entry *e, uint32_t h, const void *key, size_t n)
+/* The slot holding key in set, or NULL. */
+static slot *find(slot *set, uint64_t h, const void *key, size_t n)
 {
-    return e && e->hash == h && e->klen == n && memcmp(e->data, key, n) == 0;
+    for (int w = 0; w < WAYS; w++)
+        if (set[w].hash == h && set[w].e->klen == n && memcmp(set[w].e->data, key, n) == 0)
+            return &set[w];
+    return NULL;
 }
 
 static size_t entry_size(const entry *e) { return sizeof *e + e->klen + e->vlen; }
@@ -61,12 +77,12 @@ static size_t entry_size(const entry *e) { return sizeof *e + e->klen + e->vlen;
 df_cache *df_cache_new(size_t entries, size_t max_bytes)
 {
     df_cache *c = xcalloc(1, sizeof *c);
-    c->slots = 1;
-    while (c->slots * SHARDS < entries) c->slots *= 2;
+    c->nsets = 1;
+    while (c->nsets * SHARDS * WAYS < entries) c->nsets *= 2;
     c->budget = max_bytes / SHARDS;
     for (int i = 0; i < SHARDS; i++) {
         pthread_mutex_init(&c->shard[i].mu, NULL);
-        c->shard[i].slot = xcalloc(c->slots, sizeof *c->shard[i].slot);
+        c->shard[i].sets = xcalloc(c->nsets * WAYS, sizeof(slot));
     }
     return c;
 }
@@ -75,8 +91,8 @@ void df_cache_free(df_cache *c)
 {
     if (!c) return;
     for (int i = 0; i < SHARDS; i++) {
-        for (size_t j = 0; j < c->slots; j++) free(c->shard[i].slot[j]);
-        free(c->shard[i].slot);
+        for (size_t j = 0; j < c->nsets * WAYS; j++) free(c->shard[i].sets[j].e);
+        free(c->shard[i].sets);
         pthread_mutex_destroy(&c->shard[i].mu);
     }
     free(c);
@@ -84,40 +100,53 @@ void df_cache_free(df_cache *c)
 
 bool df_cache_get(df_cache *c, const void *key, size_t n, char **val, size_t *len, uint64_t *gen)
 {
-    uint32_t h = hash_key(key, n);
+    uint64_t h = hash_key(key, n);
     shard *sh;
-    entry **s = slot_of(c, h, &sh);
+    slot *set = set_of(c, h, &sh);
     pthread_mutex_lock(&sh->mu);
-    bool hit = entry_is(*s, h, key, n);
-    if (hit) {
-        *len = (*s)->vlen;
+    slot *s = find(set, h, key, n);
+    if (s) {
+        *len = s->e->vlen;
         *val = xmalloc(*len + 1);
-        memcpy(*val, (*s)->data + n, *len);
+        memcpy(*val, s->e->data + n, *len);
         (*val)[*len] = '\0';
     }
     if (gen) *gen = sh->gen;
     pthread_mutex_unlock(&sh->mu);
-    return hit;
+    return s != NULL;
+}
+
+static void clear(shard *sh, slot *s)
+{
+    sh->bytes -= entry_size(s->e);
+    free(s->e);
+    s->e = NULL;
+    s->hash = 0;
 }
 
 void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_t len, uint64_t gen)
 {
-    uint32_t h = hash_key(key, n);
+    uint64_t h = hash_key(key, n);
     entry *e = xmalloc(sizeof *e + n + len);
-    e->hash = h;
     e->klen = (uint32_t)n;
     e->vlen = len;
     memcpy(e->data, key, n);
     memcpy(e->data + n, val, len);
     shard *sh;
-    entry **s = slot_of(c, h, &sh);
+    slot *set = set_of(c, h, &sh);
     pthread_mutex_lock(&sh->mu);
-    size_t old = *s ? entry_size(*s) : 0;
-    if (sh->gen == gen && sh->bytes - old + entry_size(e) <= c->budget) {
-        free(*s);
-        *s = e;
-        sh->bytes = sh->bytes - old + entry_size(e);
-        e = NULL;
+    if (sh->gen == gen) {
+        slot *s = find(set, h, key, n);
+        for (int w = 0; !s && w < WAYS; w++)
+            if (!set[w].e) s = &set[w];
+        if (!s) s = &set[(h >> 40) % WAYS];
+        if (s->e) clear(sh, s);
+        if (sh->bytes + entry_size(e) <= c->budget) {
+            s->hash = h;
+            s->e = e;
+            sh->bytes += entry_size(e);
+            e = NULL;
+        }
     }
     pthread_mutex_unlock(&sh->mu);
     free(e);
@@ -125,15 +154,12 @@ void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_
 
 void df_cache_forget(df_cache *c, const void *key, size_t n)
 {
-    uint32_t h = hash_key(key, n);
+    uint64_t h = hash_key(key, n);
     shard *sh;
-    entry **s = slot_of(c, h, &sh);
+    slot *set = set_of(c, h, &sh);
     pthread_mutex_lock(&sh->mu);
     sh->gen++;
-    if (entry_is(*s, h, key, n)) {
-        sh->bytes -= entry_size(*s);
-        free(*s);
-        *s = NULL;
-    }
+    slot *s = find(set, h, key, n);
+    if (s) clear(sh, s);
     pthread_mutex_unlock(&sh->mu);
 }
