@@ -33,6 +33,7 @@ typedef struct api_config {
     bool sync;
     int cache_mb;
     int post_cache_mb;
+    int page_cache_mb;
     int64_t clock_offset_ms;
     int threads;
     int fanout_workers;
@@ -205,7 +206,9 @@ void api_buf_append(api_buf *b, const char *s, size_t n);
 void api_buf_printf(api_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void api_buf_json_string(api_buf *b, const char *s);
 void api_post_item(api_buf *b, const stg_record *post, uint64_t delivered_ms);
-/* {"items":[...],"next":...} from a feed page. */
+/* {"items":[...],"next":...} from a feed page: appended to b, or as the
+ * 200 answer. */
+void api_render_page(api_buf *b, const feed_page *page);
 void api_reply_page(api_req *r, const feed_page *page);
 
 /* ---- Routes (one file per resource) ---------------------------------------------------------- */

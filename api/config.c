@@ -38,6 +38,7 @@ enum {
     O_HELP,
     O_CACHE,
     O_POST_CACHE,
+    O_PAGE_CACHE,
 };
 
 static const struct option options[] = {
@@ -56,6 +57,7 @@ static const struct option options[] = {
     {"sync", no_argument, 0, O_SYNC},
     {"cache-mb", required_argument, 0, O_CACHE},
     {"post-cache-mb", required_argument, 0, O_POST_CACHE},
+    {"page-cache-mb", required_argument, 0, O_PAGE_CACHE},
     {"clock-offset-ms", required_argument, 0, O_CLOCK},
     {"threads", required_argument, 0, O_THREADS},
     {"fanout-workers", required_argument, 0, O_WORKERS},
@@ -96,6 +98,7 @@ static const char usage[] =
     "                           default: WAL without fsync, survives process crashes)\n"
     "  --cache-mb N             RocksDB block cache in MiB (default: 256)\n"
     "  --post-cache-mb N        post values kept in memory for timelines, MiB (default: 64)\n"
+    "  --page-cache-mb N        rendered first timeline pages kept, MiB, 0 = off (default: 64)\n"
     "  --clock-offset-ms N      shift this region's wall clock (tests of clock skew)\n"
     "  --threads N              HTTP threads (default: cores)\n"
     "  --fanout-workers N       fan-out worker threads (default: 2)\n"
@@ -124,6 +127,7 @@ static void defaults(api_config *c)
     c->large_threshold = 10000;
     c->timeline_cap = 800;
     c->post_cache_mb = 64;
+    c->page_cache_mb = 64;
     c->queue_max = 100000;
     c->max_connections = 4096;
     c->per_ip_connections = 2048;
@@ -189,6 +193,10 @@ static int apply(api_config *c, int opt, const char *arg)
     case O_POST_CACHE:
         if (number(arg, 1, 1 << 20, &v, "post-cache-mb") < 0) return -1;
         c->post_cache_mb = (int)v;
+        return 0;
+    case O_PAGE_CACHE:
+        if (number(arg, 0, 1 << 20, &v, "page-cache-mb") < 0) return -1;
+        c->page_cache_mb = (int)v;
         return 0;
     case O_CLOCK:
         if (number(arg, -86400000LL, 86400000LL, &v, "clock-offset-ms") < 0) return -1;

@@ -69,7 +69,8 @@ int main(int argc, char **argv)
                       .large_threshold = cfg.large_threshold,
                       .timeline_cap = cfg.timeline_cap,
                       .queue_max = cfg.queue_max,
-                      .post_cache_mb = cfg.post_cache_mb};
+                      .post_cache_mb = cfg.post_cache_mb,
+                      .page_cache_mb = cfg.page_cache_mb ? cfg.page_cache_mb : -1};
     if (feed_open(&ctx.fd, ctx.db, &fc) < 0) goto out_db;
     if (repl_open(&ctx.rp, ctx.db, ctx.fd, &cfg.repl) < 0) goto out_feed;
     ctx.metrics = api_metrics_new();

@@ -76,19 +76,24 @@ void api_post_item(api_buf *b, const stg_record *post, uint64_t delivered_ms)
     api_buf_printf(b, ",\"delivered_at\":\"%s\"}", ts);
 }
 
+void api_render_page(api_buf *b, const feed_page *page)
+{
+    api_buf_append(b, "{\"items\":[", 10);
+    for (size_t i = 0; i < page->n; i++) {
+        if (i) api_buf_append(b, ",", 1);
+        api_post_item(b, &page->items[i].post, page->items[i].delivered_ms);
+    }
+    api_buf_append(b, "],\"next\":", 9);
+    if (page->next[0])
+        api_buf_json_string(b, page->next);
+    else
+        api_buf_append(b, "null", 4);
+    api_buf_append(b, "}", 1);
+}
+
 void api_reply_page(api_req *r, const feed_page *page)
 {
     api_buf b = {0};
-    api_buf_append(&b, "{\"items\":[", 10);
-    for (size_t i = 0; i < page->n; i++) {
-        if (i) api_buf_append(&b, ",", 1);
-        api_post_item(&b, &page->items[i].post, page->items[i].delivered_ms);
-    }
-    api_buf_append(&b, "],\"next\":", 9);
-    if (page->next[0])
-        api_buf_json_string(&b, page->next);
-    else
-        api_buf_append(&b, "null", 4);
-    api_buf_append(&b, "}", 1);
+    api_render_page(&b, page);
     api_reply_buf(r, 200, &b, "application/json");
 }

@@ -16,12 +16,31 @@ static void reply(api_req *r, int rc, feed_page *page)
     feed_page_free(page);
 }
 
+/* A page comes from the feed's kept pages when it can, and is kept after
+ * it is rendered (feed_home_cached). */
 void api_timeline(api_req *r)
 {
     int limit;
     if (api_auth_or_401(r, false) < 0 || api_limit_or_400(r, &limit) < 0) return;
+    feed *fd = r->ctx->fd;
+    const char *cursor = api_cursor(r);
+    feed_stamp stamp;
+    api_buf b = {0};
+    if (feed_home_cached(fd, r->user, cursor, limit, &b.p, &b.len, &stamp)) {
+        b.cap = b.len + 1;
+        api_reply_buf(r, 200, &b, "application/json");
+        return;
+    }
     feed_page page;
-    reply(r, feed_home(r->ctx->fd, r->user, api_cursor(r), limit, &page), &page);
+    int rc = feed_home(fd, r->user, cursor, limit, &page);
+    if (rc < 0) {
+        reply(r, rc, &page);
+        return;
+    }
+    api_render_page(&b, &page);
+    feed_page_free(&page);
+    feed_home_keep(fd, r->user, cursor, limit, &stamp, b.p, b.len);
+    api_reply_buf(r, 200, &b, "application/json");
 }
 
 void api_profile(api_req *r)

@@ -34,6 +34,9 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
     f->posts = df_cache_new(256 * 1024, (size_t)f->cfg.post_cache_mb << 20);
     f->follows = df_cache_new(64 * 1024, 32 << 20);
     f->heads = df_cache_new(1024, 64 << 20);
+    if (f->cfg.page_cache_mb == 0) f->cfg.page_cache_mb = 64;
+    if (f->cfg.page_cache_mb > 0)
+        f->pages = df_cache_new(256 * 1024, (size_t)f->cfg.page_cache_mb << 20);
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->wake, NULL);
     pthread_cond_init(&f->idle, NULL);
@@ -105,11 +108,23 @@ void feed_committed(feed *f, const stg_record *rec, uint64_t id)
     if (rec->kind == STG_KIND_POST) {
         if (rec->tombstone) df_cache_forget(f->posts, rec->key, rec->keylen);
         df_cache_forget(f->heads, rec->owner, rec->ownerlen);
+        char author[STG_ID_MAX + 1];
+        size_t n = rec->ownerlen > STG_ID_MAX ? STG_ID_MAX : rec->ownerlen;
+        memcpy(author, rec->owner, n);
+        author[n] = '\0';
+        if (rec->tombstone || feed_is_large(f, author)) atomic_fetch_add(&f->epoch, 1);
     } else if (rec->kind == STG_KIND_FOLLOW) {
         const char *followee;
         size_t nfollowee;
         int nfollower = stg_key_split(rec->key, rec->keylen, &followee, &nfollowee);
-        if (nfollower > 0) df_cache_forget(f->follows, rec->key, (size_t)nfollower);
+        if (nfollower > 0) {
+            df_cache_forget(f->follows, rec->key, (size_t)nfollower);
+            char follower[STG_ID_MAX + 1];
+            size_t n = (size_t)nfollower > STG_ID_MAX ? STG_ID_MAX : (size_t)nfollower;
+            memcpy(follower, rec->key, n);
+            follower[n] = '\0';
+            feed_forget_page(f, follower);
+        }
     }
     feed_enqueued(f, id);
 }
@@ -167,6 +182,7 @@ void feed_close(feed *f)
     df_cache_free(f->posts);
     df_cache_free(f->follows);
     df_cache_free(f->heads);
+    df_cache_free(f->pages);
     for (size_t i = 0; i < f->nlarge; i++) free(f->large[i]);
     free(f->large);
     pthread_mutex_destroy(&f->mu);
@@ -250,6 +266,7 @@ void feed_mark_large(feed *f, const char *user)
     if (!found) {
         f->large = xrealloc(f->large, (f->nlarge + 1) * sizeof *f->large);
         f->large[f->nlarge++] = xstrdup(user);
+        atomic_fetch_add(&f->epoch, 1);
         df_log(DF_LOG_INFO, "feed: %s is a large account; its posts merge at read time", user);
     }
     pthread_rwlock_unlock(&f->large_mu);

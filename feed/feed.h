@@ -19,6 +19,7 @@ typedef struct feed_config {
     uint64_t queue_max; /* jobs queued before writes get 503 (100000) */
     int batch; /* deliveries per write batch (1000) */
     int post_cache_mb; /* post values kept in memory for reads (64) */
+    int page_cache_mb; /* rendered first pages kept in memory (64; -1: none) */
 } feed_config;
 
 /* Opens the feed over db; loads the large-account set. Returns 0 or DF_E*. */
@@ -83,6 +84,19 @@ int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_pag
 /* The live posts of author, newest first. */
 int feed_profile(feed *f, const char *author, const char *cursor, int limit, feed_page *out);
 void feed_page_free(feed_page *p);
+
+/* Rendered home timeline pages (pages.c). feed_home_cached copies the
+ * kept body of user's page (cursor as for feed_home, limit posts) into
+ * *body (free()) and returns true if nothing that could change the page
+ * committed since it was read; it always fills *stamp, which a caller that
+ * missed reads and renders the page after, and passes to feed_home_keep. */
+typedef struct feed_stamp {
+    uint64_t ver, epoch, gen;
+} feed_stamp;
+bool feed_home_cached(feed *f, const char *user, const char *cursor, int limit, char **body,
+                      size_t *len, feed_stamp *stamp);
+void feed_home_keep(feed *f, const char *user, const char *cursor, int limit,
+                    const feed_stamp *stamp, const char *body, size_t len);
 /* Parses a cursor ("<post id>~<depth>"; NULL or "" is the first page) into
  * the id to continue below (or "") and the depth. Returns 0 or DF_EINVAL. */
 int feed_parse_cursor(const char *cursor, char id[STG_ID_MAX + 1], long *depth);

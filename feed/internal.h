@@ -21,7 +21,9 @@ void job_encode(const job *j, char *out, size_t *len); /* out >= JOB_MAX */
 int job_decode(const char *buf, size_t len, job *j);
 #define JOB_MAX (1 + 3 * (1 + STG_ID_MAX))
 
-#define TRIM_SLOTS 65536
+/* Per-user counters live in slots by user hash (feed_user_slot). */
+#define USER_SLOTS 65536
+unsigned feed_user_slot(const char *user);
 
 struct feed {
     stg_db *db;
@@ -48,7 +50,7 @@ struct feed {
     _Atomic uint64_t jobs_done, deliveries;
     df_window latency; /* post creation -> last delivery, ms */
 
-    _Atomic uint16_t trim[TRIM_SLOTS]; /* deliveries since the last trim, by user hash */
+    _Atomic uint16_t trim[USER_SLOTS]; /* deliveries since the last trim, by user hash */
 
     /* Caches for reads (df_cache; forgotten in feed_committed):
      * posts: post id -> stored value, live posts only;
@@ -56,10 +58,17 @@ struct feed {
      * heads: author -> its newest timeline_cap post ids (large accounts,
      * merged into home timelines on read). */
     df_cache *posts, *follows, *heads;
+    df_cache *pages; /* rendered pages (pages.c); NULL: off */
+    _Atomic uint64_t page_ver[USER_SLOTS]; /* bumped by changes to a user's pages */
+    _Atomic uint64_t epoch; /* bumped by changes that may alter any page */
 
     feed_listener_fn listener;
     void *listener_arg;
 };
+
+/* Outdates user's kept pages (pages.c), after a change to its home
+ * entries or its follows committed. */
+void feed_forget_page(feed *f, const char *user);
 
 bool feed_is_large(feed *f, const char *user);
 void feed_mark_large(feed *f, const char *user);

@@ -21,13 +21,6 @@
 
 #define KEYCAP (2 * STG_ID_MAX + 2)
 
-static unsigned user_slot(const char *user)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = user; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % TRIM_SLOTS;
-}
-
 /* Deletes all but the newest timeline_cap entries of user's home (the
  * first ones of a forward scan) and raises its floor to the newest entry
  * deleted. */
@@ -47,7 +40,8 @@ static void trim_home(feed *f, const char *user)
         stg_batch_delete(b, STG_CF_HOME, k, kl);
     }
     stg_iter_free(it);
-    if (stg_batch_count(b)) feed_write_with_floor(f, b, user, newest[0] ? newest : NULL);
+    if (stg_batch_count(b) && feed_write_with_floor(f, b, user, newest[0] ? newest : NULL) == 0)
+        feed_forget_page(f, user);
     stg_batch_free(b);
 }
 
@@ -55,7 +49,7 @@ static void trim_home(feed *f, const char *user)
  * so a home holds from timeline_cap to 1.5 x timeline_cap entries. */
 static bool needs_trim(feed *f, const char *user)
 {
-    unsigned slot = user_slot(user);
+    unsigned slot = feed_user_slot(user);
     uint16_t n = atomic_fetch_add(&f->trim[slot], 1) + 1;
     int every = f->cfg.timeline_cap / 2 > 16 ? f->cfg.timeline_cap / 2 : 16;
     if (every > UINT16_MAX) every = UINT16_MAX;
@@ -118,7 +112,7 @@ static void run_post_job(feed *f, uint64_t id, job *j)
     bool add = j->type == JOB_POST;
     bool large = feed_is_large(f, j->b);
     size_t cap = (size_t)f->cfg.batch;
-    delivered *done = add ? xmalloc((cap + 1) * sizeof *done) : NULL;
+    delivered *done = xmalloc((cap + 1) * sizeof *done); /* the users of a chunk */
     char prefix[STG_ID_MAX + 2];
     int pl = stg_key_join(prefix, sizeof prefix, j->b, strlen(j->b), NULL, 0);
     stg_batch *b = stg_batch_new(f->db);
@@ -136,12 +130,11 @@ static void run_post_job(feed *f, uint64_t id, job *j)
         }
         uint64_t now = df_now_ms();
         if (j->checkpoint[0] == '\0') {
-            if (add) {
+            if (add)
                 home_put(b, j->b, j->a, j->b, now);
-                strcpy(done[n++].user, j->b);
-            } else {
+            else
                 home_delete(b, j->b, j->a);
-            }
+            strcpy(done[n++].user, j->b);
         }
         /* Followers after the checkpoint; a large account's posts are
          * merged at read time, but removals still sweep (cheap, idempotent). */
@@ -163,12 +156,11 @@ static void run_post_job(feed *f, uint64_t id, job *j)
                 char who[STG_ID_MAX + 1];
                 memcpy(who, follower, nf);
                 who[nf] = '\0';
-                if (add) {
+                if (add)
                     home_put(b, who, j->a, j->b, now);
-                    strcpy(done[n++].user, who);
-                } else {
+                else
                     home_delete(b, who, j->a);
-                }
+                strcpy(done[n++].user, who);
                 strcpy(j->checkpoint, who);
                 count++;
             }
@@ -182,10 +174,13 @@ static void run_post_job(feed *f, uint64_t id, job *j)
         stg_unlock(f->db, j->a, strlen(j->a));
         stg_batch_clear(b);
         if (rc < 0) break; /* the job stays stored and runs again after a restart */
-        atomic_fetch_add(&f->deliveries, n);
-        for (size_t i = 0; i < n; i++) {
-            if (f->listener) f->listener(f->listener_arg, done[i].user, j->a, now);
-            if (needs_trim(f, done[i].user)) trim_home(f, done[i].user);
+        for (size_t i = 0; i < n; i++) feed_forget_page(f, done[i].user);
+        if (add) {
+            atomic_fetch_add(&f->deliveries, n);
+            for (size_t i = 0; i < n; i++) {
+                if (f->listener) f->listener(f->listener_arg, done[i].user, j->a, now);
+                if (needs_trim(f, done[i].user)) trim_home(f, done[i].user);
+            }
         }
         if (f->stopping) break;
         if (!finished) feed_nudge(f);
@@ -246,7 +241,8 @@ static void run_edge_job(feed *f, uint64_t id, job *j)
         stg_iter_free(it);
     }
     stage_progress(b, id, j, true);
-    feed_write_with_floor(f, b, j->a, floor_id[0] ? floor_id : NULL);
+    if (feed_write_with_floor(f, b, j->a, floor_id[0] ? floor_id : NULL) == 0)
+        feed_forget_page(f, j->a);
     stg_unlock(f->db, edge, (size_t)el);
     stg_batch_free(b);
     if (j->type == JOB_FOLLOW) trim_home(f, j->a);

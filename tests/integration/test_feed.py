@@ -5,6 +5,8 @@
     timeline equals "the newest cap live posts by the user and the users
     they follow, by id descending", page by page (and again after a restart).
     FEED_SEED=<n> reruns one sequence.
+  * KeptPagesTest: pages kept in memory change with every follow,
+    unfollow, post and delete, round after round.
   * WideFollowTest: a reader following more accounts than a read scans at
     once; unfollows and deletes hide entries at once and after cleanup.
   * RestartTest: kill -9 while a large fan-out job runs; after the restart
@@ -267,6 +269,102 @@ class ModelTest(RegionCase):
         parallel(port, verify, range(n))
         print(f"ModelTest: verified {n} users twice; {time.monotonic() - started:.1f}s in all",
               file=sys.stderr, flush=True)
+
+
+class KeptPagesTest(RegionCase):
+    """Rendered pages are kept in memory (feed/pages.c); every change that
+    can alter a page must outdate it. Rounds of random follows, unfollows,
+    posts and deletes; after each round every user's pages, read twice (the
+    second read is served from memory), equal the model, although the
+    previous round left them all kept. Within a round, a delete, an unfollow
+    and a large account's post show on a kept page at once."""
+    CAP = 30
+    THRESHOLD = 6
+    USERS = 40
+    ROUNDS = 8
+    OPS = 80
+    LIMIT = 5
+    ARGS = ("--large-threshold", str(THRESHOLD), "--timeline-cap", str(CAP), "--rate-limit", "0")
+
+    def test_kept_pages_follow_every_change(self):
+        seed = int(os.environ.get("FEED_SEED", random.randrange(1 << 32)))
+        print(f"\nKeptPagesTest: FEED_SEED={seed}", file=sys.stderr, flush=True)
+        rng = random.Random(seed)
+        c, n = self.c, self.USERS
+        users = [c.register(f"k{i:02d}") for i in range(n)]
+        ids = [u["id"] for u in users]
+        tok = [u["token"] for u in users]
+        following = [set() for _ in range(n)]
+        live = [[] for _ in range(n)]  # post ids by author
+        # User 0 becomes large: most users follow it.
+        for u in range(1, n):
+            if u % 4 != 0:
+                c.follow(tok[u], ids[0])
+                following[u].add(0)
+
+        def expected(u):
+            pool = list(live[u])
+            for v in following[u]:
+                pool += live[v]
+            return sorted(pool, reverse=True)[:self.CAP]
+
+        def first_page(u):
+            r = c.get(f"/v1/timeline?limit={self.LIMIT}", token=tok[u])
+            self.assertEqual(r.status, 200, r)
+            return [p["id"] for p in r.json["items"]]
+
+        def post(u, text):
+            pid = c.post_text(tok[u], text)["id"]
+            live[u].append(pid)
+            return pid
+
+        for rnd in range(self.ROUNDS):
+            for _ in range(self.OPS):
+                u, x = rng.randrange(n), rng.random()
+                if x < 0.2:
+                    v = rng.randrange(n)
+                    if v != u:
+                        c.follow(tok[u], ids[v])
+                        following[u].add(v)
+                elif x < 0.3 and following[u]:
+                    v = rng.choice(sorted(following[u]))
+                    r = c.delete(f"/v1/following/{ids[v]}", token=tok[u])
+                    self.assertEqual(r.status, 204, r)
+                    following[u].discard(v)
+                elif x < 0.85:
+                    post(u, f"round {rnd} by {ids[u]}")
+                elif live[u]:
+                    pid = live[u].pop(rng.randrange(len(live[u])))
+                    r = c.delete(f"/v1/posts/{pid}", token=tok[u])
+                    self.assertEqual(r.status, 204, r)
+            wait_drained(c)
+            for u in range(n):
+                for _ in range(2):
+                    got = pages(c, "/v1/timeline", token=tok[u], limit=self.LIMIT)
+                    check_pages(got, expected(u), self.LIMIT,
+                                f"home of {ids[u]}, round {rnd} (FEED_SEED={seed})")
+
+            # At once, on pages kept by the reads above.
+            fans = [u for u in range(1, n) if 0 in following[u]]
+            self.assertTrue(fans)
+            reader = rng.choice(fans)
+            pid = post(0, f"large post {rnd}")  # merged at read time: no fan-out to wait for
+            self.assertEqual(first_page(reader)[0], pid, f"large post {pid} not on a kept page")
+            r = c.delete(f"/v1/posts/{pid}", token=tok[0])
+            self.assertEqual(r.status, 204, r)
+            live[0].remove(pid)
+            self.assertNotIn(pid, first_page(reader), f"deleted {pid} still on a kept page")
+            shown = first_page(reader)
+            authors = {a for a in range(n) for p in live[a] if p in shown and a != reader}
+            if authors:
+                v = rng.choice(sorted(authors))
+                r = c.delete(f"/v1/following/{ids[v]}", token=tok[reader])
+                self.assertEqual(r.status, 204, r)
+                following[reader].discard(v)
+                self.assertFalse(set(live[v]) & set(first_page(reader)),
+                                 f"unfollowed {ids[v]} still on a kept page")
+        st = fanout(c)
+        self.assertGreaterEqual(st["large_accounts"], 1, "user 0 was not marked large")
 
 
 class WideFollowTest(RegionCase):

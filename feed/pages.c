@@ -1,0 +1,78 @@
+/* pages.c -- rendered home timeline pages, kept in memory.
+ *
+ * DESIGN: a timeline page is read again and again (the first one most)
+ * before anything on it changes. The API renders a page once and keeps its
+ * bytes here (f->pages, a df_cache keyed by user, cursor and limit). A kept
+ * page records two versions from before it was read, and is served only
+ * while both still hold:
+ *   - the user's page version (f->page_ver, a slot per user hash), bumped
+ *     after every committed change to the user's home entries (deliveries,
+ *     removals, trims, backfills: workers.c) and after a follow or unfollow
+ *     by the user (feed_committed: the follow filter changes at once);
+ *   - f->epoch, bumped by what may change pages of many users at once: a
+ *     post or delete by a large account (merged at read time into the pages
+ *     of its followers), any delete (a page shows only live posts), an
+ *     account becoming large. These are rare next to deliveries.
+ * Both are read before the page is read from RocksDB and bumped after a
+ * change commits, so a page read before a change is never served after it. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Value: body | u64 user page version | u64 epoch. */
+#define TAIL 16
+
+unsigned feed_user_slot(const char *user)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = user; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % USER_SLOTS;
+}
+
+static int page_key(char *buf, size_t cap, const char *user, const char *cursor, int limit)
+{
+    int n = snprintf(buf, cap, "%s%c%s%c%d", user, 0, cursor ? cursor : "", 0, limit);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+bool feed_home_cached(feed *f, const char *user, const char *cursor, int limit, char **body,
+                      size_t *len, feed_stamp *stamp)
+{
+    stamp->ver = atomic_load(&f->page_ver[feed_user_slot(user)]);
+    stamp->epoch = atomic_load(&f->epoch);
+    char key[2 * STG_ID_MAX + 64], *v;
+    size_t vl;
+    int kl = page_key(key, sizeof key, user, cursor, limit);
+    if (!f->pages || kl < 0 || !df_cache_get(f->pages, key, (size_t)kl, &v, &vl, &stamp->gen))
+        return false;
+    if (vl < TAIL || stg_key_get_u64(v + vl - TAIL) != stamp->ver ||
+        stg_key_get_u64(v + vl - 8) != stamp->epoch) {
+        free(v);
+        return false;
+    }
+    *len = vl - TAIL;
+    v[*len] = '\0';
+    *body = v;
+    return true;
+}
+
+void feed_home_keep(feed *f, const char *user, const char *cursor, int limit,
+                    const feed_stamp *stamp, const char *body, size_t len)
+{
+    char key[2 * STG_ID_MAX + 64];
+    int kl = page_key(key, sizeof key, user, cursor, limit);
+    if (!f->pages || kl < 0) return;
+    char *v = xmalloc(len + TAIL);
+    memcpy(v, body, len);
+    stg_key_u64(v + len, stamp->ver);
+    stg_key_u64(v + len + 8, stamp->epoch);
+    df_cache_put(f->pages, key, (size_t)kl, v, len + TAIL, stamp->gen);
+    free(v);
+}
+
+void feed_forget_page(feed *f, const char *user)
+{
+    atomic_fetch_add(&f->page_ver[feed_user_slot(user)], 1);
+}
