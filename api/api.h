@@ -35,6 +35,7 @@ typedef struct api_config {
     int post_cache_mb;
     int page_cache_mb;
     int64_t clock_offset_ms;
+    int linger_ms;
     int threads;
     int fanout_workers;
     int64_t large_threshold;

@@ -23,6 +23,7 @@ enum {
     O_DEMO,
     O_SYNC,
     O_CLOCK,
+    O_LINGER,
     O_THREADS,
     O_WORKERS,
     O_LARGE,
@@ -59,6 +60,7 @@ static const struct option options[] = {
     {"post-cache-mb", required_argument, 0, O_POST_CACHE},
     {"page-cache-mb", required_argument, 0, O_PAGE_CACHE},
     {"clock-offset-ms", required_argument, 0, O_CLOCK},
+    {"publish-linger-ms", required_argument, 0, O_LINGER},
     {"threads", required_argument, 0, O_THREADS},
     {"fanout-workers", required_argument, 0, O_WORKERS},
     {"large-threshold", required_argument, 0, O_LARGE},
@@ -100,6 +102,7 @@ static const char usage[] =
     "  --post-cache-mb N        post values kept in memory for timelines, MiB (default: 64)\n"
     "  --page-cache-mb N        rendered first timeline pages kept, MiB, 0 = off (default: 64)\n"
     "  --clock-offset-ms N      shift this region's wall clock (tests of clock skew)\n"
+    "  --publish-linger-ms N    a busy publisher gathers records this long (default: 5)\n"
     "  --threads N              HTTP threads (default: cores)\n"
     "  --fanout-workers N       fan-out worker threads (default: 2)\n"
     "  --large-threshold N      followers above which posts merge at read (default: 10000)\n"
@@ -127,6 +130,7 @@ static void defaults(api_config *c)
     c->large_threshold = 10000;
     c->timeline_cap = 800;
     c->post_cache_mb = 64;
+    c->linger_ms = 5;
     c->page_cache_mb = 64;
     c->queue_max = 100000;
     c->max_connections = 4096;
@@ -201,6 +205,10 @@ static int apply(api_config *c, int opt, const char *arg)
     case O_CLOCK:
         if (number(arg, -86400000LL, 86400000LL, &v, "clock-offset-ms") < 0) return -1;
         c->clock_offset_ms = v;
+        return 0;
+    case O_LINGER:
+        if (number(arg, 0, 1000, &v, "publish-linger-ms") < 0) return -1;
+        c->linger_ms = (int)v;
         return 0;
     case O_THREADS:
         if (number(arg, 1, 256, &v, "threads") < 0) return -1;
@@ -370,6 +378,7 @@ int api_config_parse(api_config *c, int argc, char **argv)
     c->repl.log_redis = c->redis[0] ? c->redis : NULL;
     c->repl.public_url = c->public_url;
     c->repl.clock_offset_ms = c->clock_offset_ms;
+    c->repl.linger_ms = (uint32_t)c->linger_ms;
     return 0;
 }
 

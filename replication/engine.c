@@ -36,6 +36,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     snprintf(r->region, sizeof r->region, "%s", cfg->region);
     r->log_addr = cfg->log_redis ? xstrdup(cfg->log_redis) : NULL;
     r->public_url = xstrdup(cfg->public_url ? cfg->public_url : "");
+    r->linger_ms = cfg->linger_ms;
     pthread_mutex_init(&r->seq_mu, NULL);
     pthread_cond_init(&r->seq_cv, NULL);
     pthread_mutex_init(&r->cluster_mu, NULL);

@@ -39,6 +39,7 @@ struct repl {
     _Atomic uint64_t published;
     _Atomic uint64_t floor; /* outbox entries below it are truncated */
     _Atomic bool log_connected;
+    uint32_t linger_ms;
 
     size_t npeers;
     peer peers[REPL_MAX_PEERS];
@@ -63,6 +64,9 @@ redisContext *repl_redis_reconnect(struct repl *r, const char *addr, uint64_t *b
 bool repl_nap(struct repl *r, uint64_t ms);
 /* Runs a command; NULL (and *c freed, set NULL) on a connection error. */
 redisReply *repl_redis_cmd(redisContext **c, int argc, const char **argv, const size_t *lens);
+/* Reads the replies of n commands appended to *c (a pipeline) into out.
+ * Returns 0, or -1 after freeing *c (NULL) and every reply on an error. */
+int repl_redis_replies(redisContext **c, int n, redisReply **out);
 /* Merges announced regions (a HGETALL reply) into the cluster cache. */
 void repl_cluster_merge(struct repl *r, const redisReply *all);
 /* Stream entry id "<seq>-1" -> seq; 0 if it is not of that form. */

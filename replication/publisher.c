@@ -6,9 +6,12 @@
  * published: a stream that is behind (Redis restarted without its data)
  * is refilled from the oldest outbox entry still kept -- the outbox keeps
  * every entry until all peers have applied it, so that is enough for every
- * peer. Once a second it also announces the region's URL, reads the
- * announced regions, publishes df:seq:<region> and truncates the outbox
- * and the stream below what every peer has applied (df:progress:<peer>). */
+ * peer. A publisher that just sent a partial chunk waits linger_ms before
+ * the next (Kafka's linger.ms): under load every Redis command, and every
+ * subscriber wake-up that follows it, then carries many records; a quiet
+ * region publishes its next write at once. Once a second it also announces the region's URL, reads
+ * the announced regions, publishes df:seq:<region> and truncates the outbox and the stream below
+ * what every peer has applied (df:progress:<peer>). */
 #include "internal.h"
 
 #include <stdio.h>
@@ -175,6 +178,10 @@ void *repl_publisher_main(void *arg)
         pthread_mutex_unlock(&r->seq_mu);
         int n = publish_chunk(r, &c, key, upto);
         if (n < 0) continue;
+        /* Busy but not full: let the next records gather for a moment, so
+         * Redis and every subscriber wake once for many of them. The first
+         * record after a quiet spell still goes out at once. */
+        if (n > 0 && n < CHUNK && r->linger_ms) repl_nap(r, r->linger_ms);
         uint64_t now = df_mono_ms();
         if (now >= next_house) {
             housekeeping(r, &c, key);

@@ -68,6 +68,19 @@ redisReply *repl_redis_cmd(redisContext **c, int argc, const char **argv, const 
     return rep;
 }
 
+int repl_redis_replies(redisContext **c, int n, redisReply **out)
+{
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    for (int i = 0; *c && i < n; i++) {
+        if (redisGetReply(*c, (void **)&out[i]) == REDIS_OK && out[i] && !(*c)->err) continue;
+        for (int j = 0; j <= i; j++)
+            if (out[j]) freeReplyObject(out[j]);
+        redisFree(*c);
+        *c = NULL;
+    }
+    return *c ? 0 : -1;
+}
+
 uint64_t repl_parse_entry_id(const char *s)
 {
     char *end;

@@ -51,6 +51,7 @@ typedef struct repl_config {
     const char *public_url; /* announced in Redis for /v1/cluster */
     int64_t clock_offset_ms;
     uint32_t delay_ms[REPL_MAX_PEERS]; /* initial simulated distance per peer */
+    uint32_t linger_ms; /* a busy publisher gathers records this long (0: never) */
 } repl_config;
 
 /* Opens the engine over db: loads the clock mark, the outbox sequence and

@@ -14,21 +14,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void publish_progress(peer *p, redisContext **c)
+/* Appends to c's pipeline: publish our cursor, read the peer's df:seq
+ * (PROGRESS_CMDS commands, whose replies take_progress reads). */
+#define PROGRESS_CMDS 2
+
+static void append_progress(peer *p, redisContext *c)
 {
     char key[64], val[32], seqkey[64];
     snprintf(key, sizeof key, "df:progress:%s", p->r->region);
     snprintf(val, sizeof val, "%llu", (unsigned long long)atomic_load(&p->applied));
     const char *hset[] = {"HSET", key, p->name, val};
-    redisReply *rep = repl_redis_cmd(c, 4, hset, NULL);
-    if (rep) freeReplyObject(rep);
+    redisAppendCommandArgv(c, 4, hset, NULL);
     snprintf(seqkey, sizeof seqkey, "df:seq:%s", p->name);
     const char *get[] = {"GET", seqkey};
-    if ((rep = repl_redis_cmd(c, 2, get, NULL))) {
-        if (rep->type == REDIS_REPLY_STRING)
-            atomic_store(&p->published, strtoull(rep->str, NULL, 10));
-        freeReplyObject(rep);
-    }
+    redisAppendCommandArgv(c, 2, get, NULL);
+}
+
+static void take_progress(peer *p, redisReply **reps)
+{
+    if (reps[1]->type == REDIS_REPLY_STRING)
+        atomic_store(&p->published, strtoull(reps[1]->str, NULL, 10));
+    freeReplyObject(reps[0]);
+    freeReplyObject(reps[1]);
+}
+
+static void publish_progress(peer *p, redisContext **c)
+{
+    redisReply *reps[PROGRESS_CMDS];
+    if (!*c) return;
+    append_progress(p, *c);
+    if (repl_redis_replies(c, PROGRESS_CMDS, reps) == 0) take_progress(p, reps);
 }
 
 /* Waits until the record is delay_ms old (when a simulated distance is
@@ -106,6 +121,7 @@ void *repl_subscriber_main(void *arg)
     snprintf(key, sizeof key, "df:log:%s", p->name);
     redisContext *c = NULL;
     uint64_t backoff = 50, next_house = 0;
+    bool progressed = false;
     while (!atomic_load(&r->stopping)) {
         if (!c) {
             atomic_store(&p->state, REPL_DISCONNECTED);
@@ -117,6 +133,7 @@ void *repl_subscriber_main(void *arg)
         uint64_t now = df_mono_ms();
         if (now >= next_house) {
             publish_progress(p, &c);
+            progressed = false;
             const char *all[] = {"HGETALL", "df:regions"};
             redisReply *rep = repl_redis_cmd(&c, 2, all, NULL);
             if (rep) {
@@ -132,12 +149,21 @@ void *repl_subscriber_main(void *arg)
             continue;
         }
         atomic_store(&p->state, REPL_STREAMING);
+        /* One round trip: the progress of the last batch, then the next read. */
+        int n = 0;
+        if (progressed) {
+            append_progress(p, c);
+            n = PROGRESS_CMDS;
+        }
         char from[32];
         snprintf(from, sizeof from, "%llu-1", (unsigned long long)atomic_load(&p->applied));
         const char *argv[] = {"XREAD", "COUNT", "512", "BLOCK", "500", "STREAMS", key, from};
-        redisReply *rep = repl_redis_cmd(&c, 8, argv, NULL);
-        if (!rep) continue;
-        bool progressed = false;
+        redisAppendCommandArgv(c, 8, argv, NULL);
+        redisReply *reps[PROGRESS_CMDS + 1];
+        if (repl_redis_replies(&c, n + 1, reps) < 0) continue;
+        if (n) take_progress(p, reps);
+        redisReply *rep = reps[n];
+        progressed = false;
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
             rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
             rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
@@ -146,7 +172,6 @@ void *repl_subscriber_main(void *arg)
             progressed = atomic_load(&p->applied) != before;
         }
         freeReplyObject(rep);
-        if (progressed) publish_progress(p, &c);
     }
     if (c) redisFree(c);
     return NULL;
