@@ -119,6 +119,8 @@ void api_reply_empty(api_req *r, int status);
 /* Answers with b's bytes, taking them (b is left empty). */
 struct api_buf;
 void api_reply_buf(api_req *r, int status, struct api_buf *b, const char *type);
+/* Answers 200 with JSON held in a df_cache entry, released when sent. */
+void api_reply_held(api_req *r, const char *body, size_t len, df_cache_ref *ref);
 /* Queues a response built by the caller (SSE); takes resp. */
 struct MHD_Response;
 void api_reply_response(api_req *r, int status, struct MHD_Response *resp);

@@ -52,13 +52,27 @@ const char *api_query(api_req *r, const char *name)
 static void add_common_headers(struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Retry-After, Location");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                            "Retry-After, Location, X-Request-Id");
+}
+
+/* A client's X-Request-Id comes back on the answer (tracing, and how a
+ * load generator pairs answers with requests): printable ASCII only. */
+static void echo_request_id(api_req *r, struct MHD_Response *resp)
+{
+    const char *id = api_header(r, "X-Request-Id");
+    if (!id) return;
+    size_t n = 0;
+    for (; id[n]; n++)
+        if (n == 128 || id[n] < 0x20 || id[n] > 0x7e) return;
+    MHD_add_response_header(resp, "X-Request-Id", id);
 }
 
 /* Queues resp for r and records the answer in the metrics. */
 static void queue(api_req *r, int status, struct MHD_Response *resp)
 {
     add_common_headers(resp);
+    echo_request_id(r, resp);
     if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
         df_log(DF_LOG_WARN, "could not queue a %d answer for %s", status, r->path);
     MHD_destroy_response(resp);
@@ -88,6 +102,16 @@ void api_reply_buf(api_req *r, int status, api_buf *b, const char *type)
     b->len = b->cap = 0;
     if (type) MHD_add_response_header(resp, "Content-Type", type);
     queue(r, status, resp);
+}
+
+static void release_held(void *ref) { df_cache_release(ref); }
+
+void api_reply_held(api_req *r, const char *body, size_t len, df_cache_ref *ref)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        len, (void *)body, release_held, ref);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    queue(r, 200, resp);
 }
 
 void api_reply_json(api_req *r, int status, json_t *j)
@@ -213,7 +237,8 @@ static void dispatch(api_req *r)
         MHD_add_response_header(resp, "Access-Control-Allow-Methods",
                                 "GET, POST, PUT, DELETE, OPTIONS");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-                                "Authorization, Content-Type, Idempotency-Key, Last-Event-ID");
+                                "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, "
+                                "X-Request-Id");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
         queue(r, 204, resp);
         return;

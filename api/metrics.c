@@ -81,6 +81,20 @@ void api_metrics(api_req *r)
         (unsigned long long)fs.depth, (unsigned long long)fs.jobs_done,
         (unsigned long long)fs.deliveries, (unsigned long long)fs.latency_p50_ms,
         (unsigned long long)fs.latency_p99_ms, fs.large_accounts);
+    api_buf_printf(&b, "# TYPE driftfeed_cache_hits_total counter\n"
+                       "# TYPE driftfeed_cache_misses_total counter\n"
+                       "# TYPE driftfeed_cache_bytes gauge\n");
+    const struct {
+        const char *name;
+        const df_cache_counts *c;
+    } caches[] = {{"posts", &fs.posts}, {"pages", &fs.pages}};
+    for (size_t i = 0; i < sizeof caches / sizeof *caches; i++)
+        api_buf_printf(&b,
+                       "driftfeed_cache_hits_total{cache=\"%s\"} %llu\n"
+                       "driftfeed_cache_misses_total{cache=\"%s\"} %llu\n"
+                       "driftfeed_cache_bytes{cache=\"%s\"} %zu\n",
+                       caches[i].name, (unsigned long long)caches[i].c->hits, caches[i].name,
+                       (unsigned long long)caches[i].c->misses, caches[i].name, caches[i].c->bytes);
     repl_status rs;
     repl_get_status(r->ctx->rp, &rs);
     api_buf_printf(

@@ -25,12 +25,14 @@ void api_timeline(api_req *r)
     feed *fd = r->ctx->fd;
     const char *cursor = api_cursor(r);
     feed_stamp stamp;
-    api_buf b = {0};
-    if (feed_home_cached(fd, r->user, cursor, limit, &b.p, &b.len, &stamp)) {
-        b.cap = b.len + 1;
-        api_reply_buf(r, 200, &b, "application/json");
+    const char *kept;
+    size_t len;
+    df_cache_ref *ref;
+    if (feed_home_cached(fd, r->user, cursor, limit, &kept, &len, &ref, &stamp)) {
+        api_reply_held(r, kept, len, ref);
         return;
     }
+    api_buf b = {0};
     feed_page page;
     int rc = feed_home(fd, r->user, cursor, limit, &page);
     if (rc < 0) {

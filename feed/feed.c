@@ -288,6 +288,11 @@ void feed_get_stats(feed *f, feed_stats *out)
     pthread_rwlock_rdlock(&f->large_mu);
     out->large_accounts = f->nlarge;
     pthread_rwlock_unlock(&f->large_mu);
+    df_cache_stats(f->posts, &out->posts);
+    if (f->pages) df_cache_stats(f->pages, &out->pages);
+    uint64_t outdated = atomic_load(&f->pages_outdated);
+    out->pages.hits -= outdated < out->pages.hits ? outdated : out->pages.hits;
+    out->pages.misses += outdated;
 }
 
 void feed_set_listener(feed *f, feed_listener_fn fn, void *arg)

@@ -51,6 +51,7 @@ typedef struct feed_stats {
     uint64_t latency_p50_ms; /* post creation -> last delivery, recent jobs */
     uint64_t latency_p99_ms;
     size_t large_accounts;
+    df_cache_counts posts, pages; /* the read caches (pages: kept but outdated counts as a miss) */
 } feed_stats;
 void feed_get_stats(feed *f, feed_stats *out);
 
@@ -85,16 +86,17 @@ int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_pag
 int feed_profile(feed *f, const char *author, const char *cursor, int limit, feed_page *out);
 void feed_page_free(feed_page *p);
 
-/* Rendered home timeline pages (pages.c). feed_home_cached copies the
- * kept body of user's page (cursor as for feed_home, limit posts) into
- * *body (free()) and returns true if nothing that could change the page
- * committed since it was read; it always fills *stamp, which a caller that
- * missed reads and renders the page after, and passes to feed_home_keep. */
+/* Rendered home timeline pages (pages.c). feed_home_cached points *body
+ * at the kept body of user's page (cursor as for feed_home, limit posts),
+ * held until df_cache_release(*ref), and returns true if nothing that
+ * could change the page committed since it was read; it always fills
+ * *stamp, which a caller that missed reads and renders the page after, and
+ * passes to feed_home_keep. */
 typedef struct feed_stamp {
     uint64_t ver, epoch, gen;
 } feed_stamp;
-bool feed_home_cached(feed *f, const char *user, const char *cursor, int limit, char **body,
-                      size_t *len, feed_stamp *stamp);
+bool feed_home_cached(feed *f, const char *user, const char *cursor, int limit, const char **body,
+                      size_t *len, df_cache_ref **ref, feed_stamp *stamp);
 void feed_home_keep(feed *f, const char *user, const char *cursor, int limit,
                     const feed_stamp *stamp, const char *body, size_t len);
 /* Parses a cursor ("<post id>~<depth>"; NULL or "" is the first page) into

@@ -61,6 +61,7 @@ struct feed {
     df_cache *pages; /* rendered pages (pages.c); NULL: off */
     _Atomic uint64_t page_ver[USER_SLOTS]; /* bumped by changes to a user's pages */
     _Atomic uint64_t epoch; /* bumped by changes that may alter any page */
+    _Atomic uint64_t pages_outdated; /* kept pages found but not served */
 
     feed_listener_fn listener;
     void *listener_arg;

@@ -37,23 +37,25 @@ static int page_key(char *buf, size_t cap, const char *user, const char *cursor,
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
-bool feed_home_cached(feed *f, const char *user, const char *cursor, int limit, char **body,
-                      size_t *len, feed_stamp *stamp)
+bool feed_home_cached(feed *f, const char *user, const char *cursor, int limit, const char **body,
+                      size_t *len, df_cache_ref **ref, feed_stamp *stamp)
 {
     stamp->ver = atomic_load(&f->page_ver[feed_user_slot(user)]);
     stamp->epoch = atomic_load(&f->epoch);
-    char key[2 * STG_ID_MAX + 64], *v;
+    char key[2 * STG_ID_MAX + 64];
+    const char *v;
     size_t vl;
     int kl = page_key(key, sizeof key, user, cursor, limit);
-    if (!f->pages || kl < 0 || !df_cache_get(f->pages, key, (size_t)kl, &v, &vl, &stamp->gen))
+    if (!f->pages || kl < 0 || !df_cache_hold(f->pages, key, (size_t)kl, &v, &vl, &stamp->gen, ref))
         return false;
     if (vl < TAIL || stg_key_get_u64(v + vl - TAIL) != stamp->ver ||
         stg_key_get_u64(v + vl - 8) != stamp->epoch) {
-        free(v);
+        df_cache_release(*ref);
+        *ref = NULL;
+        atomic_fetch_add(&f->pages_outdated, 1);
         return false;
     }
     *len = vl - TAIL;
-    v[*len] = '\0';
     *body = v;
     return true;
 }

@@ -9,7 +9,7 @@
  * Each key hashes to a set of WAYS slots in one cache line; a slot keeps
  * the key's hash next to its entry, so a probe only follows the pointer
  * of a matching hash. A key that finds its set full replaces the way its
- * hash picks.
+ * hash picks. A shard over its byte budget evicts round its slots.
  *
  * Invalidation is by the writer, after its batch commits: df_cache_forget
  * clears the key's slot and bumps the shard's generation. A reader takes
@@ -18,6 +18,7 @@
  * write committed can never be inserted after that write was forgotten. */
 #include "storage.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@
 #define WAYS 4
 
 typedef struct entry {
+    _Atomic uint32_t refs; /* the cache's own, and one per df_cache_hold */
     uint32_t klen;
     size_t vlen;
     char data[]; /* key, then value */
@@ -38,7 +40,9 @@ typedef struct slot {
 typedef struct shard {
     pthread_mutex_t mu;
     uint64_t gen;
+    uint64_t hits, misses;
     size_t bytes;
+    size_t hand; /* the next slot to evict when over budget */
     slot *sets; /* nsets x WAYS */
 } shard;
 
@@ -74,6 +78,11 @@ static slot *find(slot *set, uint64_t h, const void *key, size_t n)
 
 static size_t entry_size(const entry *e) { return sizeof *e + e->klen + e->vlen; }
 
+static void release(entry *e)
+{
+    if (atomic_fetch_sub(&e->refs, 1) == 1) free(e);
+}
+
 df_cache *df_cache_new(size_t entries, size_t max_bytes)
 {
     df_cache *c = xcalloc(1, sizeof *c);
@@ -91,7 +100,8 @@ void df_cache_free(df_cache *c)
 {
     if (!c) return;
     for (int i = 0; i < SHARDS; i++) {
-        for (size_t j = 0; j < c->nsets * WAYS; j++) free(c->shard[i].sets[j].e);
+        for (size_t j = 0; j < c->nsets * WAYS; j++)
+            if (c->shard[i].sets[j].e) release(c->shard[i].sets[j].e);
         free(c->shard[i].sets);
         pthread_mutex_destroy(&c->shard[i].mu);
     }
@@ -105,6 +115,7 @@ bool df_cache_get(df_cache *c, const void *key, size_t n, char **val, size_t *le
     slot *set = set_of(c, h, &sh);
     pthread_mutex_lock(&sh->mu);
     slot *s = find(set, h, key, n);
+    *(s ? &sh->hits : &sh->misses) += 1;
     if (s) {
         *len = s->e->vlen;
         *val = xmalloc(*len + 1);
@@ -116,10 +127,35 @@ bool df_cache_get(df_cache *c, const void *key, size_t n, char **val, size_t *le
     return s != NULL;
 }
 
+bool df_cache_hold(df_cache *c, const void *key, size_t n, const char **val, size_t *len,
+                   uint64_t *gen, df_cache_ref **ref)
+{
+    uint64_t h = hash_key(key, n);
+    shard *sh;
+    slot *set = set_of(c, h, &sh);
+    pthread_mutex_lock(&sh->mu);
+    slot *s = find(set, h, key, n);
+    *(s ? &sh->hits : &sh->misses) += 1;
+    if (s) {
+        atomic_fetch_add(&s->e->refs, 1);
+        *val = s->e->data + n;
+        *len = s->e->vlen;
+        *ref = (df_cache_ref *)s->e;
+    }
+    if (gen) *gen = sh->gen;
+    pthread_mutex_unlock(&sh->mu);
+    return s != NULL;
+}
+
+void df_cache_release(df_cache_ref *ref)
+{
+    if (ref) release((entry *)ref);
+}
+
 static void clear(shard *sh, slot *s)
 {
     sh->bytes -= entry_size(s->e);
-    free(s->e);
+    release(s->e);
     s->e = NULL;
     s->hash = 0;
 }
@@ -128,6 +164,7 @@ void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_
 {
     uint64_t h = hash_key(key, n);
     entry *e = xmalloc(sizeof *e + n + len);
+    atomic_init(&e->refs, 1);
     e->klen = (uint32_t)n;
     e->vlen = len;
     memcpy(e->data, key, n);
@@ -141,6 +178,14 @@ void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_
             if (!set[w].e) s = &set[w];
         if (!s) s = &set[(h >> 40) % WAYS];
         if (s->e) clear(sh, s);
+        /* Over budget: evict round the shard (a clock hand), so the hot
+         * keys, read again soon, come back while cold ones stay out. */
+        size_t nslots = c->nsets * WAYS;
+        for (size_t i = 0; i < nslots && sh->bytes + entry_size(e) > c->budget; i++) {
+            slot *v = &sh->sets[sh->hand];
+            sh->hand = (sh->hand + 1) % nslots;
+            if (v->e && v != s) clear(sh, v);
+        }
         if (sh->bytes + entry_size(e) <= c->budget) {
             s->hash = h;
             s->e = e;
@@ -162,4 +207,17 @@ void df_cache_forget(df_cache *c, const void *key, size_t n)
     slot *s = find(set, h, key, n);
     if (s) clear(sh, s);
     pthread_mutex_unlock(&sh->mu);
+}
+
+void df_cache_stats(df_cache *c, df_cache_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < SHARDS; i++) {
+        shard *sh = &c->shard[i];
+        pthread_mutex_lock(&sh->mu);
+        out->hits += sh->hits;
+        out->misses += sh->misses;
+        out->bytes += sh->bytes;
+        pthread_mutex_unlock(&sh->mu);
+    }
 }

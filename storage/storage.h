@@ -82,6 +82,18 @@ void df_cache_free(df_cache *c); /* accepts NULL */
 bool df_cache_get(df_cache *c, const void *key, size_t n, char **val, size_t *len, uint64_t *gen);
 void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_t len, uint64_t gen);
 void df_cache_forget(df_cache *c, const void *key, size_t n);
+/* Like df_cache_get, without the copy: *val points into the entry, which
+ * stays valid (even if replaced or forgotten meanwhile) until
+ * df_cache_release(*ref). */
+typedef struct df_cache_ref df_cache_ref;
+bool df_cache_hold(df_cache *c, const void *key, size_t n, const char **val, size_t *len,
+                   uint64_t *gen, df_cache_ref **ref);
+void df_cache_release(df_cache_ref *ref); /* accepts NULL */
+typedef struct df_cache_counts {
+    uint64_t hits, misses; /* lookups since the cache was made */
+    size_t bytes; /* held now */
+} df_cache_counts;
+void df_cache_stats(df_cache *c, df_cache_counts *out);
 
 /* ---- Names and versions --------------------------------------------------- */
 #define STG_ORIGIN_MAX 32 /* longest region name */

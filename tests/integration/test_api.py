@@ -627,6 +627,21 @@ class TestRegionEndpoints(RegionCase):
                      self.c.get("/v1/timeline"), self.c.get("/v1/nope")):
             self.assertEqual(resp.headers.get("access-control-allow-origin"), "*", resp)
 
+    def test_request_id_is_echoed(self):
+        a = self.user()
+        for method, path, token, want in (("GET", "/v1/timeline", a["token"], 200),
+                                          ("GET", "/v1/timeline", None, 401),
+                                          ("GET", "/health", None, 200)):
+            r = self.c.request(method, path, token=token, headers={"X-Request-Id": "req-42.a"})
+            self.assertEqual(r.status, want, r)
+            self.assertEqual(r.headers.get("x-request-id"), "req-42.a", r)
+        # Only short, printable ids come back; the request is served either way.
+        for bad in ("x" * 129, "a\tb", "caf\u00e9"):
+            with self.subTest(bad=bad[:10]):
+                r = self.c.request("GET", "/health", headers={"X-Request-Id": bad})
+                self.assertEqual(r.status, 200, r)
+                self.assertIsNone(r.headers.get("x-request-id"), r)
+
 
 # ==== 2. Bad input ======================================================================
 

@@ -101,8 +101,10 @@ end
 -- body, tag) for scripts that use answers (pagination). next_request()
 -- returns method, path, headers, body, kind (a name for the tally) and tag
 -- (any value handed back with the answer). wrk does not say which request
--- an answer belongs to: answers are matched to requests in sending order,
--- which is exact per connection and close across a thread's connections.
+-- an answer belongs to: a request with a tag carries X-Request-Id, which
+-- the server echoes, so its answer gets that tag exactly; kinds (for the
+-- error samples) are matched in sending order, which is exact per
+-- connection and close across a thread's connections.
 function M.install(name, make)
   local next_request, on_response
   local sent_kind, sent_tag, head, tail = {}, {}, 1, 0
@@ -123,17 +125,27 @@ function M.install(name, make)
   function request()
     local method, path, headers, body, kind, tag = next_request()
     tail = tail + 1
-    sent_kind[tail], sent_tag[tail] = kind, tag
+    sent_kind[tail] = kind
+    if tag ~= nil then
+      -- The server echoes X-Request-Id: the answer finds its tag exactly.
+      headers["X-Request-Id"] = tostring(tail)
+      sent_tag[tail] = tag
+    end
     tally[kind] = (tally[kind] or 0) + 1
     return wrk.format(method, path, headers, body)
   end
 
   function response(status, headers, body)
     answered = answered + 1
-    local kind, tag = sent_kind[head], sent_tag[head]
+    local kind, tag = sent_kind[head], nil
     if head <= tail then
-      sent_kind[head], sent_tag[head] = nil, nil
+      sent_kind[head] = nil
       head = head + 1
+    end
+    local rid = tonumber(headers["X-Request-Id"] or headers["x-request-id"] or "")
+    if rid then
+      tag = sent_tag[rid]
+      sent_tag[rid] = nil
     end
     if status < 200 or status > 299 then
       non2xx = non2xx + 1
