@@ -33,6 +33,7 @@ typedef struct api_config {
     bool sync;
     int cache_mb;
     int post_cache_mb;
+    int memtable_mb;
     int page_cache_mb;
     int64_t clock_offset_ms;
     int linger_ms;

@@ -39,6 +39,7 @@ enum {
     O_HELP,
     O_CACHE,
     O_POST_CACHE,
+    O_MEMTABLE,
     O_PAGE_CACHE,
 };
 
@@ -58,6 +59,7 @@ static const struct option options[] = {
     {"sync", no_argument, 0, O_SYNC},
     {"cache-mb", required_argument, 0, O_CACHE},
     {"post-cache-mb", required_argument, 0, O_POST_CACHE},
+    {"memtable-mb", required_argument, 0, O_MEMTABLE},
     {"page-cache-mb", required_argument, 0, O_PAGE_CACHE},
     {"clock-offset-ms", required_argument, 0, O_CLOCK},
     {"publish-linger-ms", required_argument, 0, O_LINGER},
@@ -98,8 +100,10 @@ static const char usage[] =
     "  --admin-token TOKEN      enable /v1/admin/replication for this bearer token\n"
     "  --sync                   fsync the WAL on every write (survives machine crashes;\n"
     "                           default: WAL without fsync, survives process crashes)\n"
-    "  --cache-mb N             RocksDB block cache in MiB (default: 256)\n"
-    "  --post-cache-mb N        post values kept in memory for timelines, MiB (default: 64)\n"
+    "  --cache-mb N             RocksDB block cache, index and filters included, MiB (default: "
+    "64)\n"
+    "  --memtable-mb N          RocksDB memtables of all column families, MiB (default: 64)\n"
+    "  --post-cache-mb N        post values kept in memory for timelines, MiB (default: 32)\n"
     "  --page-cache-mb N        rendered first timeline pages kept, MiB, 0 = off (default: 64)\n"
     "  --clock-offset-ms N      shift this region's wall clock (tests of clock skew)\n"
     "  --publish-linger-ms N    a busy publisher gathers records this long (default: 5)\n"
@@ -129,7 +133,8 @@ static void defaults(api_config *c)
     c->fanout_workers = 2;
     c->large_threshold = 10000;
     c->timeline_cap = 800;
-    c->post_cache_mb = 64;
+    c->post_cache_mb = 32;
+    c->memtable_mb = 64;
     c->linger_ms = 5;
     c->page_cache_mb = 64;
     c->queue_max = 100000;
@@ -193,6 +198,10 @@ static int apply(api_config *c, int opt, const char *arg)
     case O_CACHE:
         if (number(arg, 8, 1 << 20, &v, "cache-mb") < 0) return -1;
         c->cache_mb = (int)v;
+        return 0;
+    case O_MEMTABLE:
+        if (number(arg, 16, 1 << 20, &v, "memtable-mb") < 0) return -1;
+        c->memtable_mb = (int)v;
         return 0;
     case O_POST_CACHE:
         if (number(arg, 1, 1 << 20, &v, "post-cache-mb") < 0) return -1;

@@ -30,7 +30,7 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
     if (f->cfg.queue_max == 0) f->cfg.queue_max = 100000;
     if (f->cfg.batch <= 0) f->cfg.batch = 1000;
     if (f->cfg.batch < 2) f->cfg.batch = 2; /* a chunk holds the author and >= 1 follower */
-    if (f->cfg.post_cache_mb <= 0) f->cfg.post_cache_mb = 64;
+    if (f->cfg.post_cache_mb <= 0) f->cfg.post_cache_mb = 32;
     f->posts = df_cache_new(256 * 1024, (size_t)f->cfg.post_cache_mb << 20);
     f->follows = df_cache_new(64 * 1024, 32 << 20);
     f->heads = df_cache_new(1024, 64 << 20);

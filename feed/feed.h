@@ -18,7 +18,7 @@ typedef struct feed_config {
     int timeline_cap; /* home timeline entries kept per user (800) */
     uint64_t queue_max; /* jobs queued before writes get 503 (100000) */
     int batch; /* deliveries per write batch (1000) */
-    int post_cache_mb; /* post values kept in memory for reads (64) */
+    int post_cache_mb; /* post values kept in memory for reads (32) */
     int page_cache_mb; /* rendered first pages kept in memory (64; -1: none) */
 } feed_config;
 

@@ -141,7 +141,7 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     /* One memtable budget for all column families: RSS stays bounded
      * however the writes spread over them. */
     rocksdb_options_set_db_write_buffer_size(
-        db->opts, (opt && opt->memtable_mb ? opt->memtable_mb : 128) << 20);
+        db->opts, (opt && opt->memtable_mb ? opt->memtable_mb : 64) << 20);
     /* Levels 0 and 1 are rewritten most by compaction and hold the newest,
      * most read data: not compressed. Snappy below. */
     int levels[7] = {rocksdb_no_compression,     rocksdb_no_compression,
@@ -159,15 +159,21 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
                                              counter_partial_merge, counter_delete, counter_name);
     rocksdb_options_set_merge_operator(db->opts, db->merge);
     db->table = rocksdb_block_based_options_create();
-    db->cache = rocksdb_cache_create_lru((opt && opt->cache_mb ? opt->cache_mb : 256) << 20);
+    db->cache = rocksdb_cache_create_lru((opt && opt->cache_mb ? opt->cache_mb : 64) << 20);
     rocksdb_block_based_options_set_block_cache(db->table, db->cache);
     db->bloom = rocksdb_filterpolicy_create_bloom(10);
     rocksdb_block_based_options_set_filter_policy(db->table, db->bloom);
-    /* Index and filter blocks stay with their table readers, outside the
-     * block cache: a large file's index is bigger than a cache shard, and
-     * a cached one that cannot stay is read and decompressed again on
-     * every lookup (measured: 85% of the CPU of a timeline read). */
-    rocksdb_block_based_options_set_cache_index_and_filter_blocks(db->table, 0);
+    /* Index and filter blocks live in the block cache, so memory stays
+     * within --cache-mb however much data there is, in 4 KiB partitions
+     * under a small pinned top level: a whole large index is bigger than a
+     * cache shard, and one that cannot stay is read and decompressed again
+     * on every lookup (measured: 85% of the CPU of a timeline read). */
+    rocksdb_block_based_options_set_index_type(
+        db->table, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_partition_filters(db->table, 1);
+    rocksdb_block_based_options_set_metadata_block_size(db->table, 4096);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(db->table, 1);
+    rocksdb_block_based_options_set_pin_top_level_index_and_filter(db->table, 1);
     rocksdb_options_set_block_based_table_factory(db->opts, db->table);
 
     /* (A hashed memtable takes one writer at a time; with two cores that

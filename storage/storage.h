@@ -196,8 +196,8 @@ typedef struct stg_db stg_db;
 
 typedef struct stg_options {
     bool sync; /* fsync the WAL on each write (survives machine crash) */
-    size_t cache_mb; /* block cache in MiB (0: 256) */
-    size_t memtable_mb; /* memtables of all column families, MiB (0: 128) */
+    size_t cache_mb; /* block cache in MiB (0: 64) */
+    size_t memtable_mb; /* memtables of all column families, MiB (0: 64) */
 } stg_options;
 
 /* Opens (creating if missing) the database at path with every column
