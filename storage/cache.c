@@ -108,25 +108,6 @@ void df_cache_free(df_cache *c)
     free(c);
 }
 
-bool df_cache_get(df_cache *c, const void *key, size_t n, char **val, size_t *len, uint64_t *gen)
-{
-    uint64_t h = hash_key(key, n);
-    shard *sh;
-    slot *set = set_of(c, h, &sh);
-    pthread_mutex_lock(&sh->mu);
-    slot *s = find(set, h, key, n);
-    *(s ? &sh->hits : &sh->misses) += 1;
-    if (s) {
-        *len = s->e->vlen;
-        *val = xmalloc(*len + 1);
-        memcpy(*val, s->e->data + n, *len);
-        (*val)[*len] = '\0';
-    }
-    if (gen) *gen = sh->gen;
-    pthread_mutex_unlock(&sh->mu);
-    return s != NULL;
-}
-
 bool df_cache_hold(df_cache *c, const void *key, size_t n, const char **val, size_t *len,
                    uint64_t *gen, df_cache_ref **ref)
 {
@@ -150,6 +131,18 @@ bool df_cache_hold(df_cache *c, const void *key, size_t n, const char **val, siz
 void df_cache_release(df_cache_ref *ref)
 {
     if (ref) release((entry *)ref);
+}
+
+bool df_cache_get(df_cache *c, const void *key, size_t n, char **val, size_t *len, uint64_t *gen)
+{
+    const char *v;
+    df_cache_ref *ref;
+    if (!df_cache_hold(c, key, n, &v, len, gen, &ref)) return false;
+    *val = xmalloc(*len + 1);
+    memcpy(*val, v, *len);
+    (*val)[*len] = '\0';
+    df_cache_release(ref);
+    return true;
 }
 
 static void clear(shard *sh, slot *s)

@@ -28,7 +28,7 @@ static const char *cf_names[STG_CF_COUNT] = {
 struct stg_db {
     rocksdb_t *db;
     rocksdb_options_t *opts;
-    rocksdb_options_t *home_opts; /* opts + the user prefix (home_options) */
+    rocksdb_options_t *cf_opts[STG_CF_COUNT]; /* opts + each family's own (family_options) */
     rocksdb_block_based_table_options_t *table;
     rocksdb_cache_t *cache;
     rocksdb_filterpolicy_t *bloom; /* owned by table */
@@ -125,6 +125,32 @@ static rocksdb_options_t *home_options(const rocksdb_options_t *base)
     return o;
 }
 
+/* Each family's memtable, in 64ths of --memtable-mb, by how much it is
+ * written (per post: ~10 home entries, the post, its outbox record). Not
+ * one shared budget: RocksDB's write buffer manager flushes the family
+ * with the oldest memtable when the budget is full, which cut the small
+ * families into hundreds of tiny table files (measured: 1,528 flushes and
+ * 83 posts files of ~1 MB after a 10-minute soak). A family holds at most
+ * two memtables (one being flushed). */
+static const int memtable_share[STG_CF_COUNT] = {
+    [STG_CF_META] = 2,     [STG_CF_USERS] = 2,     [STG_CF_FOLLOWS] = 2, [STG_CF_POSTS] = 8,
+    [STG_CF_MESSAGES] = 4, [STG_CF_FOLLOWERS] = 2, [STG_CF_PROFILE] = 2, [STG_CF_CONVS] = 2,
+    [STG_CF_COUNTS] = 2,   [STG_CF_HOME] = 24,     [STG_CF_FANOUT] = 4,  [STG_CF_OUTBOX] = 8,
+    [STG_CF_IDEM] = 2,
+};
+
+static rocksdb_options_t *family_options(const rocksdb_options_t *base, stg_cf cf,
+                                         size_t memtable_mb)
+{
+    rocksdb_options_t *o = cf == STG_CF_HOME
+                               ? home_options(base)
+                               : rocksdb_options_create_copy((rocksdb_options_t *)base);
+    size_t bytes = (memtable_mb << 20) / 64 * (size_t)memtable_share[cf];
+    rocksdb_options_set_write_buffer_size(o, bytes < (1 << 20) ? 1 << 20 : bytes);
+    rocksdb_options_set_max_write_buffer_number(o, 2);
+    return o;
+}
+
 /* ---- Open / close -------------------------------------------------------------- */
 
 int stg_open(const char *path, const stg_options *opt, stg_db **out)
@@ -137,11 +163,10 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     rocksdb_options_set_create_missing_column_families(db->opts, 1);
     rocksdb_options_increase_parallelism(db->opts, 2);
     rocksdb_options_set_max_background_jobs(db->opts, 2);
-    rocksdb_options_set_write_buffer_size(db->opts, 32 << 20);
-    /* One memtable budget for all column families: RSS stays bounded
-     * however the writes spread over them. */
-    rocksdb_options_set_db_write_buffer_size(
-        db->opts, (opt && opt->memtable_mb ? opt->memtable_mb : 64) << 20);
+    size_t memtable_mb = opt && opt->memtable_mb ? opt->memtable_mb : 64;
+    /* Forced flushes of the family holding the oldest log, when the logs
+     * outgrow twice the memtables: bounds recovery after a crash. */
+    rocksdb_options_set_max_total_wal_size(db->opts, (uint64_t)(2 * memtable_mb) << 20);
     /* Levels 0 and 1 are rewritten most by compaction and hold the newest,
      * most read data: not compressed. Snappy below. */
     int levels[7] = {rocksdb_no_compression,     rocksdb_no_compression,
@@ -179,10 +204,9 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     /* (A hashed memtable takes one writer at a time; with two cores that
      * costs nothing.) */
     rocksdb_options_set_allow_concurrent_memtable_write(db->opts, 0);
-    db->home_opts = home_options(db->opts);
     const rocksdb_options_t *cf_opts[STG_CF_COUNT];
-    for (int i = 0; i < STG_CF_COUNT; i++) cf_opts[i] = db->opts;
-    cf_opts[STG_CF_HOME] = db->home_opts;
+    for (int i = 0; i < STG_CF_COUNT; i++)
+        cf_opts[i] = db->cf_opts[i] = family_options(db->opts, (stg_cf)i, memtable_mb);
     db->db =
         rocksdb_open_column_families(db->opts, path, STG_CF_COUNT, cf_names, cf_opts, db->cf, &err);
     if (err) {
@@ -222,7 +246,8 @@ void stg_close(stg_db *db)
     if (db->wopts) rocksdb_writeoptions_destroy(db->wopts);
     if (db->ropts) rocksdb_readoptions_destroy(db->ropts);
     rocksdb_options_destroy(db->opts); /* also releases the merge operator */
-    if (db->home_opts) rocksdb_options_destroy(db->home_opts);
+    for (int i = 0; i < STG_CF_COUNT; i++)
+        if (db->cf_opts[i]) rocksdb_options_destroy(db->cf_opts[i]);
     rocksdb_block_based_options_destroy(db->table); /* and the bloom filter */
     rocksdb_cache_destroy(db->cache);
     free(db);

@@ -55,8 +55,9 @@ def region_pids(var):
 
 
 def proc_status(pid):
-    """{'rss_kb', 'hwm_kb', 'rss_anon_kb', 'rss_file_kb', 'fds'} of a process
-    from /proc (VmRSS, VmHWM, RssAnon, RssFile, entries of fd/)."""
+    """{'rss_kb', 'hwm_kb', 'rss_anon_kb', 'rss_file_kb', 'fds', 'table_fds',
+    'other_fds'} of a process from /proc (VmRSS, VmHWM, RssAnon, RssFile,
+    entries of fd/: all, RocksDB table files (*.sst), the rest)."""
     st = {"rss_kb": 0, "hwm_kb": 0, "fds": 0}
     names = {"VmRSS:": "rss_kb", "VmHWM:": "hwm_kb", "RssAnon:": "rss_anon_kb",
              "RssFile:": "rss_file_kb"}
@@ -65,7 +66,14 @@ def proc_status(pid):
             k = names.get(line.split(":", 1)[0] + ":")
             if k:
                 st[k] = int(line.split()[1])
-    st["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    fds = os.listdir(f"/proc/{pid}/fd")
+    tables = 0
+    for fd in fds:
+        try:
+            tables += os.readlink(f"/proc/{pid}/fd/{fd}").endswith(".sst")
+        except OSError:
+            pass  # closed meanwhile
+    st.update(fds=len(fds), table_fds=tables, other_fds=len(fds) - tables)
     return st
 
 
