@@ -54,13 +54,17 @@ static const char *bearer(api_req *r, bool allow_query)
  * forgetting; that skips a read and a JSON parse per request. */
 static int stored_hash(api_req *r, const char *id, size_t idlen, char hash[65])
 {
-    char *cached;
+    const char *cached;
     size_t len;
     uint64_t gen;
-    if (df_cache_get(r->ctx->tokens, id, idlen, &cached, &len, &gen)) {
-        int ok = len == 64;
-        if (ok) memcpy(hash, cached, 65);
-        free(cached);
+    df_cache_ref *ref;
+    if (df_cache_hold(r->ctx->tokens, id, idlen, &cached, &len, &gen, &ref)) {
+        bool ok = len == 64;
+        if (ok) {
+            memcpy(hash, cached, 64);
+            hash[64] = '\0';
+        }
+        df_cache_release(ref);
         if (ok) return 0;
     }
     stg_record rec;

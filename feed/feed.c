@@ -109,9 +109,7 @@ void feed_committed(feed *f, const stg_record *rec, uint64_t id)
         if (rec->tombstone) df_cache_forget(f->posts, rec->key, rec->keylen);
         df_cache_forget(f->heads, rec->owner, rec->ownerlen);
         char author[STG_ID_MAX + 1];
-        size_t n = rec->ownerlen > STG_ID_MAX ? STG_ID_MAX : rec->ownerlen;
-        memcpy(author, rec->owner, n);
-        author[n] = '\0';
+        feed_copy_id(author, rec->owner, rec->ownerlen);
         if (rec->tombstone || feed_is_large(f, author)) atomic_fetch_add(&f->epoch, 1);
     } else if (rec->kind == STG_KIND_FOLLOW) {
         const char *followee;
@@ -120,9 +118,7 @@ void feed_committed(feed *f, const stg_record *rec, uint64_t id)
         if (nfollower > 0) {
             df_cache_forget(f->follows, rec->key, (size_t)nfollower);
             char follower[STG_ID_MAX + 1];
-            size_t n = (size_t)nfollower > STG_ID_MAX ? STG_ID_MAX : (size_t)nfollower;
-            memcpy(follower, rec->key, n);
-            follower[n] = '\0';
+            feed_copy_id(follower, rec->key, (size_t)nfollower);
             feed_forget_page(f, follower);
         }
     }
@@ -245,6 +241,13 @@ bool feed_drain(feed *f, uint64_t timeout_ms)
     bool empty = f->qlen + f->running == 0;
     pthread_mutex_unlock(&f->mu);
     return empty;
+}
+
+unsigned feed_user_slot(const char *user)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = user; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % USER_SLOTS;
 }
 
 /* ---- Large accounts ----------------------------------------------------------- */

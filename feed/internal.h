@@ -18,6 +18,8 @@ typedef struct job {
 } job;
 
 void job_encode(const job *j, char *out, size_t *len); /* out >= JOB_MAX */
+/* Copies a key part (at most STG_ID_MAX bytes) into dst, NUL-terminated. */
+void feed_copy_id(char dst[STG_ID_MAX + 1], const char *src, size_t n);
 int job_decode(const char *buf, size_t len, job *j);
 #define JOB_MAX (1 + 3 * (1 + STG_ID_MAX))
 

@@ -44,7 +44,7 @@ int job_decode(const char *buf, size_t len, job *j)
     return 0;
 }
 
-static void copy_part(char *dst, const char *src, size_t n)
+void feed_copy_id(char dst[STG_ID_MAX + 1], const char *src, size_t n)
 {
     if (n > STG_ID_MAX) n = STG_ID_MAX;
     memcpy(dst, src, n);
@@ -58,16 +58,16 @@ uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_reco
     job j = {0};
     if (rec->kind == STG_KIND_POST) {
         j.type = now ? JOB_POST : JOB_UNPOST;
-        copy_part(j.a, rec->key, rec->keylen);
-        copy_part(j.b, rec->owner, rec->ownerlen);
+        feed_copy_id(j.a, rec->key, rec->keylen);
+        feed_copy_id(j.b, rec->owner, rec->ownerlen);
     } else if (rec->kind == STG_KIND_FOLLOW) {
         const char *followee;
         size_t nfollowee;
         int nfollower = stg_key_split(rec->key, rec->keylen, &followee, &nfollowee);
         if (nfollower < 0) return 0;
         j.type = now ? JOB_FOLLOW : JOB_UNFOLLOW;
-        copy_part(j.a, rec->key, (size_t)nfollower);
-        copy_part(j.b, followee, nfollowee);
+        feed_copy_id(j.a, rec->key, (size_t)nfollower);
+        feed_copy_id(j.b, followee, nfollowee);
         /* Large accounts are sticky: once merged at read time, always. */
         if (now && !feed_is_large(f, j.b) &&
             stg_follower_count(f->db, j.b) + 1 > f->cfg.large_threshold) {

@@ -24,13 +24,6 @@
 /* Value: body | u64 user page version | u64 epoch. */
 #define TAIL 16
 
-unsigned feed_user_slot(const char *user)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = user; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % USER_SLOTS;
-}
-
 static int page_key(char *buf, size_t cap, const char *user, const char *cursor, int limit)
 {
     int n = snprintf(buf, cap, "%s%c%s%c%d", user, 0, cursor ? cursor : "", 0, limit);
