@@ -198,8 +198,9 @@ int api_limit_or_400(api_req *r, int *limit)
     const char *s = api_query(r, "limit");
     *limit = 20;
     if (!s) return 0;
-    char *end;
-    long v = strtol(s, &end, 10);
+    /* Digits only: strtol alone would take " 5", "+5" and "-0". */
+    char *end = (char *)s;
+    long v = *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : 0;
     if (end == s || *end || v < 1 || v > 100) {
         api_error(r, 400, "invalid_limit", "limit must be an integer from 1 to 100");
         return -1;

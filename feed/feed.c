@@ -193,6 +193,7 @@ void feed_close(feed *f)
 static void *worker_main(void *arg)
 {
     feed *f = arg;
+    df_thread_name("df-fanout");
     pthread_mutex_lock(&f->mu);
     for (;;) {
         while (!f->stopping && f->qlen == 0) {

@@ -159,6 +159,7 @@ static void housekeeping(repl *r, redisContext **c, const char *key)
 void *repl_publisher_main(void *arg)
 {
     repl *r = arg;
+    df_thread_name("df-publish");
     char key[64];
     snprintf(key, sizeof key, "df:log:%s", r->region);
     redisContext *c = NULL;

@@ -117,6 +117,7 @@ void *repl_subscriber_main(void *arg)
 {
     peer *p = arg;
     repl *r = p->r;
+    df_thread_name("df-sub-%s", p->name);
     char key[64];
     snprintf(key, sizeof key, "df:log:%s", p->name);
     redisContext *c = NULL;

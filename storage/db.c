@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,11 @@ static rocksdb_options_t *home_options(const rocksdb_options_t *base)
         o, rocksdb_slicetransform_create(NULL, no_destroy, user_prefix, has_user_prefix, in_range,
                                          user_prefix_name));
     rocksdb_options_set_hash_skip_list_rep(o, 200000, 4, 4);
+    if (getenv("DF_EXP_NOBLOOM")) {
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0);
+        rocksdb_options_set_memtable_whole_key_filtering(o, 0);
+    }
+    if (getenv("DF_EXP_LINKLIST")) rocksdb_options_set_hash_link_list_rep(o, 200000);
     /* Every user gets entries, so each new table file overlaps all of
      * level 1 and leveled compaction rewrote the whole family every few
      * flushes (a third of the CPU under posts). Universal compaction merges
@@ -301,6 +307,32 @@ uint64_t stg_estimate_keys(stg_db *db, stg_cf cf)
     uint64_t n = v ? strtoull(v, NULL, 10) : 0;
     rocksdb_free(v);
     return n;
+}
+
+static uint64_t property_sum(stg_db *db, const char *name)
+{
+    uint64_t sum = 0, v;
+    for (int i = 0; i < STG_CF_COUNT; i++)
+        if (rocksdb_property_int_cf(db->db, db->cf[i], name, &v) == 0) sum += v;
+    return sum;
+}
+
+void stg_get_memory(stg_db *db, stg_memory *out)
+{
+    out->memtables = property_sum(db, "rocksdb.size-all-mem-tables");
+    out->table_readers = property_sum(db, "rocksdb.estimate-table-readers-mem");
+    out->block_cache = rocksdb_cache_get_usage(db->cache);
+    out->block_cache_pinned = rocksdb_cache_get_pinned_usage(db->cache);
+    out->table_files = 0;
+    for (int level = 0; level < 7; level++) {
+        char name[40];
+        snprintf(name, sizeof name, "rocksdb.num-files-at-level%d", level);
+        for (int i = 0; i < STG_CF_COUNT; i++) {
+            char *v = rocksdb_property_value_cf(db->db, db->cf[i], name);
+            if (v) out->table_files += strtoull(v, NULL, 10);
+            rocksdb_free(v);
+        }
+    }
 }
 
 /* ---- Batches ------------------------------------------------------------------------ */

@@ -48,6 +48,9 @@ void df_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Wall clock in milliseconds since the epoch, and a monotonic clock. */
 uint64_t df_now_ms(void);
 uint64_t df_mono_ms(void);
+/* Names the calling thread (seen in top -H, perf and /proc/PID/task/TID/comm);
+ * at most 15 characters are kept. */
+void df_thread_name(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Formats ms since the epoch as RFC 3339 UTC with milliseconds into out[32]. */
 void df_format_time(uint64_t ms, char out[32]);
 
@@ -80,7 +83,8 @@ typedef struct df_cache df_cache;
 df_cache *df_cache_new(size_t entries, size_t max_bytes);
 void df_cache_free(df_cache *c); /* accepts NULL */
 bool df_cache_get(df_cache *c, const void *key, size_t n, char **val, size_t *len, uint64_t *gen);
-void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_t len, uint64_t gen);
+void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_t len,
+                  uint64_t gen);
 void df_cache_forget(df_cache *c, const void *key, size_t n);
 /* Like df_cache_get, without the copy: *val points into the entry, which
  * stays valid (even if replaced or forgotten meanwhile) until
@@ -241,6 +245,17 @@ void stg_iter_free(stg_iter *it); /* accepts NULL */
 
 /* Number of keys in cf (RocksDB's estimate for large families, exact below). */
 uint64_t stg_estimate_keys(stg_db *db, stg_cf cf);
+
+/* Where RocksDB's memory is, summed over the families, in bytes; and the
+ * number of table files (each an open descriptor). */
+typedef struct stg_memory {
+    uint64_t memtables; /* active, immutable and pinned memtables */
+    uint64_t table_readers; /* table readers outside the block cache */
+    uint64_t block_cache; /* block cache in use (pinned included) */
+    uint64_t block_cache_pinned;
+    uint64_t table_files;
+} stg_memory;
+void stg_get_memory(stg_db *db, stg_memory *out);
 
 /* Lock stripes: every read-modify-write of a key runs under the stripe of
  * its lock key, so concurrent writers of one record are serialised. */

@@ -79,6 +79,16 @@ void df_log(int level, const char *fmt, ...)
     fprintf(stderr, "%s %s %s\n", ts, names[level & 3], line);
 }
 
+void df_thread_name(const char *fmt, ...)
+{
+    char name[16];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    pthread_setname_np(pthread_self(), name);
+}
+
 uint64_t df_now_ms(void)
 {
     struct timespec ts;

@@ -599,6 +599,37 @@ class TestRegionEndpoints(RegionCase):
         self.assertGreaterEqual(int(inf.group(1)), counts[-1])
         self.assertRegex(r.body, r'(?m)^driftfeed_http_request_seconds_sum\{route="health"\} [0-9.]+$')
 
+    def test_metrics_memory(self):
+        # Where the memory is, by owner, and the table files RocksDB has live:
+        # the count matches the data directory, and a flush (at restart) adds
+        # to it.
+        def gauges():
+            r = self.c.get("/metrics")
+            self.assertEqual(r.status, 200, r)
+            body = r.body
+            parts = {m.group(1): int(m.group(2)) for m in re.finditer(
+                r'(?m)^driftfeed_memory_bytes\{part="(\w+)"\} (\d+)$', body)}
+            files = re.search(r'(?m)^driftfeed_table_files (\d+)$', body)
+            self.assertTrue(files, body)
+            return parts, int(files.group(1))
+
+        def ssts():
+            return len([f for f in os.listdir(self.region.data) if f.endswith(".sst")])
+
+        a = self.user("mem")
+        for i in range(50):
+            self.post(a["token"], f"memory {i}")
+        parts, files = gauges()
+        self.assertEqual(set(parts), {"memtables", "table_readers", "block_cache",
+                                      "block_cache_pinned", "malloc_in_use", "malloc_free"})
+        self.assertGreater(parts["memtables"], 0)  # the posts just written
+        self.assertGreater(parts["malloc_in_use"], parts["memtables"])
+        self.assertEqual(files, ssts())
+        self.region.restart()  # flushes every memtable on the way down
+        parts, files_after = gauges()
+        self.assertEqual(files_after, ssts())
+        self.assertGreater(files_after, files)
+
     def test_demo_page(self):
         r = self.c.get("/")
         self.assertEqual(r.status, 200, r)
@@ -810,7 +841,8 @@ class TestBadInput(RegionCase):
                  (f"/v1/users/{a['id']}/followers", None), ("/v1/timeline", a["token"]),
                  (f"/v1/messages/{b['id']}", a["token"]), ("/v1/conversations", a["token"])]
         for path, tok in lists:
-            for limit in ("0", "101", "-1", "abc", "1.5", "", "1e2", "10x", "99999999999999999999", "0x10"):
+            for limit in ("0", "101", "-1", "abc", "1.5", "", "1e2", "10x", "99999999999999999999", "0x10",
+                          "%205", "+5", "-0", "5%20"):
                 with self.subTest(path=path, limit=limit):
                     self.assert_error(self.c.get(f"{path}?limit={limit}", token=tok), 400)
             for limit in ("1", "100"):

@@ -107,6 +107,25 @@ def get_json(port, path, timeout=5.0):
         c.close()
 
 
+def memory(port, timeout=5.0):
+    """A region's memory by owner from GET /metrics, in bytes (RocksDB's
+    memtables, block cache and table readers, the post and page caches,
+    malloc's bytes in use and held free), and the number of table files
+    RocksDB has live: ({part: bytes}, table_files)."""
+    import http.client
+    import re
+    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    parts = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^driftfeed_(?:memory|cache)_bytes\{(?:part|cache)="(\w+)"\} (\d+)$', text, re.M)}
+    files = re.search(r"^driftfeed_table_files (\d+)$", text, re.M)
+    return parts, int(files.group(1)) if files else None
+
+
 def replication(ports):
     """{region: GET /v1/replication JSON} for every region."""
     out = {}
