@@ -113,11 +113,6 @@ static rocksdb_options_t *home_options(const rocksdb_options_t *base)
         o, rocksdb_slicetransform_create(NULL, no_destroy, user_prefix, has_user_prefix, in_range,
                                          user_prefix_name));
     rocksdb_options_set_hash_skip_list_rep(o, 200000, 4, 4);
-    if (getenv("DF_EXP_NOBLOOM")) {
-        rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0);
-        rocksdb_options_set_memtable_whole_key_filtering(o, 0);
-    }
-    if (getenv("DF_EXP_LINKLIST")) rocksdb_options_set_hash_link_list_rep(o, 200000);
     /* Every user gets entries, so each new table file overlaps all of
      * level 1 and leveled compaction rewrote the whole family every few
      * flushes (a third of the CPU under posts). Universal compaction merges
