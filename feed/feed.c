@@ -34,6 +34,7 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
     f->posts = df_cache_new(256 * 1024, (size_t)f->cfg.post_cache_mb << 20);
     f->follows = df_cache_new(64 * 1024, 32 << 20);
     f->heads = df_cache_new(1024, 64 << 20);
+    f->followers = df_cache_new(64 * 1024, 16 << 20);
     if (f->cfg.page_cache_mb == 0) f->cfg.page_cache_mb = 64;
     if (f->cfg.page_cache_mb > 0)
         f->pages = df_cache_new(256 * 1024, (size_t)f->cfg.page_cache_mb << 20);
@@ -117,6 +118,7 @@ void feed_committed(feed *f, const stg_record *rec, uint64_t id)
         int nfollower = stg_key_split(rec->key, rec->keylen, &followee, &nfollowee);
         if (nfollower > 0) {
             df_cache_forget(f->follows, rec->key, (size_t)nfollower);
+            df_cache_forget(f->followers, followee, nfollowee);
             char follower[STG_ID_MAX + 1];
             feed_copy_id(follower, rec->key, (size_t)nfollower);
             feed_forget_page(f, follower);
@@ -178,6 +180,7 @@ void feed_close(feed *f)
     df_cache_free(f->posts);
     df_cache_free(f->follows);
     df_cache_free(f->heads);
+    df_cache_free(f->followers);
     df_cache_free(f->pages);
     for (size_t i = 0; i < f->nlarge; i++) free(f->large[i]);
     free(f->large);

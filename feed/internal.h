@@ -54,12 +54,14 @@ struct feed {
 
     _Atomic uint16_t trim[USER_SLOTS]; /* deliveries since the last trim, by user hash */
 
-    /* Caches for reads (df_cache; forgotten in feed_committed):
+    /* Caches (df_cache; forgotten in feed_committed):
      * posts: post id -> stored value, live posts only;
      * follows: viewer -> its followees (timeline.c, follow_set);
      * heads: author -> its newest timeline_cap post ids (large accounts,
-     * merged into home timelines on read). */
-    df_cache *posts, *follows, *heads;
+     * merged into home timelines on read);
+     * followers: author -> all its followers, when they fit one fan-out
+     * chunk (workers.c). */
+    df_cache *posts, *follows, *heads, *followers;
     df_cache *pages; /* rendered pages (pages.c); NULL: off */
     _Atomic uint64_t page_ver[USER_SLOTS]; /* bumped by changes to a user's pages */
     _Atomic uint64_t epoch; /* bumped by changes that may alter any page */

@@ -106,6 +106,57 @@ typedef struct delivered {
     char user[STG_ID_MAX + 1];
 } delivered;
 
+/* Up to room followers of author after `after` ("": from the first), in
+ * key order, each NUL-terminated, into a malloc'd list of *len bytes;
+ * *last tells whether they were the last ones. A list of all the followers
+ * is kept in f->followers (most authors have a few dozen), so the next post
+ * skips the seek through every level of the followers family. NULL on a
+ * read error. */
+static char *followers_chunk(feed *f, const char *author, const char *after, size_t room,
+                             size_t *len, bool *last)
+{
+    size_t an = strlen(author);
+    uint64_t gen = 0;
+    char *list;
+    if (!after[0] && df_cache_get(f->followers, author, an, &list, len, &gen)) {
+        *last = true; /* kept lists are complete and shorter than a chunk */
+        return list;
+    }
+    char prefix[STG_ID_MAX + 2], lo[KEYCAP], hi[KEYCAP];
+    int pl = stg_key_join(prefix, sizeof prefix, author, an, NULL, 0);
+    /* From just past author \0 after (its NUL appended). */
+    int ll = stg_key_join(lo, sizeof lo, author, an, after, after[0] ? strlen(after) + 1 : 0);
+    int hl = pl < 0 ? -1 : stg_key_successor(prefix, (size_t)pl, hi);
+    if (ll < 0) return NULL;
+    stg_iter *it =
+        stg_iter_range(f->db, STG_CF_FOLLOWERS, lo, (size_t)ll, hi, hl < 0 ? 0 : (size_t)hl, false);
+    size_t cap = 256, count = 0;
+    list = xmalloc(cap);
+    *len = 0;
+    const char *k, *follower;
+    size_t kl, nf;
+    while (count < room && stg_iter_next(it, &k, &kl, NULL, NULL)) {
+        if (stg_key_split(k, kl, &follower, &nf) < 0 || nf > STG_ID_MAX) continue;
+        if (*len + nf + 1 > cap) {
+            while (*len + nf + 1 > cap) cap *= 2;
+            list = xrealloc(list, cap);
+        }
+        memcpy(list + *len, follower, nf);
+        list[*len + nf] = '\0';
+        *len += nf + 1;
+        count++;
+    }
+    *last = count < room;
+    int rc = stg_iter_status(it);
+    stg_iter_free(it);
+    if (rc < 0) {
+        free(list);
+        return NULL;
+    }
+    if (!after[0] && *last) df_cache_put(f->followers, author, an, list, *len, gen);
+    return list;
+}
+
 /* JOB_POST and JOB_UNPOST: the author, then every follower, in chunks. */
 static void run_post_job(feed *f, uint64_t id, job *j)
 {
@@ -113,8 +164,6 @@ static void run_post_job(feed *f, uint64_t id, job *j)
     bool large = feed_is_large(f, j->b);
     size_t cap = (size_t)f->cfg.batch;
     delivered *done = xmalloc((cap + 1) * sizeof *done); /* the users of a chunk */
-    char prefix[STG_ID_MAX + 2];
-    int pl = stg_key_join(prefix, sizeof prefix, j->b, strlen(j->b), NULL, 0);
     stg_batch *b = stg_batch_new(f->db);
     bool finished = false;
 
@@ -138,34 +187,24 @@ static void run_post_job(feed *f, uint64_t id, job *j)
         }
         /* Followers after the checkpoint; a large account's posts are
          * merged at read time, but removals still sweep (cheap, idempotent). */
-        if (!(add && large) && pl > 0) {
-            /* From just past author \0 checkpoint (its NUL appended). */
-            char lo[KEYCAP], hi[KEYCAP];
-            int ll = stg_key_join(lo, sizeof lo, j->b, strlen(j->b), j->checkpoint,
-                                  j->checkpoint[0] ? strlen(j->checkpoint) + 1 : 0);
-            int hl = stg_key_successor(prefix, (size_t)pl, hi);
-            stg_iter *it = stg_iter_range(f->db, STG_CF_FOLLOWERS, lo, (size_t)ll, hi,
-                                          hl < 0 ? 0 : (size_t)hl, false);
-            const char *k, *follower;
-            size_t kl, nf;
+        if (!(add && large)) {
             /* Up to cap deliveries a chunk, the author's included, and at
              * least one follower, so every chunk moves the checkpoint. */
-            size_t count = 0, room = n < cap ? cap - n : 1;
-            while (count < room && stg_iter_next(it, &k, &kl, NULL, NULL)) {
-                if (stg_key_split(k, kl, &follower, &nf) < 0 || nf > STG_ID_MAX) continue;
-                char who[STG_ID_MAX + 1];
-                memcpy(who, follower, nf);
-                who[nf] = '\0';
+            size_t room = n < cap ? cap - n : 1, len;
+            char *list = followers_chunk(f, j->b, j->checkpoint, room, &len, &finished);
+            if (!list) {
+                stg_unlock(f->db, j->a, strlen(j->a));
+                break; /* a read error: the job stays stored and runs again after a restart */
+            }
+            for (const char *who = list; who < list + len; who += strlen(who) + 1) {
                 if (add)
                     home_put(b, who, j->a, j->b, now);
                 else
                     home_delete(b, who, j->a);
                 strcpy(done[n++].user, who);
                 strcpy(j->checkpoint, who);
-                count++;
             }
-            finished = count < room;
-            stg_iter_free(it);
+            free(list);
         } else {
             finished = true;
         }
