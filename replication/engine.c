@@ -9,7 +9,9 @@
  * under the next seq. seq_mu covers assigning the seq *and* the commit, so
  * seqs commit in order and the publisher never sees a gap. A remote record
  * wins only if its version is newer; either way the subscriber's cursor
- * moves in the same batch, so a crash can neither skip nor repeat it. */
+ * moves in the same batch, so a crash can neither skip nor repeat it. A
+ * subscriber applies up to STG_LOCKSET_MAX records of its peer's log in
+ * one batch, holding each one's stripe until the commit. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -203,51 +205,129 @@ out:
     return rc;
 }
 
-int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
+/* ---- Applying a peer's log ------------------------------------------------------- */
+
+typedef struct staged {
+    stg_record rec; /* pointing into the caller's bytes */
+    uint64_t job;
+    bool newer;
+} staged;
+
+struct repl_applier {
+    repl *r;
+    peer *p; /* NULL for an origin that is not our peer (tests) */
+    char origin[STG_ORIGIN_MAX + 1];
+    stg_batch *b;
+    stg_lockset *locks;
+    staged v[STG_LOCKSET_MAX];
+    size_t n;
+    uint64_t seq; /* the last staged */
+};
+
+repl_applier *repl_applier_new(repl *r, const char *origin)
 {
-    peer *p = NULL;
-    for (size_t i = 0; i < r->npeers && !p; i++)
-        if (strcmp(r->peers[i].name, origin) == 0) p = &r->peers[i];
+    repl_applier *a = xcalloc(1, sizeof *a);
+    a->r = r;
+    for (size_t i = 0; i < r->npeers && !a->p; i++)
+        if (strcmp(r->peers[i].name, origin) == 0) a->p = &r->peers[i];
+    snprintf(a->origin, sizeof a->origin, "%s", origin);
+    a->b = stg_batch_new(r->db);
+    a->locks = stg_lockset_new(r->db);
+    return a;
+}
+
+static void discard(repl_applier *a)
+{
+    stg_batch_clear(a->b);
+    stg_lockset_release(a->locks);
+    a->n = 0;
+}
+
+void repl_applier_free(repl_applier *a)
+{
+    if (!a) return;
+    discard(a);
+    stg_lockset_free(a->locks);
+    stg_batch_free(a->b);
+    free(a);
+}
+
+int repl_applier_add(repl_applier *a, uint64_t seq, const stg_record *rec)
+{
     const char *lk;
     size_t lkl = stg_record_lock_key(rec, &lk);
+    int rc = stg_lockset_add(a->locks, lk, lkl);
+    if (rc < 0) {
+        /* The batch holds this stripe (the same key again: its load must
+         * see the earlier record committed), or another thread does. */
+        if ((rc = repl_applier_commit(a)) < 0) return rc;
+        stg_lockset_add(a->locks, lk, lkl); /* an empty set waits for it */
+    }
     stg_record old;
     char *raw = NULL;
-    uint64_t job = 0;
-    stg_batch *b = stg_batch_new(r->db);
-
-    stg_lock(r->db, lk, lkl);
-    int rc = stg_record_load(r->db, rec->kind, rec->key, rec->keylen, &old, &raw);
+    rc = stg_record_load(a->r->db, rec->kind, rec->key, rec->keylen, &old, &raw);
+    if (rc < 0 && rc != DF_ENOTFOUND) {
+        discard(a);
+        return rc;
+    }
     const stg_record *oldp = rc == 0 ? &old : NULL;
-    if (rc < 0 && rc != DF_ENOTFOUND) goto out;
-    bool newer = !oldp || stg_version_cmp(&rec->ver, &oldp->ver) > 0;
-    if (newer) {
-        stg_record_stage(r->db, b, rec, oldp);
-        job = feed_stage(r->fd, b, rec, oldp);
+    staged *s = &a->v[a->n++];
+    s->rec = *rec;
+    s->job = 0;
+    s->newer = !oldp || stg_version_cmp(&rec->ver, &oldp->ver) > 0;
+    if (s->newer) {
+        stg_record_stage(a->r->db, a->b, rec, oldp);
+        s->job = feed_stage(a->r->fd, a->b, rec, oldp);
     }
-    char ck[64];
-    cursor_key(ck, sizeof ck, origin);
-    stg_batch_meta_u64(b, ck, seq);
-    /* Observed before the record becomes visible: any local write made
-     * after a reader saw it is stamped after it (harmless if the write
-     * fails). */
-    repl_hlc_observe(r->clock, rec->ver.hlc);
-    rc = stg_write(r->db, b);
-out:
-    stg_unlock(r->db, lk, lkl);
     free(raw);
-    stg_batch_free(b);
+    a->seq = seq;
+    /* Observed before the record becomes visible: any local write made
+     * after a reader saw it is stamped after it (harmless if the commit
+     * fails). */
+    repl_hlc_observe(a->r->clock, rec->ver.hlc);
+    return s->newer ? 1 : 0;
+}
+
+int repl_applier_commit(repl_applier *a)
+{
+    if (a->n == 0) return 0;
+    char ck[64];
+    cursor_key(ck, sizeof ck, a->origin);
+    stg_batch_meta_u64(a->b, ck, a->seq);
+    int rc = stg_write(a->r->db, a->b);
+    size_t n = a->n;
+    discard(a);
     if (rc < 0) return rc;
+    peer *p = a->p;
+    uint64_t now = df_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        const staged *s = &a->v[i];
+        if (p) {
+            uint64_t created = repl_hlc_ms(s->rec.ver.hlc);
+            df_window_add(&p->lag, now > created ? now - created : 0);
+        }
+        if (s->newer) {
+            feed_committed(a->r->fd, &s->rec, s->job);
+            if (a->r->listener) a->r->listener(a->r->listener_arg, &s->rec, false);
+        }
+    }
     if (p) {
-        atomic_store(&p->applied, seq);
-        atomic_fetch_add(&p->applied_total, 1);
-        uint64_t now = df_now_ms(), created = repl_hlc_ms(rec->ver.hlc);
-        df_window_add(&p->lag, now > created ? now - created : 0);
+        atomic_store(&p->applied, a->seq);
+        atomic_fetch_add(&p->applied_total, n);
     }
-    if (newer) {
-        feed_committed(r->fd, rec, job);
-        if (r->listener) r->listener(r->listener_arg, rec, false);
+    return 0;
+}
+
+int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
+{
+    repl_applier *a = repl_applier_new(r, origin);
+    int rc = repl_applier_add(a, seq, rec);
+    if (rc >= 0) {
+        int crc = repl_applier_commit(a);
+        if (crc < 0) rc = crc;
     }
-    return newer ? 1 : 0;
+    repl_applier_free(a);
+    return rc;
 }
 
 /* ---- Status and controls ------------------------------------------------------------ */

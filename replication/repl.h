@@ -83,6 +83,18 @@ int repl_write(repl *r, stg_record *rec, repl_check_fn check, void *arg);
  * not newer than the stored record (only the cursor moved), or DF_E*. */
 int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec);
 
+/* The same for many records of origin's log, in one batch: add stages a
+ * record (returning 1, 0 or DF_E* as repl_apply), committing the records
+ * before it first when it must (its key's stripe is held by the batch or
+ * by another thread, or the batch is full); commit commits what is staged,
+ * with the cursor at the last seq added. A record's bytes must stay valid
+ * until it is committed. On an error nothing staged is kept. */
+typedef struct repl_applier repl_applier;
+repl_applier *repl_applier_new(repl *r, const char *origin);
+int repl_applier_add(repl_applier *a, uint64_t seq, const stg_record *rec);
+int repl_applier_commit(repl_applier *a);
+void repl_applier_free(repl_applier *a); /* drops what is not committed; accepts NULL */
+
 /* Called after every committed record, local or applied, on the committing
  * thread (keep it short). */
 typedef void (*repl_listener_fn)(void *arg, const stg_record *rec, bool local);

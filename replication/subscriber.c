@@ -50,10 +50,11 @@ static void publish_progress(peer *p, redisContext **c)
  * set), and until it is no more than MAX_FUTURE_MS ahead of our clock: a
  * record from far in the future (a peer with a broken clock) would drag our
  * HLC with it, so its stream waits instead -- visibly, as records behind.
- * False if stopping or paused. */
+ * What the applier holds is committed before any wait. False if stopping,
+ * paused, or that commit failed. */
 #define MAX_FUTURE_MS (60 * 60 * 1000ull)
 
-static bool hold(peer *p, const stg_record *rec)
+static bool hold(peer *p, const stg_record *rec, repl_applier *a)
 {
     bool warned = false;
     for (;;) {
@@ -67,6 +68,7 @@ static bool hold(peer *p, const stg_record *rec)
         if (future) due = created - MAX_FUTURE_MS;
         uint64_t now = df_now_ms();
         if (now >= due) return true;
+        if (repl_applier_commit(a) < 0) return false;
         if (future && !warned) {
             df_log(DF_LOG_WARN, "replication: %s record is %llu ms in the future; holding it",
                    p->name, (unsigned long long)(created - now));
@@ -76,21 +78,22 @@ static bool hold(peer *p, const stg_record *rec)
     }
 }
 
-/* Applies the entries of one XREAD reply. Returns false to re-read (paused,
- * stopping, or a storage failure). */
-static bool apply_entries(peer *p, const redisReply *entries)
+/* Applies the entries of one XREAD reply, in batches of up to
+ * STG_LOCKSET_MAX records. Returns false to re-read (paused, stopping, or a
+ * storage failure: what was not committed is read again). */
+static bool apply_entries(peer *p, repl_applier *a, const redisReply *entries)
 {
+    uint64_t last = atomic_load(&p->applied); /* committed or staged */
     for (size_t i = 0; i < entries->elements; i++) {
         const redisReply *e = entries->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
             e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
             continue;
         uint64_t seq = repl_parse_entry_id(e->element[0]->str);
-        uint64_t applied = atomic_load(&p->applied);
-        if (seq == 0 || seq <= applied) continue;
-        if (seq != applied + 1)
+        if (seq == 0 || seq <= last) continue;
+        if (seq != last + 1)
             df_log(DF_LOG_WARN, "replication: %s log jumps from %llu to %llu", p->name,
-                   (unsigned long long)applied, (unsigned long long)seq);
+                   (unsigned long long)last, (unsigned long long)seq);
         const redisReply *fields = e->element[1];
         const redisReply *val = NULL;
         for (size_t f = 0; f + 1 < fields->elements; f += 2)
@@ -107,10 +110,14 @@ static bool apply_entries(peer *p, const redisReply *entries)
                    p->name, (unsigned long long)seq);
             continue;
         }
-        if (!hold(p, &rec)) return false;
-        if (repl_apply(p->r, p->name, seq, &rec) < 0) return false;
+        if (!hold(p, &rec, a)) {
+            repl_applier_commit(a); /* the records before it stay applied */
+            return false;
+        }
+        if (repl_applier_add(a, seq, &rec) < 0) return false;
+        last = seq;
     }
-    return true;
+    return repl_applier_commit(a) == 0;
 }
 
 void *repl_subscriber_main(void *arg)
@@ -123,6 +130,7 @@ void *repl_subscriber_main(void *arg)
     redisContext *c = NULL;
     uint64_t backoff = 50, next_house = 0;
     bool progressed = false;
+    repl_applier *a = repl_applier_new(r, p->name);
     while (!atomic_load(&r->stopping)) {
         if (!c) {
             atomic_store(&p->state, REPL_DISCONNECTED);
@@ -169,11 +177,12 @@ void *repl_subscriber_main(void *arg)
             rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
             rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
             uint64_t before = atomic_load(&p->applied);
-            if (!apply_entries(p, rep->element[0]->element[1])) repl_nap(r, 20);
+            if (!apply_entries(p, a, rep->element[0]->element[1])) repl_nap(r, 20);
             progressed = atomic_load(&p->applied) != before;
         }
         freeReplyObject(rep);
     }
+    repl_applier_free(a);
     if (c) redisFree(c);
     return NULL;
 }

@@ -4,7 +4,8 @@
  * key (see stg_cf). RocksDB is thread-safe, so HTTP handlers, fan-out
  * workers and replication threads all use the same handle. Updates that
  * read before they write (last-write-wins) are serialised per key by a
- * fixed array of mutex stripes; a writer holds exactly one stripe, so
+ * fixed array of mutex stripes. A writer holds one stripe, or a lock set
+ * holds several but never waits for one while it holds another, so
  * stripes never deadlock. Writes go to the WAL without fsync unless the
  * database was opened with sync: a process crash (kill -9) loses nothing,
  * a machine crash may lose the last moments of acknowledged writes. */
@@ -478,6 +479,50 @@ void stg_lock(stg_db *db, const char *key, size_t klen)
 void stg_unlock(stg_db *db, const char *key, size_t klen)
 {
     pthread_mutex_unlock(&db->stripes[stripe_of(key, klen)]);
+}
+
+struct stg_lockset {
+    stg_db *db;
+    size_t n;
+    unsigned held[STG_LOCKSET_MAX];
+    uint8_t bits[NSTRIPES / 8]; /* the stripes in held */
+};
+
+stg_lockset *stg_lockset_new(stg_db *db)
+{
+    stg_lockset *s = xcalloc(1, sizeof *s);
+    s->db = db;
+    return s;
+}
+
+int stg_lockset_add(stg_lockset *s, const char *key, size_t klen)
+{
+    unsigned i = stripe_of(key, klen);
+    if (s->bits[i / 8] & (1u << (i % 8))) return DF_EEXIST;
+    if (s->n == STG_LOCKSET_MAX) return DF_EBUSY;
+    if (s->n == 0)
+        pthread_mutex_lock(&s->db->stripes[i]);
+    else if (pthread_mutex_trylock(&s->db->stripes[i]) != 0)
+        return DF_EBUSY;
+    s->held[s->n++] = i;
+    s->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+    return 0;
+}
+
+void stg_lockset_release(stg_lockset *s)
+{
+    for (size_t k = 0; k < s->n; k++) {
+        pthread_mutex_unlock(&s->db->stripes[s->held[k]]);
+        s->bits[s->held[k] / 8] = 0;
+    }
+    s->n = 0;
+}
+
+void stg_lockset_free(stg_lockset *s)
+{
+    if (!s) return;
+    stg_lockset_release(s);
+    free(s);
 }
 
 int stg_meta_get_u64(stg_db *db, const char *name, uint64_t *out)

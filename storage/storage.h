@@ -262,6 +262,20 @@ void stg_get_memory(stg_db *db, stg_memory *out);
 void stg_lock(stg_db *db, const char *key, size_t klen);
 void stg_unlock(stg_db *db, const char *key, size_t klen);
 
+/* The stripes of several keys at once (a batch of records), taken one at
+ * a time. stg_lockset_add takes key's stripe: it waits for it only while
+ * the set is empty, so a set never waits holding a stripe, and cannot
+ * deadlock with single writers or other sets. Returns 0 when taken,
+ * DF_EEXIST if the set holds it already (this key, or one that shares its
+ * stripe), DF_EBUSY if another thread holds it or the set is full: commit
+ * what the set covers, release, and add again. */
+#define STG_LOCKSET_MAX 64
+typedef struct stg_lockset stg_lockset;
+stg_lockset *stg_lockset_new(stg_db *db);
+int stg_lockset_add(stg_lockset *s, const char *key, size_t klen);
+void stg_lockset_release(stg_lockset *s); /* every stripe held */
+void stg_lockset_free(stg_lockset *s); /* releases; accepts NULL */
+
 /* Meta values (u64, stored big-endian in the meta family). */
 int stg_meta_get_u64(stg_db *db, const char *name, uint64_t *out);
 void stg_batch_meta_u64(stg_batch *b, const char *name, uint64_t v);

@@ -6,6 +6,8 @@
 #include "../unit.h"
 #include "repl.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -313,6 +315,112 @@ START_TEST(test_apply_order_does_not_matter)
 }
 END_TEST
 
+/* Records applied in batches (repl_applier; keys repeating within a batch,
+ * so the batch must commit before a key's second record) end in the same
+ * state as one at a time, with the same answers and events. */
+START_TEST(test_batched_apply_matches_one_by_one)
+{
+    rng r = {0xba7c4};
+    region a, b;
+    region_open(&a);
+    region_open(&b);
+    tkey keys[NKEYS];
+    make_keys(keys, NKEYS, 0);
+    enum { N = 200 };
+    cand cands[N];
+    for (size_t i = 0; i < N; i++) {
+        memset(&cands[i], 0, sizeof cands[i]);
+        cands[i].key = (int)rng_below(&r, NKEYS);
+        cands[i].ver.hlc = ((uint64_t)(3000 + rng_below(&r, 50)) << 16) | rng_below(&r, 5);
+        snprintf(cands[i].ver.origin, sizeof cands[i].ver.origin, "tokyo");
+        cands[i].tomb = rng_below(&r, 3) == 0;
+        snprintf(cands[i].payload, sizeof cands[i].payload, "{\"i\":%zu}", i);
+    }
+    repl_applier *ap = repl_applier_new(a.r, "tokyo");
+    for (size_t i = 0; i < N; i++) {
+        stg_record rec = cand_record(keys, &cands[i]);
+        int batched = repl_applier_add(ap, i + 1, &rec);
+        int single = repl_apply(b.r, "tokyo", i + 1, &rec);
+        ck_assert_int_eq(batched, single);
+        if (i % 37 == 36) ck_assert_int_eq(repl_applier_commit(ap), 0);
+    }
+    ck_assert_int_eq(repl_applier_commit(ap), 0);
+    repl_applier_free(ap);
+    char ha[33], hb[33];
+    ck_assert_int_eq(stg_digest(a.db, ha, NULL), 0);
+    ck_assert_int_eq(stg_digest(b.db, hb, NULL), 0);
+    ck_assert_str_eq(ha, hb);
+    ck_assert_uint_eq(cursor_of(a.db, "tokyo"), N);
+    ck_assert_uint_eq(a.applied_events, b.applied_events);
+    ck_assert_int_eq(stg_follower_count(a.db, "star@paris"),
+                     stg_follower_count(b.db, "star@paris"));
+    region_close(&a);
+    region_close(&b);
+}
+END_TEST
+
+/* Lock sets: a stripe another thread holds is DF_EBUSY (a set never waits
+ * for one while it holds another), a stripe the set holds DF_EEXIST (the
+ * same key again), and a full set DF_EBUSY. */
+typedef struct holder {
+    stg_db *db;
+    const char *key;
+    size_t keylen;
+    pthread_barrier_t locked, release;
+} holder;
+
+static void *hold_stripe(void *arg)
+{
+    holder *h = arg;
+    stg_lock(h->db, h->key, h->keylen);
+    pthread_barrier_wait(&h->locked);
+    pthread_barrier_wait(&h->release);
+    stg_unlock(h->db, h->key, h->keylen);
+    return NULL;
+}
+
+START_TEST(test_lockset_busy_and_repeated_stripes)
+{
+    region g;
+    region_open(&g);
+    holder h = {.db = g.db, .key = "busy", .keylen = 4};
+    pthread_barrier_init(&h.locked, NULL, 2);
+    pthread_barrier_init(&h.release, NULL, 2);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, hold_stripe, &h), 0);
+    pthread_barrier_wait(&h.locked);
+    stg_lockset *s = stg_lockset_new(g.db);
+    ck_assert_int_eq(stg_lockset_add(s, "mine", 4), 0);
+    ck_assert_int_eq(stg_lockset_add(s, "mine", 4), DF_EEXIST);
+    ck_assert_int_eq(stg_lockset_add(s, "busy", 4), DF_EBUSY);
+    stg_lockset_release(s);
+    ck_assert_int_eq(stg_lockset_add(s, "mine", 4), 0); /* released, and taken again */
+    stg_lockset_free(s);
+    pthread_barrier_wait(&h.release);
+    pthread_join(t, NULL);
+    /* Full: STG_LOCKSET_MAX stripes, then DF_EBUSY whatever the key. */
+    s = stg_lockset_new(g.db);
+    char key[16];
+    int taken = 0;
+    for (int i = 0; taken < STG_LOCKSET_MAX; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        int rc = stg_lockset_add(s, key, strlen(key));
+        ck_assert(rc == 0 || rc == DF_EEXIST);
+        taken += rc == 0;
+    }
+    for (int i = 0, busy = 0; busy < 3; i++) {
+        snprintf(key, sizeof key, "k%d", i + 100000);
+        int rc = stg_lockset_add(s, key, strlen(key));
+        ck_assert(rc == DF_EBUSY || rc == DF_EEXIST);
+        busy += rc == DF_EBUSY;
+    }
+    stg_lockset_free(s);
+    pthread_barrier_destroy(&h.locked);
+    pthread_barrier_destroy(&h.release);
+    region_close(&g);
+}
+END_TEST
+
 START_TEST(test_stale_apply_only_moves_cursor)
 {
     region g;
@@ -437,6 +545,8 @@ static Suite *lww_suite(void)
     tcase_add_test(tc, test_apply_matches_sort_model);
     tcase_add_test(tc, test_apply_order_does_not_matter);
     tcase_add_test(tc, test_stale_apply_only_moves_cursor);
+    tcase_add_test(tc, test_batched_apply_matches_one_by_one);
+    tcase_add_test(tc, test_lockset_busy_and_repeated_stripes);
     tcase_add_test(tc, test_local_write_beats_far_future_remote);
     tcase_add_test(tc, test_local_write_with_stale_version);
     suite_add_tcase(s, tc);
