@@ -97,7 +97,8 @@ void api_metrics(api_req *r)
                        caches[i].name, (unsigned long long)caches[i].c->hits, caches[i].name,
                        (unsigned long long)caches[i].c->misses, caches[i].name, caches[i].c->bytes);
     /* Memory by owner: what a soak's RSS growth is made of. malloc's own
-     * view: bytes handed out, and bytes it holds free (not yet trimmed). */
+     * view: bytes handed out, and bytes it holds free (glibc's mallinfo2;
+     * zeros where another allocator stands in, as in sanitizer builds). */
     stg_memory mem;
     stg_get_memory(r->ctx->db, &mem);
     struct mallinfo2 mi = mallinfo2();

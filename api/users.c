@@ -124,8 +124,7 @@ static void list_ids(api_req *r, stg_cf cf, bool records)
         last[no] = '\0';
         json_array_append_new(items, json_string(last));
     }
-    int rc = stg_iter_status(it);
-    stg_iter_free(it);
+    int rc = stg_iter_close(it);
     if (rc < 0) {
         json_decref(items);
         api_error_df(r, rc, "list");

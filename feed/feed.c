@@ -56,8 +56,7 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
         user[n] = '\0';
         feed_mark_large(f, user);
     }
-    int rc = stg_iter_status(it);
-    stg_iter_free(it);
+    int rc = stg_iter_close(it);
 
     /* Job ids continue after the last stored job. */
     uint64_t next = 1;
@@ -155,8 +154,7 @@ int feed_start(feed *f)
             n++;
         }
     pthread_mutex_unlock(&f->mu);
-    int rc = stg_iter_status(it);
-    stg_iter_free(it);
+    int rc = stg_iter_close(it);
     if (rc < 0) return rc;
     if (n) df_log(DF_LOG_INFO, "feed: resuming %zu fan-out jobs", n);
     f->threads = xcalloc((size_t)f->cfg.workers, sizeof *f->threads);

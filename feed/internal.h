@@ -20,6 +20,9 @@ typedef struct job {
 void job_encode(const job *j, char *out, size_t *len); /* out >= JOB_MAX */
 /* Copies a key part (at most STG_ID_MAX bytes) into dst, NUL-terminated. */
 void feed_copy_id(char dst[STG_ID_MAX + 1], const char *src, size_t n);
+/* Appends s[0..n) and a NUL to the list *buf of *len bytes (*cap
+ * allocated, doubled as needed): the NUL-separated id lists of the caches. */
+void feed_pack(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 int job_decode(const char *buf, size_t len, job *j);
 #define JOB_MAX (1 + 3 * (1 + STG_ID_MAX))
 

@@ -51,6 +51,17 @@ void feed_copy_id(char dst[STG_ID_MAX + 1], const char *src, size_t n)
     dst[n] = '\0';
 }
 
+void feed_pack(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        while (*len + n + 1 > *cap) *cap *= 2;
+        *buf = xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n);
+    (*buf)[*len + n] = '\0';
+    *len += n + 1;
+}
+
 uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old)
 {
     bool now = !rec->tombstone, was = old && !old->tombstone;

@@ -143,14 +143,10 @@ static char *author_head(feed *f, const char *author, size_t *len)
     int count = 0;
     while (count < f->cfg.timeline_cap && stg_iter_next(it, &k, &kl, NULL, NULL)) {
         if (stg_key_split(k, kl, &id, &nid) < 0 || nid == 0 || nid > STG_ID_MAX) continue;
-        if (n + nid + 1 > cap) list = xrealloc(list, cap *= 2);
-        memcpy(list + n, id, nid);
-        list[n + nid] = '\0';
-        n += nid + 1;
+        feed_pack(&list, &n, &cap, id, nid);
         count++;
     }
-    int rc = stg_iter_status(it);
-    stg_iter_free(it);
+    int rc = stg_iter_close(it);
     if (rc < 0) {
         free(list);
         return NULL;
@@ -258,17 +254,6 @@ typedef struct follow_set {
     size_t nextra, extra_cap;
 } follow_set;
 
-static void pack(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        while (*len + n + 1 > *cap) *cap *= 2;
-        *buf = xrealloc(*buf, *cap);
-    }
-    memcpy(*buf + *len, s, n);
-    (*buf)[*len + n] = '\0';
-    *len += n + 1;
-}
-
 /* Scans viewer's edges into the packed form; false on a read error. */
 static bool follow_scan(feed *f, const char *viewer, char **out, size_t *outlen)
 {
@@ -291,18 +276,18 @@ static bool follow_scan(feed *f, const char *viewer, char **out, size_t *outlen)
         memcpy(last, followee, nf);
         last[nf] = '\0';
         seen++;
-        if (stg_value_decode(v, vl, &rec) == 0 && !rec.tombstone) pack(&ids, &len, &cap, last, nf);
+        if (stg_value_decode(v, vl, &rec) == 0 && !rec.tombstone)
+            feed_pack(&ids, &len, &cap, last, nf);
     }
-    int rc = stg_iter_status(it);
-    stg_iter_free(it);
+    int rc = stg_iter_close(it);
     if (rc < 0) {
         free(ids);
         return false;
     }
     size_t hcap = len + STG_ID_MAX + 4, hlen = 0;
     char *p = xmalloc(hcap);
-    pack(&p, &hlen, &hcap, complete ? "c" : "p", 1);
-    pack(&p, &hlen, &hcap, last, strlen(last));
+    feed_pack(&p, &hlen, &hcap, complete ? "c" : "p", 1);
+    feed_pack(&p, &hlen, &hcap, last, strlen(last));
     memcpy(p + hlen, ids, len);
     free(ids);
     *out = p;

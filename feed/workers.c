@@ -137,18 +137,11 @@ static char *followers_chunk(feed *f, const char *author, const char *after, siz
     size_t kl, nf;
     while (count < room && stg_iter_next(it, &k, &kl, NULL, NULL)) {
         if (stg_key_split(k, kl, &follower, &nf) < 0 || nf > STG_ID_MAX) continue;
-        if (*len + nf + 1 > cap) {
-            while (*len + nf + 1 > cap) cap *= 2;
-            list = xrealloc(list, cap);
-        }
-        memcpy(list + *len, follower, nf);
-        list[*len + nf] = '\0';
-        *len += nf + 1;
+        feed_pack(&list, len, &cap, follower, nf);
         count++;
     }
     *last = count < room;
-    int rc = stg_iter_status(it);
-    stg_iter_free(it);
+    int rc = stg_iter_close(it);
     if (rc < 0) {
         free(list);
         return NULL;

@@ -462,6 +462,13 @@ void stg_iter_free(stg_iter *it)
     free(it);
 }
 
+int stg_iter_close(stg_iter *it)
+{
+    int rc = stg_iter_status(it);
+    stg_iter_free(it);
+    return rc;
+}
+
 /* ---- Locks and meta ------------------------------------------------------------------ */
 
 static unsigned stripe_of(const char *key, size_t klen)

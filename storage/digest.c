@@ -34,8 +34,7 @@ int stg_digest(stg_db *db, char hex[33], uint64_t *records)
             lane[1] += stg_key_get_u64((const char *)h + 8);
             n++;
         }
-        int rc = stg_iter_status(it);
-        stg_iter_free(it);
+        int rc = stg_iter_close(it);
         if (rc < 0) return rc;
     }
     snprintf(hex, 33, "%016llx%016llx", (unsigned long long)lane[0], (unsigned long long)lane[1]);

@@ -242,6 +242,8 @@ bool stg_iter_next(stg_iter *it, const char **k, size_t *kl, const char **v, siz
 /* Returns DF_EIO if the iteration stopped on an error, else 0. */
 int stg_iter_status(stg_iter *it);
 void stg_iter_free(stg_iter *it); /* accepts NULL */
+/* stg_iter_status, then stg_iter_free: the end of a scan. */
+int stg_iter_close(stg_iter *it);
 
 /* Number of keys in cf (RocksDB's estimate for large families, exact below). */
 uint64_t stg_estimate_keys(stg_db *db, stg_cf cf);
