@@ -59,9 +59,7 @@ int api_rate_or_429(api_req *r)
 {
     struct api_limits *l = r->ctx->limits;
     if (!l || l->rate <= 0) return 0;
-    uint32_t h = 2166136261u;
-    for (const char *p = r->user; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    stripe *s = &l->s[h % STRIPES];
+    stripe *s = &l->s[df_hash32(r->user, strlen(r->user)) % STRIPES];
     uint64_t now = df_mono_ms();
     pthread_mutex_lock(&s->mu);
     bucket *b = NULL;

@@ -18,9 +18,7 @@ static pthread_mutex_t idem_locks[IDEM_LOCKS] = {[0 ... IDEM_LOCKS - 1] =
 
 static pthread_mutex_t *idem_lock(const char *k, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 16777619u;
-    return &idem_locks[h % IDEM_LOCKS];
+    return &idem_locks[df_hash32(k, n) % IDEM_LOCKS];
 }
 
 typedef struct idem {

@@ -74,12 +74,7 @@ struct api_streams {
     _Atomic bool stopping;
 };
 
-static unsigned bucket_of(const char *id)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % BUCKETS;
-}
+static unsigned bucket_of(const char *id) { return df_hash32(id, strlen(id)) % BUCKETS; }
 
 /* Called with s->mu held (read or write). */
 static hub_user *find_user(struct api_streams *s, const char *id)

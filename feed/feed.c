@@ -245,12 +245,7 @@ bool feed_drain(feed *f, uint64_t timeout_ms)
     return empty;
 }
 
-unsigned feed_user_slot(const char *user)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = user; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % USER_SLOTS;
-}
+unsigned feed_user_slot(const char *user) { return df_hash32(user, strlen(user)) % USER_SLOTS; }
 
 /* ---- Large accounts ----------------------------------------------------------- */
 

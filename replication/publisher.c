@@ -9,9 +9,10 @@
  * peer. A publisher that just sent a partial chunk waits linger_ms before
  * the next (Kafka's linger.ms): under load every Redis command, and every
  * subscriber wake-up that follows it, then carries many records; a quiet
- * region publishes its next write at once. Once a second it also announces the region's URL, reads
- * the announced regions, publishes df:seq:<region> and truncates the outbox and the stream below
- * what every peer has applied (df:progress:<peer>). */
+ * region publishes its next write at once. Once a second it also
+ * announces the region's URL, reads the announced regions, publishes
+ * df:seq:<region> and truncates the outbox and the stream below what every
+ * peer has applied (df:progress:<peer>). */
 #include "internal.h"
 
 #include <stdio.h>

@@ -13,7 +13,6 @@
 
 #include <pthread.h>
 #include <rocksdb/c.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,16 +318,9 @@ void stg_get_memory(stg_db *db, stg_memory *out)
     out->table_readers = property_sum(db, "rocksdb.estimate-table-readers-mem");
     out->block_cache = rocksdb_cache_get_usage(db->cache);
     out->block_cache_pinned = rocksdb_cache_get_pinned_usage(db->cache);
-    out->table_files = 0;
-    for (int level = 0; level < 7; level++) {
-        char name[40];
-        snprintf(name, sizeof name, "rocksdb.num-files-at-level%d", level);
-        for (int i = 0; i < STG_CF_COUNT; i++) {
-            char *v = rocksdb_property_value_cf(db->db, db->cf[i], name);
-            if (v) out->table_files += strtoull(v, NULL, 10);
-            rocksdb_free(v);
-        }
-    }
+    const rocksdb_livefiles_t *live = rocksdb_livefiles(db->db);
+    out->table_files = live ? (uint64_t)rocksdb_livefiles_count(live) : 0;
+    if (live) rocksdb_livefiles_destroy(live);
 }
 
 /* ---- Batches ------------------------------------------------------------------------ */
@@ -471,12 +463,7 @@ int stg_iter_close(stg_iter *it)
 
 /* ---- Locks and meta ------------------------------------------------------------------ */
 
-static unsigned stripe_of(const char *key, size_t klen)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < klen; i++) h = (h ^ (unsigned char)key[i]) * 16777619u;
-    return h % NSTRIPES;
-}
+static unsigned stripe_of(const char *key, size_t klen) { return df_hash32(key, klen) % NSTRIPES; }
 
 void stg_lock(stg_db *db, const char *key, size_t klen)
 {

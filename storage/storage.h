@@ -48,6 +48,8 @@ void df_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Wall clock in milliseconds since the epoch, and a monotonic clock. */
 uint64_t df_now_ms(void);
 uint64_t df_mono_ms(void);
+/* FNV-1a over n bytes: spreads ids over lock stripes, buckets and slots. */
+uint32_t df_hash32(const void *p, size_t n);
 /* Names the calling thread (seen in top -H, perf and /proc/PID/task/TID/comm);
  * at most 15 characters are kept. */
 void df_thread_name(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -79,6 +79,14 @@ void df_log(int level, const char *fmt, ...)
     fprintf(stderr, "%s %s %s\n", ts, names[level & 3], line);
 }
 
+uint32_t df_hash32(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 16777619u;
+    return h;
+}
+
 void df_thread_name(const char *fmt, ...)
 {
     char name[16];
