@@ -86,7 +86,7 @@ typedef struct api_req {
     int method;
     char *path;
     char *body;
-    size_t body_len;
+    size_t body_len, body_cap; /* body_cap: bytes allocated, without the NUL */
     bool body_too_large;
     bool answered;
     int route;

@@ -285,6 +285,21 @@ static void too_large(api_req *r)
     api_error(r, 413, "body_too_large", "the body is larger than %d bytes", API_BODY_MAX);
 }
 
+/* Room for need body bytes and a NUL. The first allocation takes the
+ * declared Content-Length (body_cap), so a body arrives in one buffer of
+ * its own size; a fixed API_BODY_MAX buffer per request cost a 64 KiB
+ * malloc and free (and with it a consolidation of malloc's free lists)
+ * for every post and message. need never exceeds API_BODY_MAX. */
+static void body_reserve(api_req *r, size_t need)
+{
+    if (r->body && need <= r->body_cap) return;
+    size_t cap = r->body ? 2 * r->body_cap : r->body_cap;
+    if (cap < need) cap = need < 256 ? 256 : need;
+    if (cap > API_BODY_MAX) cap = API_BODY_MAX;
+    r->body = xrealloc(r->body, cap + 1);
+    r->body_cap = cap;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -307,6 +322,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             api_error(r, 400, "bad_request", "conflicting Content-Length headers");
         else if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
             too_large(r);
+        else if (cl)
+            r->body_cap = strtoull(cl, NULL, 10); /* a hint: body_reserve allocates it */
         return MHD_YES;
     }
     if (r->answered) {
@@ -321,7 +338,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0;
             return MHD_YES;
         }
-        if (!r->body) r->body = xmalloc(API_BODY_MAX + 1);
+        body_reserve(r, r->body_len + *upload_data_size);
         memcpy(r->body + r->body_len, upload_data, *upload_data_size);
         r->body_len += *upload_data_size;
         *upload_data_size = 0;
@@ -365,6 +382,13 @@ int api_server_start(api_server **out, api_ctx *ctx)
     MHD_set_panic_func(on_panic, NULL);
     api_server *s = xcalloc(1, sizeof *s);
     s->ctx = ctx;
+    /* Each connection's memory pool holds a request's line and headers
+     * (bodies stream through on_request) and the answer's headers.
+     * libmicrohttpd clears the pool between the requests of a keep-alive
+     * connection, so its size is paid on every request: 64 KiB cost ~9%
+     * of a cached timeline read (A/B, 13.3 -> 12.0 us of CPU a request).
+     * 16 KiB takes ~14 KB of headers; more is answered 431. */
+    enum { POOL_BYTES = 16 * 1024 };
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     s->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, ctx,
@@ -373,7 +397,7 @@ int api_server_start(api_server **out, api_ctx *ctx)
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_BYTES,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     if (!s->d) {
         df_log(DF_LOG_ERROR, "could not listen on %s:%d", cfg->bind, cfg->port);

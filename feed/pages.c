@@ -21,8 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Value: body | u64 user page version | u64 epoch. */
-#define TAIL 16
+/* Value: u64 user page version | u64 epoch | body. The versions lead, on
+ * the cache line of the entry's header and key, so checking them does not
+ * fetch the end of a page of several kilobytes. */
+#define HEAD 16
 
 static int page_key(char *buf, size_t cap, const char *user, const char *cursor, int limit)
 {
@@ -41,15 +43,14 @@ bool feed_home_cached(feed *f, const char *user, const char *cursor, int limit, 
     int kl = page_key(key, sizeof key, user, cursor, limit);
     if (!f->pages || kl < 0 || !df_cache_hold(f->pages, key, (size_t)kl, &v, &vl, &stamp->gen, ref))
         return false;
-    if (vl < TAIL || stg_key_get_u64(v + vl - TAIL) != stamp->ver ||
-        stg_key_get_u64(v + vl - 8) != stamp->epoch) {
+    if (vl < HEAD || stg_key_get_u64(v) != stamp->ver || stg_key_get_u64(v + 8) != stamp->epoch) {
         df_cache_release(*ref);
         *ref = NULL;
         atomic_fetch_add(&f->pages_outdated, 1);
         return false;
     }
-    *len = vl - TAIL;
-    *body = v;
+    *len = vl - HEAD;
+    *body = v + HEAD;
     return true;
 }
 
@@ -59,11 +60,11 @@ void feed_home_keep(feed *f, const char *user, const char *cursor, int limit,
     char key[2 * STG_ID_MAX + 64];
     int kl = page_key(key, sizeof key, user, cursor, limit);
     if (!f->pages || kl < 0) return;
-    char *v = xmalloc(len + TAIL);
-    memcpy(v, body, len);
-    stg_key_u64(v + len, stamp->ver);
-    stg_key_u64(v + len + 8, stamp->epoch);
-    df_cache_put(f->pages, key, (size_t)kl, v, len + TAIL, stamp->gen);
+    char *v = xmalloc(HEAD + len);
+    stg_key_u64(v, stamp->ver);
+    stg_key_u64(v + 8, stamp->epoch);
+    memcpy(v + HEAD, body, len);
+    df_cache_put(f->pages, key, (size_t)kl, v, HEAD + len, stamp->gen);
     free(v);
 }
 

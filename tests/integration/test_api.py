@@ -791,6 +791,21 @@ class TestBadInput(RegionCase):
         status, _, rbody = raw_exchange(self.region.port, head + chunks)
         self.assertEqual(status, 201, rbody)
 
+    def test_header_room(self):
+        # A connection's memory holds ~14 KB of request headers (README);
+        # beyond that the request is refused and the region keeps serving.
+        a = self.user()
+        for size, want in ((10_000, 201), (20_000, 431)):
+            with self.subTest(size=size):
+                body = b'{"text":"big header"}'
+                head = (f"POST /v1/posts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        f"Authorization: Bearer {a['token']}\r\nX-Filler: {'f' * size}\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n").encode()
+                status, _, rbody = raw_exchange(self.region.port, head + body)
+                self.assertEqual(status, want, rbody)
+                self.assert_healthy()
+        self.assertEqual(len(self.profile_ids(a["id"])), 1)
+
     def check_raw_error(self, headers, body):
         self.assertTrue(headers.get("content-type", "").startswith("application/json"), headers)
         self.assertEqual(headers.get("access-control-allow-origin"), "*")
