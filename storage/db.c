@@ -38,11 +38,15 @@ struct stg_db {
     rocksdb_writeoptions_t *wopts;
     rocksdb_readoptions_t *ropts;
     pthread_mutex_t stripes[NSTRIPES];
+    pthread_mutex_t digest_mu;
+    stg_digest_sum digest; /* of the committed records (digest.c) */
 };
 
 struct stg_batch {
     rocksdb_writebatch_t *wb;
     rocksdb_column_family_handle_t **cf; /* the database's handles */
+    stg_digest_sum digest; /* the change of the staged records */
+    bool digested; /* digest holds a change */
 };
 
 /* ---- Merge operator: int64 counters ---------------------------------------- */
@@ -221,6 +225,16 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     rocksdb_writeoptions_set_sync(db->wopts, opt && opt->sync);
     db->ropts = rocksdb_readoptions_create();
     for (int i = 0; i < NSTRIPES; i++) pthread_mutex_init(&db->stripes[i], NULL);
+    pthread_mutex_init(&db->digest_mu, NULL);
+    /* Nothing writes yet, so the scan and the running sum agree. */
+    uint64_t t0 = df_now_ms();
+    int rc = stg_digest_scan(db, &db->digest);
+    if (rc < 0) {
+        stg_close(db);
+        return rc;
+    }
+    df_log(DF_LOG_INFO, "digest: %llu source records summed in %llu ms",
+           (unsigned long long)db->digest.records, (unsigned long long)(df_now_ms() - t0));
     *out = db;
     return 0;
 }
@@ -243,6 +257,7 @@ void stg_close(stg_db *db)
         for (int i = 0; i < STG_CF_COUNT; i++) rocksdb_column_family_handle_destroy(db->cf[i]);
         rocksdb_close(db->db);
         for (int i = 0; i < NSTRIPES; i++) pthread_mutex_destroy(&db->stripes[i]);
+        pthread_mutex_destroy(&db->digest_mu);
     }
     if (db->wopts) rocksdb_writeoptions_destroy(db->wopts);
     if (db->ropts) rocksdb_readoptions_destroy(db->ropts);
@@ -327,7 +342,7 @@ void stg_get_memory(stg_db *db, stg_memory *out)
 
 stg_batch *stg_batch_new(stg_db *db)
 {
-    stg_batch *b = xmalloc(sizeof *b);
+    stg_batch *b = xcalloc(1, sizeof *b);
     b->wb = rocksdb_writebatch_create();
     b->cf = db->cf;
     return b;
@@ -340,7 +355,18 @@ void stg_batch_free(stg_batch *b)
     free(b);
 }
 
-void stg_batch_clear(stg_batch *b) { rocksdb_writebatch_clear(b->wb); }
+void stg_batch_clear(stg_batch *b)
+{
+    rocksdb_writebatch_clear(b->wb);
+    memset(&b->digest, 0, sizeof b->digest);
+    b->digested = false;
+}
+
+stg_digest_sum *stg_batch_digest(stg_batch *b)
+{
+    b->digested = true;
+    return &b->digest;
+}
 
 void stg_batch_put(stg_batch *b, stg_cf cf, const char *k, size_t kl, const char *v, size_t vl)
 {
@@ -370,7 +396,25 @@ int stg_write(stg_db *db, stg_batch *b)
         rocksdb_free(err);
         return DF_EIO;
     }
+    if (b->digested) {
+        pthread_mutex_lock(&db->digest_mu);
+        db->digest.lane[0] += b->digest.lane[0];
+        db->digest.lane[1] += b->digest.lane[1];
+        db->digest.records += b->digest.records;
+        pthread_mutex_unlock(&db->digest_mu);
+        memset(&b->digest, 0, sizeof b->digest); /* committed: a second write changes nothing */
+        b->digested = false;
+    }
     return 0;
+}
+
+void stg_digest(stg_db *db, char hex[33], uint64_t *records)
+{
+    pthread_mutex_lock(&db->digest_mu);
+    stg_digest_sum s = db->digest;
+    pthread_mutex_unlock(&db->digest_mu);
+    stg_digest_hex(&s, hex);
+    if (records) *records = s.records;
 }
 
 /* ---- Iterators ------------------------------------------------------------------------ */

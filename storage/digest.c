@@ -4,7 +4,12 @@
  * (kind byte, key length, key, value); contributions are added as two
  * 64-bit lanes modulo 2^64. The value includes the header, so a record's
  * version and tombstone flag count: two regions have equal digests exactly
- * when (with overwhelming probability) they hold the same records. */
+ * when (with overwhelming probability) they hold the same records.
+ *
+ * Being a sum, it is kept up to date instead of recomputed: replacing a
+ * record subtracts the stored value's contribution and adds the new one
+ * (records.c, db.c). GET /v1/digest is then a read of two numbers, not a
+ * scan of every record (1.6 s of CPU for a region of 2 M records). */
 #include "storage.h"
 
 #include <sodium.h>
@@ -13,31 +18,40 @@
 
 static const stg_kind kinds[] = {STG_KIND_USER, STG_KIND_FOLLOW, STG_KIND_POST, STG_KIND_MESSAGE};
 
-int stg_digest(stg_db *db, char hex[33], uint64_t *records)
+void stg_digest_add(stg_digest_sum *s, stg_kind kind, const char *key, size_t klen, const char *val,
+                    size_t vlen, int sign)
 {
-    uint64_t lane[2] = {0, 0}, n = 0;
+    crypto_generichash_state st;
+    unsigned char h[16], pre[9];
+    pre[0] = (unsigned char)kind;
+    stg_key_u64((char *)pre + 1, klen);
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, pre, sizeof pre);
+    crypto_generichash_update(&st, (const unsigned char *)key, klen);
+    crypto_generichash_update(&st, (const unsigned char *)val, vlen);
+    crypto_generichash_final(&st, h, sizeof h);
+    uint64_t m = sign < 0 ? (uint64_t)-1 : 1; /* times -1 mod 2^64 */
+    s->lane[0] += m * stg_key_get_u64((const char *)h);
+    s->lane[1] += m * stg_key_get_u64((const char *)h + 8);
+    s->records += m;
+}
+
+void stg_digest_hex(const stg_digest_sum *s, char hex[33])
+{
+    snprintf(hex, 33, "%016llx%016llx", (unsigned long long)s->lane[0],
+             (unsigned long long)s->lane[1]);
+}
+
+int stg_digest_scan(stg_db *db, stg_digest_sum *out)
+{
+    memset(out, 0, sizeof *out);
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         stg_iter *it = stg_iter_range(db, stg_kind_cf(kinds[i]), NULL, 0, NULL, 0, false);
         const char *k, *v;
         size_t kl, vl;
-        while (stg_iter_next(it, &k, &kl, &v, &vl)) {
-            crypto_generichash_state st;
-            unsigned char h[16], pre[9];
-            pre[0] = (unsigned char)kinds[i];
-            stg_key_u64((char *)pre + 1, kl);
-            crypto_generichash_init(&st, NULL, 0, sizeof h);
-            crypto_generichash_update(&st, pre, sizeof pre);
-            crypto_generichash_update(&st, (const unsigned char *)k, kl);
-            crypto_generichash_update(&st, (const unsigned char *)v, vl);
-            crypto_generichash_final(&st, h, sizeof h);
-            lane[0] += stg_key_get_u64((const char *)h);
-            lane[1] += stg_key_get_u64((const char *)h + 8);
-            n++;
-        }
+        while (stg_iter_next(it, &k, &kl, &v, &vl)) stg_digest_add(out, kinds[i], k, kl, v, vl, 1);
         int rc = stg_iter_close(it);
         if (rc < 0) return rc;
     }
-    snprintf(hex, 33, "%016llx%016llx", (unsigned long long)lane[0], (unsigned long long)lane[1]);
-    if (records) *records = n;
     return 0;
 }

@@ -106,5 +106,7 @@ int stg_value_decode(const char *val, size_t len, stg_record *rec)
     rec->ownerlen = wlen;
     rec->payload = val + 12 + olen + wlen;
     rec->paylen = len - 12 - olen - wlen;
+    rec->value = val;
+    rec->valuelen = len;
     return 0;
 }

@@ -136,7 +136,17 @@ void stg_record_stage(stg_db *db, stg_batch *b, const stg_record *rec, const stg
     size_t vlen;
     stg_value_encode(rec, &val, &vlen);
     stg_batch_put(b, stg_kind_cf(rec->kind), rec->key, rec->keylen, val, vlen);
+    stg_digest_sum *sum = stg_batch_digest(b);
+    stg_digest_add(sum, rec->kind, rec->key, rec->keylen, val, vlen, 1);
     free(val);
+    if (old) { /* what is stored goes out: its bytes as loaded, else re-encoded */
+        char *oval = NULL;
+        size_t olen = old->valuelen;
+        if (!old->value) stg_value_encode(old, &oval, &olen);
+        stg_digest_add(sum, rec->kind, rec->key, rec->keylen, old->value ? old->value : oval, olen,
+                       -1);
+        free(oval);
+    }
     switch (rec->kind) {
     case STG_KIND_FOLLOW: stage_follow(b, rec, old); break;
     case STG_KIND_POST: stage_post(b, rec, old); break;

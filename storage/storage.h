@@ -168,6 +168,8 @@ typedef struct stg_record {
     size_t ownerlen;
     const char *payload; /* JSON bytes, exactly as the origin produced them */
     size_t paylen;
+    const char *value; /* the stored bytes it was decoded from (stg_value_decode), or NULL */
+    size_t valuelen;
 } stg_record;
 
 #define STG_HEADER_MAX (1 + 1 + 8 + 1 + STG_ORIGIN_MAX + 1 + STG_ID_MAX)
@@ -229,7 +231,8 @@ void stg_batch_put(stg_batch *b, stg_cf cf, const char *k, size_t kl, const char
 void stg_batch_delete(stg_batch *b, stg_cf cf, const char *k, size_t kl);
 void stg_batch_merge_add(stg_batch *b, stg_cf cf, const char *k, size_t kl, int64_t delta);
 size_t stg_batch_count(const stg_batch *b);
-/* Commits b atomically. Returns 0 or DF_EIO. */
+/* Commits b atomically, and with it b's change to the digest (below).
+ * Returns 0 or DF_EIO. */
 int stg_write(stg_db *db, stg_batch *b);
 
 /* Iterators over [lo, hi) in one column family, forward or reverse; lo or
@@ -302,8 +305,27 @@ int64_t stg_follower_count(stg_db *db, const char *user);
 /* ---- Convergence digest (digest.c) ------------------------------------------ */
 /* Order-independent digest of all source records, tombstones included: the
  * sum (mod 2^64, per half) of a 128-bit BLAKE2b hash of (kind, key, value)
- * for every record. Equal sets of records give equal digests; writes out
- * 32 hex digits + NUL. Returns 0 or DF_EIO. */
-int stg_digest(stg_db *db, char hex[33], uint64_t *records);
+ * for every record, and their count. Equal sets of records give equal
+ * digests. A sum can take a record out as easily as put it in, so the
+ * database keeps a running one: stg_record_stage adds each record's
+ * change to its batch's sum (stg_batch_digest), stg_write adds a committed
+ * batch's sum to the database's, and stg_open starts from a scan. */
+typedef struct stg_digest_sum {
+    uint64_t lane[2];
+    uint64_t records; /* mod 2^64: a batch's change may be negative */
+} stg_digest_sum;
+/* Adds (sign 1) or takes out (-1) the record of kind at key with stored
+ * value val. */
+void stg_digest_add(stg_digest_sum *s, stg_kind kind, const char *key, size_t klen, const char *val,
+                    size_t vlen, int sign);
+/* s as 32 hex digits + NUL. */
+void stg_digest_hex(const stg_digest_sum *s, char hex[33]);
+/* The sum over every stored record, by reading them all. Returns 0 or DF_EIO. */
+int stg_digest_scan(stg_db *db, stg_digest_sum *out);
+/* The database's running digest as 32 hex digits + NUL, and its record
+ * count: the same as a scan's once the writes in flight have committed. */
+void stg_digest(stg_db *db, char hex[33], uint64_t *records);
+/* The change a batch's staged records make (db.c). */
+stg_digest_sum *stg_batch_digest(stg_batch *b);
 
 #endif
