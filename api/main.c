@@ -74,8 +74,10 @@ int main(int argc, char **argv)
         df_log(DF_LOG_ERROR, "cannot create %s: %s", cfg.data, strerror(errno));
         goto out_cfg;
     }
-    stg_options so = {
-        .sync = cfg.sync, .cache_mb = (size_t)cfg.cache_mb, .memtable_mb = (size_t)cfg.memtable_mb};
+    stg_options so = {.sync = cfg.sync,
+                      .cache_mb = (size_t)cfg.cache_mb,
+                      .memtable_mb = (size_t)cfg.memtable_mb,
+                      .stagger = df_hash32(cfg.region, strlen(cfg.region))};
     if (stg_open(cfg.data, &so, &ctx.db) < 0) goto out_cfg;
     feed_config fc = {.workers = cfg.fanout_workers,
                       .large_threshold = cfg.large_threshold,

@@ -206,6 +206,8 @@ typedef struct stg_options {
     bool sync; /* fsync the WAL on each write (survives machine crash) */
     size_t cache_mb; /* block cache in MiB (0: 64) */
     size_t memtable_mb; /* memtables of all column families, MiB (0: 64) */
+    uint32_t stagger; /* a hash (of the region's name) that scales the memtables by 0.75
+                       * to 1.25, so regions sharing a host do not flush in step (0: 1x) */
 } stg_options;
 
 /* Opens (creating if missing) the database at path with every column

@@ -515,7 +515,11 @@ def finish_wrk(p):
 
 
 def port_free(port):
+    """True unless something listens on port. SO_REUSEADDR, as the servers
+    bind: connections of a stopped cluster left in TIME-WAIT do not count
+    (without it a second run within a minute found every port "taken")."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
             return True
