@@ -455,8 +455,13 @@ stg_iter *stg_iter_range(stg_db *db, stg_cf cf, const char *lo, size_t lolen, co
         it->hilen = hilen;
         rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, hilen);
     }
-    /* Unbounded scans cross prefixes (home_options). */
-    if (!lo || !hi) rocksdb_readoptions_set_total_order_seek(it->ro, 1);
+    /* Unbounded scans cross prefixes (home_options), and read whole
+     * families (the digest's sum at open: every source record) whose
+     * blocks, kept, would push out those the requests read. */
+    if (!lo || !hi) {
+        rocksdb_readoptions_set_total_order_seek(it->ro, 1);
+        rocksdb_readoptions_set_fill_cache(it->ro, 0);
+    }
     it->it = rocksdb_create_iterator_cf(db->db, it->ro, db->cf[cf]);
     it->reverse = reverse;
     return it;
