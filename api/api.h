@@ -86,7 +86,8 @@ typedef struct api_req {
     int method;
     char *path;
     char *body;
-    size_t body_len, body_cap; /* body_cap: bytes allocated, without the NUL */
+    size_t body_len, body_cap; /* body_cap: bytes allocated, without the NUL (before the
+                                * first byte arrives: the declared Content-Length) */
     bool body_too_large;
     bool answered;
     int route;

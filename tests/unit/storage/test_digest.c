@@ -23,6 +23,12 @@ static tdb tdb_open(void)
     return t;
 }
 
+static void tdb_reopen(tdb *t)
+{
+    stg_close(t->db);
+    ck_assert_int_eq(stg_open(t->dir, NULL, &t->db), 0);
+}
+
 static void tdb_close(tdb *t)
 {
     stg_close(t->db);
@@ -322,8 +328,7 @@ START_TEST(test_equal_sets_equal_digests)
     ck_assert_str_eq(hc, ha);
 
     /* And the digest survives a reopen. */
-    stg_close(a.db);
-    ck_assert_int_eq(stg_open(a.dir, NULL, &a.db), 0);
+    tdb_reopen(&a);
     digest_of(a.db, hb, &nb);
     ck_assert_str_eq(hb, ha);
     ck_assert_uint_eq(nb, N);
@@ -440,8 +445,7 @@ START_TEST(test_running_digest_follows_writes)
     }
     ck_assert_str_ne(hex, "00000000000000000000000000000000");
     stg_batch_free(b);
-    stg_close(t.db);
-    ck_assert_int_eq(stg_open(t.dir, NULL, &t.db), 0);
+    tdb_reopen(&t);
     running_digest(t.db, again, &n2);
     ck_assert_str_eq(again, hex);
     ck_assert_uint_eq(n2, n);
@@ -520,8 +524,7 @@ START_TEST(test_follow_edges_update_followers)
     ck_assert_int_eq(stg_follower_count(t.db, star), 2);
 
     /* The count survives a reopen (merge operands are durable). */
-    stg_close(t.db);
-    ck_assert_int_eq(stg_open(t.dir, NULL, &t.db), 0);
+    tdb_reopen(&t);
     ck_assert_int_eq(stg_follower_count(t.db, star), 2);
 
     /* The followers index lists exactly the live followers, in key order. */
