@@ -9,7 +9,11 @@
  * Each key hashes to a set of WAYS slots in one cache line; a slot keeps
  * the key's hash next to its entry, so a probe only follows the pointer
  * of a matching hash. A key that finds its set full replaces the way its
- * hash picks. A shard over its byte budget evicts round its slots.
+ * hash picks. A shard over its byte budget evicts round its slots with a
+ * clock hand that gives a second chance: a hit marks its entry, the hand
+ * clears the mark and passes over it, and takes the first unmarked entry.
+ * A page or post read again and again stays; one read once, such as a deep
+ * timeline page, goes on the hand's next round.
  *
  * Invalidation is by the writer, after its batch commits: df_cache_forget
  * clears the key's slot and bumps the shard's generation. A reader takes
@@ -28,7 +32,8 @@
 typedef struct entry {
     _Atomic uint32_t refs; /* the cache's own, and one per df_cache_hold */
     uint32_t klen;
-    size_t vlen;
+    uint32_t vlen;
+    uint32_t hit; /* read since the clock hand last passed (under the shard's mutex) */
     char data[]; /* key, then value */
 } entry;
 
@@ -57,6 +62,13 @@ static uint64_t hash_key(const void *key, size_t n)
     const unsigned char *p = key;
     uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    /* FNV-1a leaves the high bits of short keys poorly mixed, and they pick
+     * the shard: a final avalanche (MurmurHash3's fmix64) spreads them. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h | 1; /* never 0, the empty mark */
 }
 
@@ -119,6 +131,7 @@ bool df_cache_hold(df_cache *c, const void *key, size_t n, const char **val, siz
     *(s ? &sh->hits : &sh->misses) += 1;
     if (s) {
         atomic_fetch_add(&s->e->refs, 1);
+        s->e->hit = 1;
         *val = s->e->data + n;
         *len = s->e->vlen;
         *ref = (df_cache_ref *)s->e;
@@ -155,11 +168,13 @@ static void clear(shard *sh, slot *s)
 
 void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_t len, uint64_t gen)
 {
+    if (n > UINT32_MAX || len > UINT32_MAX) return;
     uint64_t h = hash_key(key, n);
     entry *e = xmalloc(sizeof *e + n + len);
     atomic_init(&e->refs, 1);
     e->klen = (uint32_t)n;
-    e->vlen = len;
+    e->vlen = (uint32_t)len;
+    e->hit = 0;
     memcpy(e->data, key, n);
     memcpy(e->data + n, val, len);
     shard *sh;
@@ -171,13 +186,17 @@ void df_cache_put(df_cache *c, const void *key, size_t n, const void *val, size_
             if (!set[w].e) s = &set[w];
         if (!s) s = &set[(h >> 40) % WAYS];
         if (s->e) clear(sh, s);
-        /* Over budget: evict round the shard (a clock hand), so the hot
-         * keys, read again soon, come back while cold ones stay out. */
+        /* Over budget: the clock hand evicts what was not read since it
+         * last passed. Two rounds at most: the first clears every mark. */
         size_t nslots = c->nsets * WAYS;
-        for (size_t i = 0; i < nslots && sh->bytes + entry_size(e) > c->budget; i++) {
+        for (size_t i = 0; i < 2 * nslots && sh->bytes + entry_size(e) > c->budget; i++) {
             slot *v = &sh->sets[sh->hand];
             sh->hand = (sh->hand + 1) % nslots;
-            if (v->e && v != s) clear(sh, v);
+            if (!v->e || v == s) continue;
+            if (v->e->hit)
+                v->e->hit = 0;
+            else
+                clear(sh, v);
         }
         if (sh->bytes + entry_size(e) <= c->budget) {
             s->hash = h;

@@ -107,23 +107,37 @@ def get_json(port, path, timeout=5.0):
         c.close()
 
 
+def metrics(port, timeout=5.0):
+    """GET /metrics of a region, as text."""
+    import http.client
+    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        c.request("GET", "/metrics")
+        return c.getresponse().read().decode()
+    finally:
+        c.close()
+
+
 def memory(port, timeout=5.0):
     """A region's memory by owner from GET /metrics, in bytes (RocksDB's
     memtables, block cache and table readers, the post and page caches,
     malloc's bytes in use and held free), and the number of table files
     RocksDB has live: ({part: bytes}, table_files)."""
-    import http.client
     import re
-    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        c.request("GET", "/metrics")
-        text = c.getresponse().read().decode()
-    finally:
-        c.close()
+    text = metrics(port, timeout)
     parts = {m.group(1): int(m.group(2)) for m in re.finditer(
         r'^driftfeed_(?:memory|cache)_bytes\{(?:part|cache)="(\w+)"\} (\d+)$', text, re.M)}
     files = re.search(r"^driftfeed_table_files (\d+)$", text, re.M)
     return parts, int(files.group(1)) if files else None
+
+
+def cache_counts(port, cache):
+    """(hits, misses) of one of a region's caches ("pages", "posts") so far."""
+    import re
+    text = metrics(port)
+    got = [re.search(rf'^driftfeed_cache_{k}_total\{{cache="{cache}"\}} (\d+)$', text, re.M)
+           for k in ("hits", "misses")]
+    return tuple(int(m.group(1)) if m else 0 for m in got)
 
 
 def replication(ports):
