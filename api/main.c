@@ -77,7 +77,8 @@ int main(int argc, char **argv)
     stg_options so = {.sync = cfg.sync,
                       .cache_mb = (size_t)cfg.cache_mb,
                       .memtable_mb = (size_t)cfg.memtable_mb,
-                      .stagger = df_hash32(cfg.region, strlen(cfg.region))};
+                      .stagger = df_hash32(cfg.region, strlen(cfg.region)),
+                      .sweep[STG_CF_HOME] = feed_home_sweep};
     if (stg_open(cfg.data, &so, &ctx.db) < 0) goto out_cfg;
     feed_config fc = {.workers = cfg.fanout_workers,
                       .large_threshold = cfg.large_threshold,

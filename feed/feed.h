@@ -22,6 +22,12 @@ typedef struct feed_config {
     int page_cache_mb; /* rendered first pages kept in memory (64; -1: none) */
 } feed_config;
 
+/* The sweep of the home family (stg_options.sweep[STG_CF_HOME]): drops the
+ * entries at or below their user's home floor, which reads never reach --
+ * so a trim at the timeline cap only raises the floor, and compaction
+ * removes what it left out. */
+bool feed_home_sweep(stg_db *db, const char *key, size_t klen, stg_sweep_memo *memo);
+
 /* Opens the feed over db; loads the large-account set. Returns 0 or DF_E*. */
 int feed_open(feed **out, stg_db *db, const feed_config *cfg);
 /* Requeues stored jobs and starts the workers. */

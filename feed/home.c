@@ -76,6 +76,36 @@ bool feed_home_floor(feed *f, const char *user, char out[STG_ID_MAX + 1])
     return own;
 }
 
+/* What the home sweep remembers within one compaction: the last user seen
+ * (its keys come together) and that user's floor. A floor that rises during
+ * the compaction is used at its older, lower value: an entry is kept, never
+ * dropped above the floor. The shared floor (floor_all, set only by the
+ * format upgrade) is left to reads: its entries stay until their own
+ * user's floor passes them. */
+typedef struct sweep_memo {
+    char user[STG_ID_MAX + 1];
+    char floor[STG_ID_MAX + 1];
+    bool has_floor;
+} sweep_memo;
+_Static_assert(sizeof(sweep_memo) <= sizeof(stg_sweep_memo), "sweep memo too large");
+
+bool feed_home_sweep(stg_db *db, const char *k, size_t kl, stg_sweep_memo *memo)
+{
+    sweep_memo *m = (sweep_memo *)memo->bytes;
+    char id[STG_ID_MAX + 1];
+    const char *sep = memchr(k, 0, kl);
+    if (feed_home_key_id(k, kl, id) < 0 || (size_t)(sep - k) > STG_ID_MAX)
+        return false; /* not a home entry: keep */
+    size_t ul = (size_t)(sep - k);
+    if (strncmp(m->user, k, sizeof m->user) != 0) {
+        char key[STG_ID_MAX + 8];
+        memcpy(m->user, k, ul + 1);
+        int fl = floor_key(key, sizeof key, m->user);
+        m->has_floor = fl > 0 && load_id(db, key, (size_t)fl, m->floor);
+    }
+    return m->has_floor && strcmp(id, m->floor) <= 0;
+}
+
 int feed_write_with_floor(feed *f, stg_batch *b, const char *user, const char *id)
 {
     char key[STG_ID_MAX + 8], cur[STG_ID_MAX + 1];

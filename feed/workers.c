@@ -13,7 +13,8 @@
  *
  * Trims keep the newest timeline_cap entries and a backfill copies at most
  * timeline_cap posts; both raise the user's home floor (internal.h) past
- * what they leave out, in the batch that leaves it out. */
+ * what they leave out, in the batch that leaves it out. What a trim leaves
+ * out stays stored until compaction sweeps it (feed_home_sweep). */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -21,32 +22,31 @@
 
 #define KEYCAP (2 * STG_ID_MAX + 2)
 
-/* Deletes all but the newest timeline_cap entries of user's home (the
- * first ones of a forward scan) and raises its floor to the newest entry
- * deleted. */
+/* Leaves user's home the newest timeline_cap entries (the first ones of a
+ * forward scan) by raising its floor to the next one: reads stop at the
+ * floor, and compaction drops the entries below it (feed_home_sweep) --
+ * a delete for each would double the writes of fan-out. */
 static void trim_home(feed *f, const char *user)
 {
     char prefix[STG_ID_MAX + 2], newest[STG_ID_MAX + 1] = "";
     int pl = stg_key_join(prefix, sizeof prefix, user, strlen(user), NULL, 0);
     if (pl < 0) return;
     stg_iter *it = stg_iter_prefix(f->db, STG_CF_HOME, prefix, (size_t)pl, false);
-    stg_batch *b = stg_batch_new(f->db);
     const char *k;
     size_t kl;
     int seen = 0;
-    while (stg_iter_next(it, &k, &kl, NULL, NULL)) {
-        if (++seen <= f->cfg.timeline_cap) continue;
-        if (!newest[0]) feed_home_key_id(k, kl, newest);
-        stg_batch_delete(b, STG_CF_HOME, k, kl);
-    }
+    while (stg_iter_next(it, &k, &kl, NULL, NULL))
+        if (++seen > f->cfg.timeline_cap && feed_home_key_id(k, kl, newest) > 0) break;
     stg_iter_free(it);
-    if (stg_batch_count(b) && feed_write_with_floor(f, b, user, newest[0] ? newest : NULL) == 0)
-        feed_forget_page(f, user);
+    if (!newest[0]) return;
+    stg_batch *b = stg_batch_new(f->db);
+    if (feed_write_with_floor(f, b, user, newest) == 0) feed_forget_page(f, user);
     stg_batch_free(b);
 }
 
 /* Counts a delivery to user; every cap/2 deliveries trims the timeline,
- * so a home holds from timeline_cap to 1.5 x timeline_cap entries. */
+ * so a home holds from timeline_cap to 1.5 x timeline_cap entries above
+ * its floor. */
 static bool needs_trim(feed *f, const char *user)
 {
     unsigned slot = feed_user_slot(user);

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,11 @@ struct stg_db {
     pthread_mutex_t stripes[NSTRIPES];
     pthread_mutex_t digest_mu;
     stg_digest_sum digest; /* of the committed records (digest.c) */
+    struct sweep {
+        stg_db *db;
+        stg_sweep_fn fn;
+    } sweep[STG_CF_COUNT];
+    _Atomic bool ready; /* db->db is set: sweeps may read */
 };
 
 struct stg_batch {
@@ -128,6 +134,34 @@ static rocksdb_options_t *home_options(const rocksdb_options_t *base)
     rocksdb_options_set_compression_per_level(o, none, 7);
     rocksdb_options_set_compression(o, rocksdb_no_compression);
     return o;
+}
+
+/* ---- Sweeps: records compaction drops ------------------------------------------- */
+
+/* One per compaction (RocksDB frees it at the end), with the sweep's memo. */
+typedef struct sweep_run {
+    struct sweep *sweep;
+    stg_sweep_memo memo;
+} sweep_run;
+
+static unsigned char sweep_filter(void *state, int level, const char *k, size_t kl, const char *v,
+                                  size_t vl, char **nv, size_t *nvl, unsigned char *changed)
+{
+    sweep_run *run = state;
+    *changed = 0;
+    /* A compaction may start while rocksdb_open has not returned the
+     * handle a sweep reads through: keep everything until it has. */
+    stg_db *db = run->sweep->db;
+    return atomic_load(&db->ready) && run->sweep->fn(db, k, kl, &run->memo);
+}
+static const char *sweep_name(void *state) { return "driftfeed.sweep"; }
+static void sweep_run_free(void *state) { free(state); }
+
+static rocksdb_compactionfilter_t *sweep_begin(void *state, rocksdb_compactionfiltercontext_t *ctx)
+{
+    sweep_run *run = xcalloc(1, sizeof *run);
+    run->sweep = state;
+    return rocksdb_compactionfilter_create(run, sweep_run_free, sweep_filter, sweep_name);
 }
 
 /* Each family's memtable, in 64ths of --memtable-mb, by how much it is
@@ -222,9 +256,18 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
      * costs nothing.) */
     rocksdb_options_set_allow_concurrent_memtable_write(db->opts, 0);
     const rocksdb_options_t *cf_opts[STG_CF_COUNT];
-    for (int i = 0; i < STG_CF_COUNT; i++)
+    for (int i = 0; i < STG_CF_COUNT; i++) {
         cf_opts[i] = db->cf_opts[i] = family_options(db->opts, (stg_cf)i, memtable_mb,
                                                      stagger_factor(opt ? opt->stagger : 0));
+        if (opt && opt->sweep[i]) {
+            db->sweep[i] = (struct sweep){db, opt->sweep[i]};
+            rocksdb_options_set_compaction_filter_factory(/* the options own it */
+                                                          db->cf_opts[i],
+                                                          rocksdb_compactionfilterfactory_create(
+                                                              &db->sweep[i], no_destroy,
+                                                              sweep_begin, sweep_name));
+        }
+    }
     db->db =
         rocksdb_open_column_families(db->opts, path, STG_CF_COUNT, cf_names, cf_opts, db->cf, &err);
     if (err) {
@@ -237,6 +280,7 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     db->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(db->wopts, opt && opt->sync);
     db->ropts = rocksdb_readoptions_create();
+    atomic_store(&db->ready, true);
     for (int i = 0; i < NSTRIPES; i++) pthread_mutex_init(&db->stripes[i], NULL);
     pthread_mutex_init(&db->digest_mu, NULL);
     /* Nothing writes yet, so the scan and the running sum agree. */
@@ -280,6 +324,21 @@ void stg_close(stg_db *db)
     rocksdb_block_based_options_destroy(db->table); /* and the bloom filter */
     rocksdb_cache_destroy(db->cache);
     free(db);
+}
+
+int stg_compact(stg_db *db, stg_cf cf)
+{
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flush_cf(db->db, fo, db->cf[cf], &err);
+    rocksdb_flushoptions_destroy(fo);
+    if (!err) rocksdb_compact_range_cf(db->db, db->cf[cf], NULL, 0, NULL, 0);
+    if (err) {
+        df_log(DF_LOG_ERROR, "rocksdb compact %s: %s", cf_names[cf], err);
+        rocksdb_free(err);
+        return DF_EIO;
+    }
+    return 0;
 }
 
 /* ---- Reads ------------------------------------------------------------------------ */

@@ -202,12 +202,22 @@ int stg_key_successor(const char *prefix, size_t len, char *out);
 /* ---- Database --------------------------------------------------------------- */
 typedef struct stg_db stg_db;
 
+/* A sweep decides, while RocksDB compacts a family, whether a record may
+ * go: true drops it. It runs on RocksDB's threads and may read db. memo
+ * starts zeroed at each compaction and is the sweep's own until it ends
+ * (keys arrive in order: e.g. what it looked up for the previous key). */
+typedef struct stg_sweep_memo {
+    _Alignas(8) char bytes[256];
+} stg_sweep_memo;
+typedef bool (*stg_sweep_fn)(stg_db *db, const char *key, size_t klen, stg_sweep_memo *memo);
+
 typedef struct stg_options {
     bool sync; /* fsync the WAL on each write (survives machine crash) */
     size_t cache_mb; /* block cache in MiB (0: 64) */
     size_t memtable_mb; /* memtables of all column families, MiB (0: 64) */
     uint32_t stagger; /* a hash (of the region's name) that scales the memtables by 0.75
                        * to 1.25, so regions sharing a host do not flush in step (0: 1x) */
+    stg_sweep_fn sweep[STG_CF_COUNT]; /* per family; NULL: compaction keeps every record */
 } stg_options;
 
 /* Opens (creating if missing) the database at path with every column
@@ -215,6 +225,9 @@ typedef struct stg_options {
 int stg_open(const char *path, const stg_options *opt, stg_db **out);
 /* Flushes and closes. Accepts NULL. */
 void stg_close(stg_db *db);
+/* Compacts all of family cf now (its memtable included), running its
+ * sweep over every record. Returns 0 or DF_EIO. */
+int stg_compact(stg_db *db, stg_cf cf);
 
 /* Point read. On success *val (free with free()) and *vlen. Returns 0,
  * DF_ENOTFOUND or DF_EIO. */

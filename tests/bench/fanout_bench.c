@@ -157,7 +157,7 @@ static uint64_t xorshift(uint64_t *s)
 static double ceiling(const char *dir, long puts, int value_size, double *per_cpu)
 {
     stg_db *db;
-    stg_options so = {0};
+    stg_options so = {.sweep[STG_CF_HOME] = feed_home_sweep};
     int rc = stg_open(dir, &so, &db);
     if (rc < 0) die("opening the ceiling database", rc);
     char *value = xmalloc((size_t)value_size);
@@ -205,7 +205,7 @@ typedef struct env {
 
 static void env_open(env *e, const char *path, const feed_config *fc, bool start)
 {
-    stg_options so = {0};
+    stg_options so = {.sweep[STG_CF_HOME] = feed_home_sweep};
     repl_config rcfg = {.region = "bench"};
     int rc;
     if ((rc = stg_open(path, &so, &e->db)) < 0) die("opening the database", rc);

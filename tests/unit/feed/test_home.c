@@ -1,6 +1,7 @@
 /* test_home.c -- feed/home.c: the home key encoding (a forward scan must
  * yield the newest post first, prefix-related ids included), home floors
- * (they only rise) and the upgrade from the first key format. */
+ * (they only rise), the compaction sweep below them and the upgrade from
+ * the first key format. */
 #include "../unit.h"
 #include "../../../feed/internal.h"
 
@@ -158,6 +159,65 @@ START_TEST(test_upgrade_drops_first_format)
 }
 END_TEST
 
+static void put_home(stg_db *db, const char *user, int n)
+{
+    stg_batch *b = stg_batch_new(db);
+    for (int i = 1; i <= n; i++) {
+        char id[STG_ID_MAX + 1], k[HOME_KEYCAP];
+        snprintf(id, sizeof id, "01a20000000000%02d-paris", i);
+        int kl = feed_home_key(k, sizeof k, user, id, strlen(id));
+        stg_batch_put(b, STG_CF_HOME, k, (size_t)kl, "\0\0\0\0\0\0\0\1a@paris", 15);
+    }
+    ck_assert_int_eq(stg_write(db, b), 0);
+    stg_batch_free(b);
+}
+
+/* Entries of one user, newest first, as ids "01a20000000000NN-paris" -> NN. */
+static int home_ids(stg_db *db, const char *user, int *out, int cap)
+{
+    char prefix[STG_ID_MAX + 2], id[STG_ID_MAX + 1];
+    int pl = stg_key_join(prefix, sizeof prefix, user, strlen(user), NULL, 0);
+    stg_iter *it = stg_iter_prefix(db, STG_CF_HOME, prefix, (size_t)pl, false);
+    const char *k;
+    size_t kl;
+    int n = 0;
+    while (n < cap && stg_iter_next(it, &k, &kl, NULL, NULL))
+        if (feed_home_key_id(k, kl, id) > 0) out[n++] = atoi(id + 14);
+    stg_iter_free(it);
+    return n;
+}
+
+/* Compaction drops a user's entries at or below its floor, and nothing of
+ * a user without one; a record that is not a home entry stays. */
+START_TEST(test_compaction_sweeps_below_the_floor)
+{
+    world w = {.dir = unit_mkdtemp()};
+    stg_options so = {.sweep[STG_CF_HOME] = feed_home_sweep};
+    feed_config fc = {.workers = 1};
+    ck_assert_int_eq(stg_open(w.dir, &so, &w.db), 0);
+    ck_assert_int_eq(feed_open(&w.fd, w.db, &fc), 0);
+    put_home(w.db, "u@paris", 12);
+    put_home(w.db, "v@paris", 12);
+    stg_batch *b = stg_batch_new(w.db);
+    stg_batch_put(b, STG_CF_HOME, "stray", 5, "x", 1);
+    ck_assert_int_eq(feed_write_with_floor(w.fd, b, "u@paris", "01a2000000000005-paris"), 0);
+    stg_batch_free(b);
+    ck_assert_int_eq(stg_compact(w.db, STG_CF_HOME), 0);
+
+    int ids[32];
+    ck_assert_int_eq(home_ids(w.db, "u@paris", ids, 32), 7);
+    ck_assert_int_eq(ids[0], 12);
+    ck_assert_int_eq(ids[6], 6); /* 5 and older are gone */
+    ck_assert_int_eq(home_ids(w.db, "v@paris", ids, 32), 12);
+    char *v;
+    size_t vl;
+    ck_assert_int_eq(stg_get(w.db, STG_CF_HOME, "stray", 5, &v, &vl), 0);
+    free(v);
+    world_close(&w);
+    unit_rmtree(w.dir);
+}
+END_TEST
+
 START_TEST(test_fresh_database_has_no_floor)
 {
     world w = {.dir = unit_mkdtemp()};
@@ -179,6 +239,7 @@ static Suite *home_suite(void)
     tcase_add_test(tc, test_floors_only_rise);
     tcase_add_test(tc, test_upgrade_drops_first_format);
     tcase_add_test(tc, test_fresh_database_has_no_floor);
+    tcase_add_test(tc, test_compaction_sweeps_below_the_floor);
     suite_add_tcase(s, tc);
     return s;
 }
