@@ -261,11 +261,9 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
                                                      stagger_factor(opt ? opt->stagger : 0));
         if (opt && opt->sweep[i]) {
             db->sweep[i] = (struct sweep){db, opt->sweep[i]};
-            rocksdb_options_set_compaction_filter_factory(/* the options own it */
-                                                          db->cf_opts[i],
-                                                          rocksdb_compactionfilterfactory_create(
-                                                              &db->sweep[i], no_destroy,
-                                                              sweep_begin, sweep_name));
+            rocksdb_compactionfilterfactory_t *factory = rocksdb_compactionfilterfactory_create(
+                &db->sweep[i], no_destroy, sweep_begin, sweep_name);
+            rocksdb_options_set_compaction_filter_factory(db->cf_opts[i], factory); /* owns it */
         }
     }
     db->db =
