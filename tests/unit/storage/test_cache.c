@@ -99,30 +99,48 @@ START_TEST(test_binary_keys_and_terminated_values)
 }
 END_TEST
 
+/* Puts key prefix+i with value val as a reader does: with the generation
+ * its lookup reported. */
+static void offer(df_cache *c, const char *prefix, int i, const char *val, size_t len)
+{
+    char key[32], *v;
+    size_t n;
+    uint64_t gen;
+    snprintf(key, sizeof key, "%s%d", prefix, i);
+    if (df_cache_get(c, key, strlen(key), &v, &n, &gen)) free(v);
+    df_cache_put(c, key, strlen(key), val, len, gen);
+}
+
+/* Reads keys prefix+lo .. prefix+(hi-1); returns how many the cache held,
+ * and in *bytes (if not NULL) the length of their values. */
+static int read_held(df_cache *c, const char *prefix, int lo, int hi, size_t *bytes)
+{
+    char key[32], *v;
+    size_t len;
+    int held = 0;
+    if (bytes) *bytes = 0;
+    for (int i = lo; i < hi; i++) {
+        snprintf(key, sizeof key, "%s%d", prefix, i);
+        if (df_cache_get(c, key, strlen(key), &v, &len, NULL)) {
+            free(v);
+            held++;
+            if (bytes) *bytes += len;
+        }
+    }
+    return held;
+}
+
 /* The byte budget is a bound: a cache of 64 KiB never takes in more,
  * however many values are offered. */
 START_TEST(test_byte_budget_bounds_contents)
 {
     df_cache *c = df_cache_new(65536, 64 << 10);
-    char key[32], val[1000], *v;
-    size_t len;
-    uint64_t gen;
+    char val[1000];
     memset(val, 'v', sizeof val);
-    for (int i = 0; i < 10000; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        df_cache_get(c, key, strlen(key), &v, &len, &gen);
-        df_cache_put(c, key, strlen(key), val, sizeof val, gen);
-    }
-    size_t held = 0;
-    for (int i = 0; i < 10000; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        if (df_cache_get(c, key, strlen(key), &v, &len, NULL)) {
-            held += len;
-            free(v);
-        }
-    }
-    ck_assert_uint_gt(held, 0);
-    ck_assert_uint_le(held, 64 << 10);
+    for (int i = 0; i < 10000; i++) offer(c, "k", i, val, sizeof val);
+    size_t bytes;
+    ck_assert_int_gt(read_held(c, "k", 0, 10000, &bytes), 0);
+    ck_assert_uint_le(bytes, 64 << 10);
     df_cache_free(c);
 }
 END_TEST
@@ -133,44 +151,16 @@ END_TEST
 START_TEST(test_eviction_keeps_what_is_read)
 {
     df_cache *c = df_cache_new(65536, 2 << 20);
-    char key[32], val[1000], *v;
-    size_t len;
-    uint64_t gen;
+    char val[1000];
     memset(val, 'v', sizeof val);
-    for (int i = 0; i < 256; i++) {
-        snprintf(key, sizeof key, "hot%d", i);
-        df_cache_get(c, key, strlen(key), &v, &len, &gen);
-        df_cache_put(c, key, strlen(key), val, sizeof val, gen);
-    }
-    int cold_held = 0;
+    for (int i = 0; i < 256; i++) offer(c, "hot", i, val, sizeof val);
     for (int i = 0; i < 20000; i++) {
-        if (i % 100 == 0) {
-            for (int h = 0; h < 256; h++) {
-                snprintf(key, sizeof key, "hot%d", h);
-                if (df_cache_get(c, key, strlen(key), &v, &len, NULL)) free(v);
-            }
-        }
-        snprintf(key, sizeof key, "cold%d", i);
-        df_cache_get(c, key, strlen(key), &v, &len, &gen);
-        df_cache_put(c, key, strlen(key), val, sizeof val, gen);
+        if (i % 100 == 0) read_held(c, "hot", 0, 256, NULL);
+        offer(c, "cold", i, val, sizeof val);
     }
-    int hot_held = 0;
-    for (int i = 0; i < 256; i++) {
-        snprintf(key, sizeof key, "hot%d", i);
-        if (df_cache_get(c, key, strlen(key), &v, &len, NULL)) {
-            free(v);
-            hot_held++;
-        }
-    }
-    for (int i = 19000; i < 20000; i++) {
-        snprintf(key, sizeof key, "cold%d", i);
-        if (df_cache_get(c, key, strlen(key), &v, &len, NULL)) {
-            free(v);
-            cold_held++;
-        }
-    }
-    ck_assert_int_eq(hot_held, 256);
-    ck_assert_int_gt(cold_held, 0); /* the rest of the budget still turns over */
+    ck_assert_int_eq(read_held(c, "hot", 0, 256, NULL), 256);
+    /* The rest of the budget still turns over: recent cold keys are in. */
+    ck_assert_int_gt(read_held(c, "cold", 19000, 20000, NULL), 0);
     df_cache_free(c);
 }
 END_TEST
