@@ -294,21 +294,24 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     return 0;
 }
 
+/* Writes family cf's memtable to a table file. Returns 0 or DF_EIO (logged). */
+static int flush_family(stg_db *db, stg_cf cf)
+{
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flush_cf(db->db, fo, db->cf[cf], &err);
+    rocksdb_flushoptions_destroy(fo);
+    if (!err) return 0;
+    df_log(DF_LOG_WARN, "rocksdb flush %s: %s", cf_names[cf], err);
+    rocksdb_free(err);
+    return DF_EIO;
+}
+
 void stg_close(stg_db *db)
 {
     if (!db) return;
     if (db->db) {
-        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-        char *err = NULL;
-        for (int i = 0; i < STG_CF_COUNT; i++) {
-            rocksdb_flush_cf(db->db, fo, db->cf[i], &err);
-            if (err) {
-                df_log(DF_LOG_WARN, "rocksdb flush: %s", err);
-                rocksdb_free(err);
-                err = NULL;
-            }
-        }
-        rocksdb_flushoptions_destroy(fo);
+        for (int i = 0; i < STG_CF_COUNT; i++) flush_family(db, (stg_cf)i);
         for (int i = 0; i < STG_CF_COUNT; i++) rocksdb_column_family_handle_destroy(db->cf[i]);
         rocksdb_close(db->db);
         for (int i = 0; i < NSTRIPES; i++) pthread_mutex_destroy(&db->stripes[i]);
@@ -326,16 +329,8 @@ void stg_close(stg_db *db)
 
 int stg_compact(stg_db *db, stg_cf cf)
 {
-    char *err = NULL;
-    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-    rocksdb_flush_cf(db->db, fo, db->cf[cf], &err);
-    rocksdb_flushoptions_destroy(fo);
-    if (!err) rocksdb_compact_range_cf(db->db, db->cf[cf], NULL, 0, NULL, 0);
-    if (err) {
-        df_log(DF_LOG_ERROR, "rocksdb compact %s: %s", cf_names[cf], err);
-        rocksdb_free(err);
-        return DF_EIO;
-    }
+    if (flush_family(db, cf) < 0) return DF_EIO;
+    rocksdb_compact_range_cf(db->db, db->cf[cf], NULL, 0, NULL, 0);
     return 0;
 }
 
