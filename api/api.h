@@ -209,7 +209,18 @@ typedef struct api_buf {
 } api_buf;
 void api_buf_append(api_buf *b, const char *s, size_t n);
 void api_buf_printf(api_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends the n bytes at s as a JSON string: escaped, each byte that is
+ * not part of a strict UTF-8 character as U+FFFD, so any bytes a client
+ * sent make valid JSON. api_buf_json_string takes a NUL-ended s. */
+void api_buf_json_text(api_buf *b, const char *s, size_t n);
 void api_buf_json_string(api_buf *b, const char *s);
+/* The longest prefix of s[0..n) of at most max bytes that ends on a
+ * character boundary (an invalid byte counts as one character). */
+size_t api_utf8_cut(const char *s, size_t n, size_t max);
+/* Client input to echo in a message: at most API_EXCERPT_MAX bytes of s,
+ * cut on a character boundary, with an ellipsis when cut. Returns out. */
+#define API_EXCERPT_MAX 64
+const char *api_excerpt(char out[API_EXCERPT_MAX + 4], const char *s);
 void api_post_item(api_buf *b, const stg_record *post, uint64_t delivered_ms);
 /* {"items":[...],"next":...} from a feed page: appended to b, or as the
  * 200 answer. */

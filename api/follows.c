@@ -16,7 +16,9 @@ static int edge_or_4xx(api_req *r, char *key, size_t cap, size_t *klen)
     if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return -1;
     const char *target = r->params[0];
     if (!stg_valid_user_id(target, strlen(target))) {
-        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)", target);
+        char q[API_EXCERPT_MAX + 4];
+        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)",
+                  api_excerpt(q, target));
         return -1;
     }
     if (strcmp(target, r->user) == 0) {

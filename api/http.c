@@ -134,14 +134,19 @@ void api_reply_empty(api_req *r, int status)
     queue(r, status, resp);
 }
 
+/* The error body is built here byte by byte, never by jansson: a message
+ * may quote what a client sent, and no bytes of it can make the answer
+ * fail (api_buf_json_text escapes anything). */
 static void reply_error_headers(api_req *r, int status, const char *code, const char *msg,
                                 const char *hname, const char *hval)
 {
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    api_buf b = {0};
+    api_buf_append(&b, "{\"error\":{\"code\":", 17);
+    api_buf_json_string(&b, code);
+    api_buf_append(&b, ",\"message\":", 11);
+    api_buf_json_string(&b, msg);
+    api_buf_append(&b, "}}", 2);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json");
     if (hname) MHD_add_response_header(resp, hname, hval);
     if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
@@ -152,7 +157,10 @@ static void verror(api_req *r, int status, const char *code, int retry_s, const 
                    va_list ap)
 {
     char msg[512], retry[16];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof msg) /* cut: end on a character boundary */
+        msg[api_utf8_cut(msg, sizeof msg - 1, sizeof msg - 1)] = '\0';
     snprintf(retry, sizeof retry, "%d", retry_s);
     reply_error_headers(r, status, code, msg, retry_s > 0 ? "Retry-After" : NULL, retry);
 }

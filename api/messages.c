@@ -57,7 +57,9 @@ void api_messages_list(api_req *r)
     if (api_auth_or_401(r, false) < 0 || api_limit_or_400(r, &limit) < 0) return;
     const char *peer = r->params[0], *cursor = api_cursor(r);
     if (!stg_valid_user_id(peer, strlen(peer))) {
-        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)", peer);
+        char q[API_EXCERPT_MAX + 4];
+        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)",
+                  api_excerpt(q, peer));
         return;
     }
     if (cursor && !stg_valid_id(cursor, strlen(cursor))) {

@@ -122,7 +122,8 @@ static int valid_post_param_or_400(api_req *r)
 {
     const char *id = r->params[0];
     if (stg_valid_id(id, strlen(id))) return 0;
-    api_error(r, 400, "invalid_id", "\"%s\" is not a post id", id);
+    char q[API_EXCERPT_MAX + 4];
+    api_error(r, 400, "invalid_id", "\"%s\" is not a post id", api_excerpt(q, id));
     return -1;
 }
 

@@ -41,17 +41,99 @@ void api_buf_printf(api_buf *b, const char *fmt, ...)
     free(big);
 }
 
-void api_buf_json_string(api_buf *b, const char *s)
+/* Length of the strict UTF-8 character at s[0..n) (no overlong forms, no
+ * surrogates, nothing past U+10FFFF), or 0 if the bytes there are not one. */
+static size_t utf8_char(const unsigned char *s, size_t n)
 {
-    json_t *j = json_string(s);
-    char *enc = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    if (enc)
-        api_buf_append(b, enc, strlen(enc));
-    else
-        api_buf_append(b, "null", 4);
-    free(enc);
-    json_decref(j);
+    if (s[0] < 0x80) return 1;
+    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf   ? 2
+                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                                : 0;
+    if (len == 0 || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (s[0] == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
+    if (s[0] == 0xed && s[1] > 0x9f) return 0; /* surrogate */
+    if (s[0] == 0xf0 && s[1] < 0x90) return 0; /* overlong */
+    if (s[0] == 0xf4 && s[1] > 0x8f) return 0; /* past U+10FFFF */
+    return len;
 }
+
+/* Whether s[0..n) is the start of a character that n cut short. */
+static bool truncated_char(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf   ? 2
+                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                                : 0;
+    if (len <= n) return false;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return false;
+    return true;
+}
+
+size_t api_utf8_cut(const char *s, size_t n, size_t max)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t at = 0;
+    while (at < n) {
+        size_t c = utf8_char(u + at, n - at);
+        if (c == 0 && truncated_char(u + at, n - at)) break; /* cut inside a character */
+        if (c == 0) c = 1; /* an invalid byte stands alone */
+        if (at + c > max) break;
+        at += c;
+    }
+    return at;
+}
+
+const char *api_excerpt(char out[API_EXCERPT_MAX + 4], const char *s)
+{
+    size_t n = strlen(s), cut = api_utf8_cut(s, n, API_EXCERPT_MAX);
+    memcpy(out, s, cut);
+    if (cut < n) memcpy(out + cut, "\xe2\x80\xa6", 3); /* ... */
+    out[cut + (cut < n ? 3 : 0)] = '\0';
+    return out;
+}
+
+void api_buf_json_text(api_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    api_buf_append(b, "\"", 1);
+    size_t run = 0; /* bytes since the last escape, copied in one go */
+    for (size_t i = 0; i < n;) {
+        size_t c = utf8_char(u + i, n - i);
+        char esc[8];
+        size_t elen = 0;
+        if (c == 0) {
+            memcpy(esc, "\\ufffd", 6); /* an invalid byte: U+FFFD */
+            elen = 6;
+            c = 1;
+        } else if (u[i] == '"' || u[i] == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)u[i];
+            elen = 2;
+        } else if (u[i] < 0x20 || u[i] == 0x7f) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[u[i] >> 4];
+            esc[5] = hex[u[i] & 15];
+            elen = 6;
+        }
+        if (elen) {
+            api_buf_append(b, s + i - run, run);
+            api_buf_append(b, esc, elen);
+            run = 0;
+        } else {
+            run += c;
+        }
+        i += c;
+    }
+    api_buf_append(b, s + n - run, run);
+    api_buf_append(b, "\"", 1);
+}
+
+void api_buf_json_string(api_buf *b, const char *s) { api_buf_json_text(b, s, strlen(s)); }
 
 json_t *api_payload_json(const stg_record *rec)
 {

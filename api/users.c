@@ -50,7 +50,9 @@ static int load_user_param_or_4xx(api_req *r, stg_record *rec, char **raw)
 {
     const char *id = r->params[0];
     if (!stg_valid_user_id(id, strlen(id))) {
-        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)", id);
+        char q[API_EXCERPT_MAX + 4];
+        api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)",
+                  api_excerpt(q, id));
         return -1;
     }
     int rc = stg_record_load(r->ctx->db, STG_KIND_USER, id, strlen(id), rec, raw);

@@ -896,6 +896,25 @@ class TestBadInput(RegionCase):
                 self.assert_error(self.c.get(f"/v1/posts/{pid}"), 400)
                 self.assert_error(self.c.delete(f"/v1/posts/{pid}", token=a["token"]), 400)
 
+    def test_undecodable_path_params(self):
+        """Bytes that are not UTF-8 in a decoded path parameter: a 400 in the
+        documented shape whose body is itself valid UTF-8 (an error message
+        that echoed them once crashed the region), for every route with one."""
+        a = self.user()
+        params = ("%FF", "%C0%AF", "%ED%A0%80", "a%00b", "a" + "%C3%A9" * 300, "%F4%90%80%80")
+        for p in params:
+            routes = [("GET", f"/v1/users/{p}"), ("GET", f"/v1/users/{p}/posts"),
+                      ("GET", f"/v1/users/{p}/following"), ("GET", f"/v1/users/{p}/followers"),
+                      ("PUT", f"/v1/following/{p}"), ("DELETE", f"/v1/following/{p}"),
+                      ("GET", f"/v1/messages/{p}"), ("GET", f"/v1/posts/{p}"),
+                      ("DELETE", f"/v1/posts/{p}")]
+            for method, path in routes:
+                with self.subTest(method=method, path=path[:60]):
+                    r = self.c.request(method, path, token=a["token"])
+                    self.assertNotIn("\ufffd", r.body, "the answer is not valid UTF-8")
+                    j = self.assert_error(r, 400, "invalid_id")
+                    self.assertLessEqual(len(j["error"]["message"]), 200)
+
     def test_duplicate_keys(self):
         a, b = self.user("a"), self.user("b")
         hdr = {"Content-Type": "application/json"}
