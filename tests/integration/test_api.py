@@ -915,6 +915,22 @@ class TestBadInput(RegionCase):
                     j = self.assert_error(r, 400, "invalid_id")
                     self.assertLessEqual(len(j["error"]["message"]), 200)
 
+    def test_nul_escape_does_not_cut_a_parameter(self):
+        """%00 once decoded to a NUL that ended the parameter early, so
+        DELETE /v1/posts/<id>%00x deleted <id>. It now stays the three
+        characters it was: an id that names nothing, and a 400."""
+        a, b = self.user("a"), self.user("b")
+        post = self.assert_json(self.c.post("/v1/posts", {"text": "keep me"}, token=a["token"]), 201)
+        pid = post["id"]
+        self.assert_error(self.c.delete(f"/v1/posts/{pid}%00x", token=a["token"]), 400)
+        self.assert_error(self.c.delete(f"/v1/posts/{pid}%00", token=a["token"]), 400)
+        self.assertEqual(self.assert_json(self.c.get(f"/v1/posts/{pid}"), 200)["text"], "keep me")
+        self.assert_error(self.c.put(f"/v1/following/{b['id']}%00x", token=a["token"]), 400)
+        self.assertEqual(self.assert_json(self.c.get(f"/v1/users/{a['id']}/following"), 200)["items"], [])
+        self.assert_error(self.c.get(f"/v1/users/{a['id']}%00"), 400)
+        # An escaped ordinary character still decodes.
+        self.assertEqual(self.assert_json(self.c.get(f"/v1/posts/{pid[:-1]}%{ord(pid[-1]):02X}"), 200)["id"], pid)
+
     def test_duplicate_keys(self):
         a, b = self.user("a"), self.user("b")
         hdr = {"Content-Type": "application/json"}
