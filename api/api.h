@@ -95,7 +95,6 @@ typedef struct api_req {
     const char *params[API_MAX_PARAMS]; /* path parameters, decoded */
     char user[STG_ID_MAX + 1]; /* set by api_auth_or_401 */
     struct api_stream *stream; /* set when the request is an SSE stream */
-    struct api_detached *dt; /* set when the request has no connection */
 } api_req;
 
 /* Decodes the %XX escapes of s in place (libmicrohttpd calls it for the
@@ -103,16 +102,6 @@ typedef struct api_req {
  * %00 stays as the three characters it was: decoded, a NUL would end the
  * parameter early, and "DELETE /v1/posts/<id>%00x" deleted <id>. */
 size_t api_url_unescape(char *s);
-
-/* Requests without a connection (the whole-request fuzz target drives the
- * router through these): headers are name, value pairs ending in NULL;
- * api_req_end dispatches and returns the status, with the answer's bytes
- * and type valid until api_req_free. */
-api_req *api_req_new(api_ctx *ctx, const char *method, const char *url,
-                     const char *const *headers);
-void api_req_body(api_req *r, const char *data, size_t len);
-int api_req_end(api_req *r, const char **body, size_t *len, const char **type);
-void api_req_free(api_req *r);
 
 /* Request readers. */
 const char *api_header(api_req *r, const char *name);

@@ -108,7 +108,6 @@ int api_auth_or_401(api_req *r, bool allow_query)
 
 static bool from_loopback(api_req *r)
 {
-    if (!r->conn) return false; /* a detached request comes from nowhere */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr) return false;

@@ -39,50 +39,14 @@ static int method_of(const char *m)
     return API_OTHER;
 }
 
-/* ---- Requests without a connection ---------------------------------------------------------
- *
- * The fuzzer and the unit tests drive the same request path as a live
- * connection: headers and the query come from tables filled the way
- * libmicrohttpd fills its own, and the answer is kept instead of sent. */
-#define DETACHED_MAX 64
-
-typedef struct kv {
-    char *name, *value; /* value NULL: a query key without '=' */
-} kv;
-
-struct api_detached {
-    kv headers[DETACHED_MAX], query[DETACHED_MAX];
-    size_t nheaders, nquery;
-    int status;
-    api_buf answer;
-    const char *type;
-};
-
-static const char *kv_find(const kv *t, size_t n, const char *name, bool nocase)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((nocase ? strcasecmp : strcmp)(t[i].name, name) == 0) return t[i].value;
-    return NULL;
-}
-
 const char *api_header(api_req *r, const char *name)
 {
-    if (r->dt) return kv_find(r->dt->headers, r->dt->nheaders, name, true);
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
 const char *api_query(api_req *r, const char *name)
 {
-    if (r->dt) return kv_find(r->dt->query, r->dt->nquery, name, false);
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-/* Keeps a detached request's answer; a live one's goes to the socket. */
-static void keep(api_req *r, const void *body, size_t len, const char *type)
-{
-    if (!r->dt) return;
-    api_buf_append(&r->dt->answer, body, len);
-    r->dt->type = type;
 }
 
 static int hex_value(char c)
@@ -141,9 +105,7 @@ static void queue(api_req *r, int status, struct MHD_Response *resp)
 {
     add_common_headers(resp);
     echo_request_id(r, resp);
-    if (r->dt)
-        r->dt->status = status;
-    else if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
+    if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
         df_log(DF_LOG_WARN, "could not queue a %d answer for %s", status, r->path);
     MHD_destroy_response(resp);
     r->answered = true;
@@ -160,13 +122,11 @@ void api_reply_raw(api_req *r, int status, const char *body, size_t len, const c
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (type) MHD_add_response_header(resp, "Content-Type", type);
-    keep(r, body, len, type);
     queue(r, status, resp);
 }
 
 void api_reply_buf(api_req *r, int status, api_buf *b, const char *type)
 {
-    keep(r, b->p, b->len, type);
     struct MHD_Response *resp =
         b->p ? MHD_create_response_from_buffer(b->len, b->p, MHD_RESPMEM_MUST_FREE)
              : MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
@@ -180,7 +140,6 @@ static void release_held(void *ref) { df_cache_release(ref); }
 
 void api_reply_held(api_req *r, const char *body, size_t len, df_cache_ref *ref)
 {
-    keep(r, body, len, "application/json");
     struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
         len, (void *)body, release_held, ref);
     MHD_add_response_header(resp, "Content-Type", "application/json");
@@ -198,7 +157,6 @@ void api_reply_json(api_req *r, int status, json_t *j)
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    keep(r, s, strlen(s), "application/json");
     queue(r, status, resp);
 }
 
@@ -220,7 +178,6 @@ static void reply_error_headers(api_req *r, int status, const char *code, const 
     api_buf_append(&b, ",\"message\":", 11);
     api_buf_json_string(&b, msg);
     api_buf_append(&b, "}}", 2);
-    keep(r, b.p, b.len, "application/json");
     struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json");
     if (hname) MHD_add_response_header(resp, hname, hval);
@@ -356,15 +313,10 @@ static enum MHD_Result check_length(void *cls, enum MHD_ValueKind kind, const ch
 
 /* libmicrohttpd uses the first of several Content-Length headers; two that
  * disagree are a request-smuggling pattern and must be refused (RFC 9112). */
-static bool content_lengths_differ(api_req *r)
+static bool content_lengths_differ(struct MHD_Connection *conn)
 {
     const char *first = NULL;
-    if (r->dt)
-        for (size_t i = 0; i < r->dt->nheaders; i++)
-            check_length(&first, MHD_HEADER_KIND, r->dt->headers[i].name,
-                         r->dt->headers[i].value);
-    else
-        MHD_get_connection_values(r->conn, MHD_HEADER_KIND, check_length, &first);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, check_length, &first);
     return first && !*first;
 }
 
@@ -388,159 +340,67 @@ static void body_reserve(api_req *r, size_t need)
     r->body_cap = cap;
 }
 
-/* The first call for a request: its state, and the checks that need
- * only the request line and headers. */
-static api_req *req_begin(api_ctx *ctx, struct MHD_Connection *conn, struct api_detached *dt,
-                          const char *method, const char *url)
-{
-    api_req *r = xcalloc(1, sizeof *r);
-    r->conn = conn;
-    r->dt = dt;
-    r->ctx = ctx;
-    r->method = method_of(method);
-    r->path = xstrdup(url);
-    r->start_us = now_us();
-    r->route = (int)api_route_count() - 1;
-    /* A declared length over the cap is refused before any body is read
-     * (this answer closes the connection, as it should). */
-    const char *cl = api_header(r, "Content-Length");
-    if (content_lengths_differ(r))
-        api_error(r, 400, "bad_request", "conflicting Content-Length headers");
-    else if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
-        too_large(r);
-    else if (cl)
-        r->body_cap = strtoull(cl, NULL, 10); /* a hint: body_reserve allocates it */
-    return r;
-}
-
-/* A piece of the body. libmicrohttpd cannot answer in the middle of an
- * upload: past the cap the rest is read and dropped, and the answer is 413. */
-static void req_upload(api_req *r, const char *data, size_t n)
-{
-    if (r->answered) return; /* discard the rest of an over-long body */
-    if (r->body_too_large || r->body_len + n > API_BODY_MAX) {
-        r->body_too_large = true;
-        return;
-    }
-    body_reserve(r, r->body_len + n);
-    memcpy(r->body + r->body_len, data, n);
-    r->body_len += n;
-}
-
-/* The whole request is in: route it and answer. */
-static void req_end(api_req *r)
-{
-    if (r->answered) return;
-    if (r->body_too_large)
-        too_large(r);
-    else
-        dispatch(r);
-}
-
-static void req_free(api_req *r)
-{
-    if (r->stream) api_stream_closed(r);
-    free(r->body);
-    free(r->path);
-    free(r);
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
-    if (!*con_cls) {
-        *con_cls = req_begin(cls, conn, NULL, method, url);
+    api_ctx *ctx = cls;
+    api_req *r = *con_cls;
+    if (!r) {
+        r = xcalloc(1, sizeof *r);
+        r->conn = conn;
+        r->ctx = ctx;
+        r->method = method_of(method);
+        r->path = xstrdup(url);
+        r->start_us = now_us();
+        r->route = (int)api_route_count() - 1;
+        *con_cls = r;
+        /* A declared length over the cap is refused before any body is
+         * read (this answer closes the connection, as it should). */
+        const char *cl = api_header(r, "Content-Length");
+        if (content_lengths_differ(conn))
+            api_error(r, 400, "bad_request", "conflicting Content-Length headers");
+        else if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
+            too_large(r);
+        else if (cl)
+            r->body_cap = strtoull(cl, NULL, 10); /* a hint: body_reserve allocates it */
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_data_size = 0; /* discard the rest of an over-long body */
         return MHD_YES;
     }
     if (*upload_data_size) {
-        req_upload(*con_cls, upload_data, *upload_data_size);
+        /* libmicrohttpd cannot answer in the middle of an upload: past the
+         * cap the rest is read and dropped, and the answer is 413. */
+        if (r->body_too_large || r->body_len + *upload_data_size > API_BODY_MAX) {
+            r->body_too_large = true;
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        body_reserve(r, r->body_len + *upload_data_size);
+        memcpy(r->body + r->body_len, upload_data, *upload_data_size);
+        r->body_len += *upload_data_size;
         *upload_data_size = 0;
-    } else {
-        req_end(*con_cls);
+        return MHD_YES;
     }
+    if (r->body_too_large)
+        too_large(r);
+    else
+        dispatch(r);
     return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
-    (void)toe;
-    if (*con_cls) req_free(*con_cls);
-    *con_cls = NULL;
-}
-
-/* Parses "a=1&b&c=x+y" as libmicrohttpd does: '+' is a space, then each
- * key and value is unescaped (api_url_unescape). */
-static void parse_query(struct api_detached *dt, char *q)
-{
-    for (char *next; q && *q && dt->nquery < DETACHED_MAX; q = next) {
-        next = strchr(q, '&');
-        if (next) *next++ = '\0';
-        char *eq = strchr(q, '=');
-        if (eq) *eq++ = '\0';
-        for (char *p = q; *p; p++)
-            if (*p == '+') *p = ' ';
-        for (char *p = eq; p && *p; p++)
-            if (*p == '+') *p = ' ';
-        api_url_unescape(q);
-        if (eq) api_url_unescape(eq);
-        dt->query[dt->nquery].name = xstrdup(q);
-        dt->query[dt->nquery].value = eq ? xstrdup(eq) : NULL;
-        dt->nquery++;
-    }
-}
-
-api_req *api_req_new(api_ctx *ctx, const char *method, const char *url, const char *const *headers)
-{
-    struct api_detached *dt = xcalloc(1, sizeof *dt);
-    for (; headers && headers[0] && dt->nheaders < DETACHED_MAX; headers += 2) {
-        dt->headers[dt->nheaders].name = xstrdup(headers[0]);
-        dt->headers[dt->nheaders].value = xstrdup(headers[1]);
-        dt->nheaders++;
-    }
-    char *path = xstrdup(url);
-    char *q = strchr(path, '?');
-    if (q) *q++ = '\0';
-    parse_query(dt, q);
-    api_url_unescape(path);
-    api_req *r = req_begin(ctx, NULL, dt, method, path);
-    free(path);
-    return r;
-}
-
-void api_req_body(api_req *r, const char *data, size_t n)
-{
-    if (n) req_upload(r, data, n);
-}
-
-int api_req_end(api_req *r, const char **body, size_t *len, const char **type)
-{
-    req_end(r);
-    *body = r->dt->answer.p ? r->dt->answer.p : "";
-    *len = r->dt->answer.len;
-    *type = r->dt->type;
-    return r->dt->status;
-}
-
-void api_req_free(api_req *r)
-{
+    api_req *r = *con_cls;
     if (!r) return;
-    struct api_detached *dt = r->dt;
-    req_free(r);
-    for (size_t i = 0; i < dt->nheaders; i++) {
-        free(dt->headers[i].name);
-        free(dt->headers[i].value);
-    }
-    for (size_t i = 0; i < dt->nquery; i++) {
-        free(dt->query[i].name);
-        free(dt->query[i].value);
-    }
-    free(dt->answer.p);
-    free(dt);
+    if (r->stream) api_stream_closed(r);
+    free(r->body);
+    free(r->path);
+    free(r);
+    *con_cls = NULL;
 }
 
 static void on_panic(void *cls, const char *file, unsigned int line, const char *reason)

@@ -282,10 +282,6 @@ void api_stream(api_req *r)
 {
     struct api_streams *s = r->ctx->streams;
     if (api_auth_or_401(r, true) < 0) return;
-    if (!r->conn) { /* a detached request has no connection to stream on */
-        api_error(r, 501, "not_implemented", "streams need a connection");
-        return;
-    }
     pthread_rwlock_wrlock(&s->mu);
     hub_user *u = find_user(s, r->user);
     if (!u) {

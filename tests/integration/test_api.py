@@ -928,6 +928,10 @@ class TestBadInput(RegionCase):
         self.assert_error(self.c.put(f"/v1/following/{b['id']}%00x", token=a["token"]), 400)
         self.assertEqual(self.assert_json(self.c.get(f"/v1/users/{a['id']}/following"), 200)["items"], [])
         self.assert_error(self.c.get(f"/v1/users/{a['id']}%00"), 400)
+        # Query parameters go through the same unescaper: limit=5%00 once read as 5.
+        self.assert_error(self.c.get(f"/v1/users/{a['id']}/posts?limit=5%00"), 400, "invalid_limit")
+        self.assert_error(self.c.get(f"/v1/users/{a['id']}/posts?limit=5%00x"), 400, "invalid_limit")
+        self.assertEqual(len(self.assert_json(self.c.get(f"/v1/users/{a['id']}/posts?limit=%31"), 200)["items"]), 1)
         # An escaped ordinary character still decodes.
         self.assertEqual(self.assert_json(self.c.get(f"/v1/posts/{pid[:-1]}%{ord(pid[-1]):02X}"), 200)["id"], pid)
 
