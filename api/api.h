@@ -28,7 +28,11 @@ typedef struct api_config {
     char delays_raw[1024]; /* "newyork=40,tokyo=110" */
     char public_url[256];
     char web_dir[512];
-    char admin_token[256];
+    char admin_token[256]; /* from --admin-token-file or DRIFTFEED_ADMIN_TOKEN */
+    char key_dir[512]; /* "" = the log is not authenticated */
+    bool keygen; /* --keygen: create the region's key pair and exit */
+    char redis_auth[512]; /* from --redis-auth-file */
+    char peer_redis_auth_raw[2048]; /* "tokyo=/etc/df/tokyo.auth,..." */
     bool demo;
     bool sync;
     int cache_mb;

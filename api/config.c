@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum {
@@ -20,6 +22,11 @@ enum {
     O_PUBLIC_URL,
     O_WEB,
     O_ADMIN_TOKEN,
+    O_ADMIN_TOKEN_FILE,
+    O_KEY_DIR,
+    O_KEYGEN,
+    O_REDIS_AUTH,
+    O_PEER_REDIS_AUTH,
     O_DEMO,
     O_SYNC,
     O_CLOCK,
@@ -55,6 +62,11 @@ static const struct option options[] = {
     {"public-url", required_argument, 0, O_PUBLIC_URL},
     {"web", required_argument, 0, O_WEB},
     {"admin-token", required_argument, 0, O_ADMIN_TOKEN},
+    {"admin-token-file", required_argument, 0, O_ADMIN_TOKEN_FILE},
+    {"key-dir", required_argument, 0, O_KEY_DIR},
+    {"keygen", no_argument, 0, O_KEYGEN},
+    {"redis-auth-file", required_argument, 0, O_REDIS_AUTH},
+    {"peer-redis-auth-file", required_argument, 0, O_PEER_REDIS_AUTH},
     {"demo", no_argument, 0, O_DEMO},
     {"sync", no_argument, 0, O_SYNC},
     {"cache-mb", required_argument, 0, O_CACHE},
@@ -94,10 +106,18 @@ static const char usage[] =
     "  --peers A,B              peer regions to replicate with\n"
     "  --peer-redis A=H:P,...   where a peer's log lives (default: --redis)\n"
     "  --delay A=MS,...         initial simulated distance to peers (apply delay)\n"
+    "  --key-dir DIR            log keys: DIR/REGION.key (secret, mode 0600) and DIR/PEER.pub\n"
+    "                           for every peer; records are signed and checked (without it\n"
+    "                           the log is not authenticated)\n"
+    "  --keygen                 create DIR/REGION.key and .pub in --key-dir (kept if present)\n"
+    "                           and exit\n"
+    "  --redis-auth-file PATH   Redis AUTH for --redis: \"password\" or \"user password\"\n"
+    "  --peer-redis-auth-file A=PATH,...  the same per peer (default: --redis-auth-file)\n"
     "  --public-url URL         URL announced for /v1/cluster (default: http://BIND:PORT)\n"
     "  --web DIR                browser demo files (default: the source tree's web/)\n"
     "  --demo                   enable /v1/admin/replication for loopback clients\n"
-    "  --admin-token TOKEN      enable /v1/admin/replication for this bearer token\n"
+    "  --admin-token-file PATH  enable /v1/admin/replication for the bearer token in PATH\n"
+    "                           (or in the environment: DRIFTFEED_ADMIN_TOKEN)\n"
     "  --sync                   fsync the WAL on every write (survives machine crashes;\n"
     "                           default: WAL without fsync, survives process crashes)\n"
     "  --cache-mb N             RocksDB block cache, index and filters included, MiB (default: "
@@ -170,6 +190,39 @@ static int number(const char *s, long long lo, long long hi, long long *out, con
 
 static int parse_file(api_config *c, const char *path);
 
+/* The first line of a secret's file, trimmed, into out. A secret readable
+ * by group or others is refused: it is the same as no secret. */
+static int read_secret(const char *path, char *out, size_t cap, const char *flag)
+{
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    if (!f) {
+        fprintf(stderr, "driftfeed: --%s: cannot read %s: %s\n", flag, path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        fprintf(stderr, "driftfeed: --%s: %s is readable by others; chmod 600 it\n", flag, path);
+        fclose(f);
+        return -1;
+    }
+    char line[1024] = "";
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    char *p = line + strspn(line, " \t");
+    size_t n = strcspn(p, "\r\n");
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+    if (!ok || n == 0 || n >= cap) {
+        fprintf(stderr, "driftfeed: --%s: %s holds no secret (or one over %zu bytes)\n", flag,
+                path, cap - 1);
+        sodium_memzero(line, sizeof line);
+        return -1;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+    sodium_memzero(line, sizeof line);
+    return 0;
+}
+
 static int apply(api_config *c, int opt, const char *arg)
 {
     long long v = 0;
@@ -192,7 +245,18 @@ static int apply(api_config *c, int opt, const char *arg)
     case O_DELAY: return copy(c->delays_raw, sizeof c->delays_raw, arg, "delay");
     case O_PUBLIC_URL: return copy(c->public_url, sizeof c->public_url, arg, "public-url");
     case O_WEB: return copy(c->web_dir, sizeof c->web_dir, arg, "web");
-    case O_ADMIN_TOKEN: return copy(c->admin_token, sizeof c->admin_token, arg, "admin-token");
+    case O_ADMIN_TOKEN:
+        fprintf(stderr, "driftfeed: --admin-token is gone (argv is visible in ps): put the token "
+                        "in a file for --admin-token-file, or in DRIFTFEED_ADMIN_TOKEN\n");
+        return -1;
+    case O_ADMIN_TOKEN_FILE:
+        return read_secret(arg, c->admin_token, sizeof c->admin_token, "admin-token-file");
+    case O_KEY_DIR: return copy(c->key_dir, sizeof c->key_dir, arg, "key-dir");
+    case O_KEYGEN: c->keygen = true; return 0;
+    case O_REDIS_AUTH: return read_secret(arg, c->redis_auth, sizeof c->redis_auth, "redis-auth-file");
+    case O_PEER_REDIS_AUTH:
+        return copy(c->peer_redis_auth_raw, sizeof c->peer_redis_auth_raw, arg,
+                    "peer-redis-auth-file");
     case O_DEMO: c->demo = true; return 0;
     case O_SYNC: c->sync = true; return 0;
     case O_CACHE:
@@ -325,8 +389,9 @@ static int peers_from(api_config *c)
         }
         rc->peers[rc->npeers++] = xstrdup(t);
     }
-    const char *lists[2] = {c->peer_redis_raw, c->delays_raw};
-    for (int l = 0; l < 2; l++) {
+    const char *lists[3] = {c->peer_redis_raw, c->delays_raw, c->peer_redis_auth_raw};
+    const char *flags[3] = {"peer-redis", "delay", "peer-redis-auth-file"};
+    for (int l = 0; l < 3; l++) {
         char buf[2048];
         snprintf(buf, sizeof buf, "%s", lists[l]);
         for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -336,16 +401,23 @@ static int peers_from(api_config *c)
             while (i < rc->npeers && strcmp(rc->peers[i], t) != 0) i++;
             if (!eq || i == rc->npeers) {
                 fprintf(stderr, "driftfeed: --%s: \"%s\" is not PEER=VALUE for a peer in --peers\n",
-                        l ? "delay" : "peer-redis", t);
+                        flags[l], t);
                 return -1;
             }
             long long v;
-            if (l == 0)
+            char secret[512];
+            if (l == 0) {
+                free((char *)rc->peer_redis[i]);
                 rc->peer_redis[i] = xstrdup(eq + 1);
-            else if (number(eq + 1, 0, 60000, &v, "delay") < 0)
-                return -1;
-            else
+            } else if (l == 1) {
+                if (number(eq + 1, 0, 60000, &v, "delay") < 0) return -1;
                 rc->delay_ms[i] = (uint32_t)v;
+            } else {
+                if (read_secret(eq + 1, secret, sizeof secret, flags[l]) < 0) return -1;
+                free((char *)rc->peer_redis_auth[i]);
+                rc->peer_redis_auth[i] = xstrdup(secret);
+                sodium_memzero(secret, sizeof secret);
+            }
         }
     }
     return 0;
@@ -370,10 +442,23 @@ int api_config_parse(api_config *c, int argc, char **argv)
         fprintf(stderr, "driftfeed: unexpected argument \"%s\"; see --help\n", argv[optind]);
         return -1;
     }
+    const char *env_token = getenv("DRIFTFEED_ADMIN_TOKEN");
+    if (!c->admin_token[0] && env_token && *env_token &&
+        copy(c->admin_token, sizeof c->admin_token, env_token, "DRIFTFEED_ADMIN_TOKEN") < 0)
+        return -1;
+    if (c->keygen && !c->key_dir[0]) {
+        fprintf(stderr, "driftfeed: --keygen needs --key-dir\n");
+        return -1;
+    }
     if (!c->data[0]) snprintf(c->data, sizeof c->data, "var/%s", c->region);
     if (!c->public_url[0])
         snprintf(c->public_url, sizeof c->public_url, "http://%s:%d",
                  strcmp(c->bind, "0.0.0.0") ? c->bind : "127.0.0.1", c->port);
+    if (!repl_valid_url(c->public_url, strlen(c->public_url))) {
+        fprintf(stderr, "driftfeed: --public-url must be an http:// or https:// URL without "
+                        "spaces or quotes\n");
+        return -1;
+    }
     if (peers_from(c) < 0) return -1;
     if (c->repl.npeers && !c->redis[0]) {
         bool all = true;
@@ -388,6 +473,8 @@ int api_config_parse(api_config *c, int argc, char **argv)
     c->repl.public_url = c->public_url;
     c->repl.clock_offset_ms = c->clock_offset_ms;
     c->repl.linger_ms = (uint32_t)c->linger_ms;
+    c->repl.key_dir = c->key_dir[0] ? c->key_dir : NULL;
+    c->repl.redis_auth = c->redis_auth[0] ? c->redis_auth : NULL;
     return 0;
 }
 
@@ -396,6 +483,9 @@ void api_config_free(api_config *c)
     for (size_t i = 0; i < c->repl.npeers; i++) {
         free((char *)c->repl.peers[i]);
         free((char *)c->repl.peer_redis[i]);
+        free((char *)c->repl.peer_redis_auth[i]);
     }
+    sodium_memzero(c->redis_auth, sizeof c->redis_auth);
+    sodium_memzero(c->admin_token, sizeof c->admin_token);
     c->repl.npeers = 0;
 }

@@ -58,6 +58,12 @@ int main(int argc, char **argv)
         return 1;
     }
     raise_fd_limit();
+    if (cfg.keygen) {
+        rc = repl_keygen(cfg.key_dir, cfg.region);
+        if (rc == 0) printf("driftfeed: %s/%s.key and %s.pub ready\n", cfg.key_dir, cfg.region, cfg.region);
+        api_config_free(&cfg);
+        return rc == 0 ? 0 : 1;
+    }
 
     /* Signals are taken by sigwait below; every thread inherits the mask. */
     sigset_t sigs;

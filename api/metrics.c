@@ -126,15 +126,19 @@ void api_metrics(api_req *r)
         "# TYPE driftfeed_outbox_seq gauge\ndriftfeed_outbox_seq %llu\n"
         "# TYPE driftfeed_outbox_published_seq gauge\ndriftfeed_outbox_published_seq %llu\n"
         "# TYPE driftfeed_outbox_depth gauge\ndriftfeed_outbox_depth %llu\n"
-        "# TYPE driftfeed_replication_paused gauge\ndriftfeed_replication_paused %d\n",
+        "# TYPE driftfeed_replication_paused gauge\ndriftfeed_replication_paused %d\n"
+        "# TYPE driftfeed_log_authenticated gauge\ndriftfeed_log_authenticated %d\n"
+        "# TYPE driftfeed_log_rewrites_total counter\ndriftfeed_log_rewrites_total %llu\n",
         (unsigned long long)rs.hlc, (unsigned long long)rs.seq,
         (unsigned long long)rs.published_seq, (unsigned long long)rs.outbox_depth,
-        rs.paused ? 1 : 0);
+        rs.paused ? 1 : 0, rs.authenticated ? 1 : 0, (unsigned long long)rs.log_rewrites);
     api_buf_printf(&b, "# TYPE driftfeed_replication_applied_seq gauge\n"
                        "# TYPE driftfeed_replication_behind gauge\n"
                        "# TYPE driftfeed_replication_lag_ms gauge\n"
                        "# TYPE driftfeed_replication_applied_total counter\n"
-                       "# TYPE driftfeed_replication_streaming gauge\n");
+                       "# TYPE driftfeed_replication_streaming gauge\n"
+                       "# TYPE driftfeed_replication_rejected_total counter\n"
+                       "# TYPE driftfeed_replication_gap_seqs gauge\n");
     for (size_t i = 0; i < rs.npeers; i++) {
         const repl_peer_status *p = &rs.peers[i];
         uint64_t behind = p->published_seq > p->applied_seq ? p->published_seq - p->applied_seq : 0;
@@ -149,6 +153,16 @@ void api_metrics(api_req *r)
                        (unsigned long long)behind, p->name, (unsigned long long)p->lag_p50_ms,
                        p->name, (unsigned long long)p->lag_p99_ms, p->name,
                        (unsigned long long)p->applied_total, p->name, p->state == REPL_STREAMING);
+        /* At a gap: the seqs known missing (at least 1; to 0 is unknown). */
+        uint64_t missing = p->state != REPL_GAP ? 0
+                           : p->gap_to >= p->gap_from ? p->gap_to - p->gap_from + 1
+                                                      : 1;
+        api_buf_printf(&b, "driftfeed_replication_gap_seqs{peer=\"%s\"} %llu\n", p->name,
+                       (unsigned long long)missing);
+        for (int k = REPL_REJECT_NONE + 1; k < REPL_REJECT_N; k++)
+            api_buf_printf(&b, "driftfeed_replication_rejected_total{peer=\"%s\",reason=\"%s\"} %llu\n",
+                           p->name, repl_reject_name((repl_reject)k),
+                           (unsigned long long)p->rejected[k]);
     }
     api_reply_buf(r, 200, &b, "text/plain; version=0.0.4");
 }

@@ -25,8 +25,9 @@ void api_cluster(api_req *r)
     size_t n = repl_cluster(r->ctx->rp, info, 32);
     json_t *regions = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(regions,
-                              json_pack("{s:s,s:s}", "name", info[i].name, "url", info[i].url));
+        json_array_append_new(regions, json_pack("{s:s,s:s,s:b}", "name", info[i].name, "url",
+                                                 info[i].url, "authenticated",
+                                                 info[i].authenticated));
     api_reply_json(r, 200, json_pack("{s:s,s:o}", "self", r->ctx->cfg->region, "regions", regions));
 }
 
@@ -40,14 +41,22 @@ void api_replication(api_req *r)
     for (size_t i = 0; i < st.npeers; i++) {
         const repl_peer_status *p = &st.peers[i];
         uint64_t behind = p->published_seq > p->applied_seq ? p->published_seq - p->applied_seq : 0;
+        json_t *rejected = json_object(), *gap = json_null();
+        if (p->state == REPL_GAP)
+            gap = json_pack("{s:I,s:I}", "from", (json_int_t)p->gap_from, "to",
+                            (json_int_t)p->gap_to);
+        for (int k = REPL_REJECT_NONE + 1; k < REPL_REJECT_N; k++)
+            json_object_set_new(rejected, repl_reject_name((repl_reject)k),
+                                json_integer((json_int_t)p->rejected[k]));
         json_array_append_new(
             peers,
-            json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "name", p->name, "applied_seq",
+            json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:I}", "name", p->name, "applied_seq",
                       (json_int_t)p->applied_seq, "published_seq", (json_int_t)p->published_seq,
                       "behind", (json_int_t)behind, "lag_ms_p50", (json_int_t)p->lag_p50_ms,
                       "lag_ms_p99", (json_int_t)p->lag_p99_ms, "lag_ms_max",
                       (json_int_t)p->lag_max_ms, "applied_total", (json_int_t)p->applied_total,
-                      "delay_ms", (json_int_t)p->delay_ms, "state", repl_state_name(p->state)));
+                      "delay_ms", (json_int_t)p->delay_ms, "state", repl_state_name(p->state),
+                      "rejected", rejected, "gap", gap, "rewinds", (json_int_t)p->rewinds));
     }
     char hlc[24];
     snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)st.hlc);
@@ -58,11 +67,13 @@ void api_replication(api_req *r)
                   (json_int_t)fs.latency_p99_ms, "large_accounts", (json_int_t)fs.large_accounts);
     uint32_t delay = st.npeers ? st.peers[0].delay_ms : 0;
     api_reply_json(r, 200,
-                   json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:b,s:b,s:I,s:o}", "region",
+                   json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:b,s:b,s:b,s:I,s:I,s:o}", "region",
                              r->ctx->cfg->region, "hlc", hlc, "seq", (json_int_t)st.seq,
                              "published_seq", (json_int_t)st.published_seq, "outbox_depth",
                              (json_int_t)st.outbox_depth, "fanout_depth", (json_int_t)fs.depth,
                              "fanout", fanout, "paused", st.paused, "log_connected", st.connected,
+                             "log_authenticated", st.authenticated, "log_rewrites",
+                             (json_int_t)st.log_rewrites,
                              "delay_ms", (json_int_t)delay, "peers", peers));
 }
 

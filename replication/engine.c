@@ -38,6 +38,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     snprintf(r->region, sizeof r->region, "%s", cfg->region);
     r->log_addr = cfg->log_redis ? xstrdup(cfg->log_redis) : NULL;
     r->public_url = xstrdup(cfg->public_url ? cfg->public_url : "");
+    r->redis_auth = cfg->redis_auth ? xstrdup(cfg->redis_auth) : NULL;
     r->linger_ms = cfg->linger_ms;
     pthread_mutex_init(&r->seq_mu, NULL);
     pthread_cond_init(&r->seq_cv, NULL);
@@ -79,6 +80,8 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
         snprintf(p->name, sizeof p->name, "%s", cfg->peers[i]);
         const char *addr = cfg->peer_redis[i] ? cfg->peer_redis[i] : cfg->log_redis;
         p->redis_addr = addr ? xstrdup(addr) : NULL;
+        const char *auth = cfg->peer_redis_auth[i] ? cfg->peer_redis_auth[i] : cfg->redis_auth;
+        p->redis_auth = auth ? xstrdup(auth) : NULL;
         atomic_store(&p->delay_ms, cfg->delay_ms[i]);
         atomic_store(&p->state, r->log_addr || p->redis_addr ? REPL_DISCONNECTED : REPL_STANDALONE);
         df_window_init(&p->lag);
@@ -88,11 +91,25 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
         rc = stg_meta_get_u64(db, ck, &applied);
         if (rc < 0 && rc != DF_ENOTFOUND) goto fail;
         atomic_store(&p->applied, applied);
+        snprintf(ck, sizeof ck, "generation:%s", p->name);
+        if ((rc = stg_meta_get_u64(db, ck, &p->generation)) < 0 && rc != DF_ENOTFOUND) goto fail;
         r->npeers++;
     }
+    if ((rc = stg_meta_get_u64(db, "log_generation", &r->generation)) < 0 && rc != DF_ENOTFOUND)
+        goto fail;
+    if ((rc = stg_meta_get_u64(db, "log_rewrite_from", &r->rewrite_from)) < 0 &&
+        rc != DF_ENOTFOUND)
+        goto fail;
+    if (cfg->key_dir && (rc = repl_keys_load(r, cfg->key_dir)) < 0) goto fail;
+    bool replicating = r->log_addr != NULL;
+    for (size_t i = 0; i < r->npeers; i++) replicating = replicating || r->peers[i].redis_addr;
+    if (!r->authenticated && replicating)
+        df_log(DF_LOG_WARN, "replication: no --key-dir: the log is not authenticated, and anyone "
+                            "who can write to Redis can forge records (see README, Multi-host)");
     /* Our own entry in the cluster list, until Redis tells us more. */
     snprintf(r->cluster[0].name, sizeof r->cluster[0].name, "%s", r->region);
     snprintf(r->cluster[0].url, sizeof r->cluster[0].url, "%s", r->public_url);
+    r->cluster[0].authenticated = true;
     r->ncluster = 1;
     *out = r;
     return 0;
@@ -127,6 +144,7 @@ void repl_close(repl *r)
     for (size_t i = 0; i < r->npeers; i++) {
         if (r->peers[i].started) pthread_join(r->peers[i].thread, NULL);
         free(r->peers[i].redis_addr);
+        free(r->peers[i].redis_auth);
         df_window_destroy(&r->peers[i].lag);
     }
     repl_hlc_free(r->clock);
@@ -135,6 +153,8 @@ void repl_close(repl *r)
     pthread_mutex_destroy(&r->cluster_mu);
     free(r->log_addr);
     free(r->public_url);
+    free(r->redis_auth);
+    sodium_memzero(r->sk, sizeof r->sk);
     free(r);
 }
 
@@ -221,7 +241,8 @@ struct repl_applier {
     stg_lockset *locks;
     staged v[STG_LOCKSET_MAX];
     size_t n;
-    uint64_t seq; /* the last staged */
+    uint64_t seq; /* the last staged or skipped */
+    bool moved; /* seq moved past a skipped entry: the cursor must be written */
 };
 
 repl_applier *repl_applier_new(repl *r, const char *origin)
@@ -241,6 +262,7 @@ static void discard(repl_applier *a)
     stg_batch_clear(a->b);
     stg_lockset_release(a->locks);
     a->n = 0;
+    a->moved = false;
 }
 
 void repl_applier_free(repl_applier *a)
@@ -271,6 +293,12 @@ int repl_applier_add(repl_applier *a, uint64_t seq, const stg_record *rec)
         return rc;
     }
     const stg_record *oldp = rc == 0 ? &old : NULL;
+    if (oldp && !(oldp->ownerlen == rec->ownerlen &&
+                  memcmp(oldp->owner, rec->owner, rec->ownerlen) == 0)) {
+        /* Whoever made a record owns every later version of it. */
+        free(raw);
+        return DF_EPERM;
+    }
     staged *s = &a->v[a->n++];
     s->rec = *rec;
     s->job = 0;
@@ -288,9 +316,15 @@ int repl_applier_add(repl_applier *a, uint64_t seq, const stg_record *rec)
     return s->newer ? 1 : 0;
 }
 
+void repl_applier_skip(repl_applier *a, uint64_t seq)
+{
+    a->seq = seq;
+    a->moved = true;
+}
+
 int repl_applier_commit(repl_applier *a)
 {
-    if (a->n == 0) return 0;
+    if (a->n == 0 && !a->moved) return 0;
     char ck[64];
     cursor_key(ck, sizeof ck, a->origin);
     stg_batch_meta_u64(a->b, ck, a->seq);
@@ -318,6 +352,55 @@ int repl_applier_commit(repl_applier *a)
     return 0;
 }
 
+int repl_peer_rewind(peer *p, uint64_t gen, uint64_t from)
+{
+    char ck[64], gk[64];
+    uint64_t applied = atomic_load(&p->applied);
+    uint64_t to = from && from - 1 < applied ? from - 1 : applied;
+    cursor_key(ck, sizeof ck, p->name);
+    snprintf(gk, sizeof gk, "generation:%s", p->name);
+    stg_batch *b = stg_batch_new(p->r->db);
+    stg_batch_meta_u64(b, ck, to);
+    stg_batch_meta_u64(b, gk, gen);
+    int rc = stg_write(p->r->db, b);
+    stg_batch_free(b);
+    if (rc < 0) return rc;
+    df_log(DF_LOG_WARN, "replication: %s's log %s (generation %llu); reading it again after seq %llu",
+           p->name, gen != p->generation ? "was rewritten" : "went back", (unsigned long long)gen,
+           (unsigned long long)to);
+    atomic_fetch_add(&p->rewinds, 1);
+    p->generation = gen;
+    atomic_store(&p->applied, to);
+    atomic_store(&p->gap_from, 0);
+    atomic_store(&p->gap_to, 0);
+    p->read_ms = p->read_sq = 0;
+    return 0;
+}
+
+int repl_next_generation(repl *r, uint64_t from)
+{
+    stg_batch *b = stg_batch_new(r->db);
+    stg_batch_meta_u64(b, "log_generation", r->generation + 1);
+    stg_batch_meta_u64(b, "log_rewrite_from", from);
+    int rc = stg_write(r->db, b);
+    stg_batch_free(b);
+    if (rc < 0) return rc;
+    r->generation++;
+    r->rewrite_from = from;
+    return 0;
+}
+
+void repl_peer_reject(peer *p, repl_reject why, uint64_t seq)
+{
+    atomic_fetch_add(&p->rejected[why], 1);
+    uint32_t bit = 1u << why;
+    if (!(atomic_fetch_or(&p->rejected_logged, bit) & bit))
+        df_log(DF_LOG_ERROR,
+               "replication: %s entry %llu rejected (%s); skipped, and counted in "
+               "/v1/replication (further %s entries are not logged)",
+               p->name, (unsigned long long)seq, repl_reject_name(why), repl_reject_name(why));
+}
+
 int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
 {
     repl_applier *a = repl_applier_new(r, origin);
@@ -339,6 +422,7 @@ const char *repl_state_name(repl_state s)
     case REPL_STREAMING: return "streaming";
     case REPL_PAUSED: return "paused";
     case REPL_DISCONNECTED: return "disconnected";
+    case REPL_GAP: return "gap";
     }
     return "unknown";
 }
@@ -355,6 +439,8 @@ void repl_get_status(repl *r, repl_status *out)
     out->outbox_depth = out->seq + 1 > floor ? out->seq + 1 - floor : 0;
     out->paused = atomic_load(&r->paused);
     out->connected = atomic_load(&r->log_connected);
+    out->authenticated = r->authenticated;
+    out->log_rewrites = atomic_load(&r->log_rewrites);
     out->npeers = r->npeers;
     for (size_t i = 0; i < r->npeers; i++) {
         peer *p = &r->peers[i];
@@ -365,6 +451,10 @@ void repl_get_status(repl *r, repl_status *out)
         s->applied_total = atomic_load(&p->applied_total);
         s->delay_ms = atomic_load(&p->delay_ms);
         s->state = (repl_state)atomic_load(&p->state);
+        for (int k = 0; k < REPL_REJECT_N; k++) s->rejected[k] = atomic_load(&p->rejected[k]);
+        s->rewinds = atomic_load(&p->rewinds);
+        s->gap_from = atomic_load(&p->gap_from);
+        s->gap_to = atomic_load(&p->gap_to);
         df_quantiles q = df_window_quantiles(&p->lag);
         s->lag_p50_ms = q.p50;
         s->lag_p99_ms = q.p99;

@@ -6,6 +6,7 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 
 #define MAX_REGIONS 32
@@ -23,6 +24,19 @@ typedef struct peer {
     _Atomic uint32_t delay_ms;
     _Atomic int state; /* repl_state */
     df_window lag; /* creation at the origin -> applied here, ms */
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES]; /* when r->authenticated */
+    char *redis_auth; /* "password" or "user password", or NULL */
+    _Atomic uint64_t rejected[REPL_REJECT_N];
+    _Atomic uint32_t rejected_logged; /* a bit per reason: logged once */
+    _Atomic uint64_t gap_from, gap_to; /* state REPL_GAP */
+    /* Subscriber thread only: the last stream id read. Entries with ids no
+     * region writes are passed over here, in memory; the durable cursor
+     * (applied) never moves past a seq that was not applied or skipped as
+     * authentic but invalid. */
+    uint64_t read_ms, read_sq;
+    uint64_t counted_gap; /* the gap entry last counted, so a re-read is not */
+    uint64_t generation; /* the peer's last stream rewrite we followed (durable) */
+    _Atomic uint64_t rewinds; /* times the cursor went back: a rewrite, a restored peer */
 } peer;
 
 struct repl {
@@ -31,7 +45,12 @@ struct repl {
     char region[STG_ORIGIN_MAX + 1];
     char *log_addr;
     char *public_url;
+    char *redis_auth; /* for our log's Redis */
     repl_hlc *clock;
+    /* Our signing key; peers' public keys are in peer.pk. Without keys
+     * (authenticated false) nothing is signed or checked. */
+    bool authenticated;
+    unsigned char sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
 
     pthread_mutex_t seq_mu; /* assigns outbox seqs in commit order */
     pthread_cond_t seq_cv; /* signalled when a seq commits */
@@ -39,6 +58,11 @@ struct repl {
     _Atomic uint64_t published;
     _Atomic uint64_t floor; /* outbox entries below it are truncated */
     _Atomic bool log_connected;
+    bool publish_failing; /* publisher thread only: the last chunk was refused */
+    _Atomic uint64_t log_rewrites;
+    /* How often our stream was rewritten (durable): announced with the seq
+     * it restarts from in df:rewrites, so subscribers read it again. */
+    uint64_t generation, rewrite_from;
     uint32_t linger_ms;
 
     size_t npeers;
@@ -55,11 +79,43 @@ struct repl {
     size_t ncluster;
 };
 
+/* keys.c: key files, signatures, signed values. */
+#define REPL_SIG_LEN crypto_sign_BYTES
+#define REPL_HASH_LEN 32
+int repl_keys_load(struct repl *r, const char *dir);
+/* Signs (verifies) val as written under Redis key and field. */
+void repl_sign(const struct repl *r, const char *key, const char *field, const void *val,
+               size_t len, unsigned char sig[REPL_SIG_LEN]);
+bool repl_verify(const unsigned char pk[32], const char *key, const char *field, const void *val,
+                 size_t len, const unsigned char *sig, size_t siglen);
+void repl_record_hash(const void *rec, size_t len, unsigned char out[REPL_HASH_LEN]);
+/* A small value as stored in Redis: "<val>", signed "<val> <hex>" when
+ * authenticated. open checks it against pk (NULL: takes the value, ignores
+ * any signature) and copies the value into val; returns its length or -1. */
+void repl_value_seal(const struct repl *r, const char *key, const char *field, const char *val,
+                     char *out, size_t cap);
+int repl_value_open(const unsigned char *pk, const char *key, const char *field, const char *s,
+                    size_t n, char *val, size_t cap);
+/* The peer's key when we check signatures, else NULL. */
+static inline const unsigned char *repl_peer_key(const peer *p)
+{
+    return p->r->authenticated ? p->pk : NULL;
+}
+/* Counts a rejected entry of p's log and logs the first of each reason. */
+void repl_peer_reject(peer *p, repl_reject why, uint64_t seq);
+/* p rewrote its stream (generation gen, from seq from on): moves the cursor
+ * back to before from, durably with gen. Subscriber thread, between batches. */
+int repl_peer_rewind(peer *p, uint64_t gen, uint64_t from);
+/* Persists a new generation of our stream, rewritten from seq from. */
+int repl_next_generation(struct repl *r, uint64_t from);
+
 /* redis.c: connections with timeouts and backoff, reply helpers. */
-redisContext *repl_redis_connect(const char *addr, int timeout_ms);
+/* Connects and, with auth ("password" or "user password"), authenticates. */
+redisContext *repl_redis_connect(const char *addr, const char *auth, int timeout_ms);
 /* One connection attempt; on failure naps *backoff ms (doubling it, up to
  * 2 s) and returns NULL; on success resets *backoff. */
-redisContext *repl_redis_reconnect(struct repl *r, const char *addr, uint64_t *backoff);
+redisContext *repl_redis_reconnect(struct repl *r, const char *addr, const char *auth,
+                                   uint64_t *backoff);
 /* Sleeps up to ms in short steps; returns early (false) when stopping. */
 bool repl_nap(struct repl *r, uint64_t ms);
 /* Runs a command; NULL (and *c freed, set NULL) on a connection error. */
@@ -67,10 +123,17 @@ redisReply *repl_redis_cmd(redisContext **c, int argc, const char **argv, const 
 /* Reads the replies of n commands appended to *c (a pipeline) into out.
  * Returns 0, or -1 after freeing *c (NULL) and every reply on an error. */
 int repl_redis_replies(redisContext **c, int n, redisReply **out);
-/* Merges announced regions (a HGETALL reply) into the cluster cache. */
+/* Merges announced regions (a HGETALL reply) into the cluster cache;
+ * when authenticated, only announcements signed by a peer's key. */
 void repl_cluster_merge(struct repl *r, const redisReply *all);
 /* Stream entry id "<seq>-1" -> seq; 0 if it is not of that form. */
 uint64_t repl_parse_entry_id(const char *s);
+/* Any stream entry id "<ms>-<seq>"; false if it is not one. */
+bool repl_parse_stream_id(const char *s, size_t n, uint64_t *ms, uint64_t *sq);
+/* A decimal u64 with nothing around it; false if s is not one. */
+bool repl_parse_u64(const char *s, size_t n, uint64_t *out);
+/* "<a>.<b>", both decimal u64 (a seq and a generation, say). */
+bool repl_parse_pair(const char *s, size_t n, uint64_t *a, uint64_t *b);
 
 void *repl_publisher_main(void *arg);
 void *repl_subscriber_main(void *arg);

@@ -76,3 +76,77 @@ int repl_record_decode(const char *buf, size_t len, stg_record *rec)
     }
     return 0;
 }
+
+const char *repl_reject_name(repl_reject why)
+{
+    switch (why) {
+    case REPL_REJECT_NONE: return "none";
+    case REPL_REJECT_MALFORMED: return "malformed";
+    case REPL_REJECT_UNSIGNED: return "unsigned";
+    case REPL_REJECT_SIGNATURE: return "bad_signature";
+    case REPL_REJECT_ORIGIN: return "wrong_origin";
+    case REPL_REJECT_OWNER: return "not_owner";
+    case REPL_REJECT_N: break;
+    }
+    return "unknown";
+}
+
+static bool same(const char *a, size_t na, const char *b, size_t nb)
+{
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
+/* The home region of user id u (name@region), or false. */
+static bool home_is(const char *u, size_t n, const char *region)
+{
+    const char *at = memchr(u, '@', n);
+    return at && stg_valid_user_id(u, n) && same(at + 1, n - (size_t)(at + 1 - u), region, strlen(region));
+}
+
+/* A live record keyed by an id minted from its own version. */
+static bool as_minted(const char *id, size_t n, const stg_record *rec)
+{
+    stg_version v;
+    return stg_parse_id(id, n, &v) == 0 && stg_version_cmp(&v, &rec->ver) == 0;
+}
+
+repl_reject repl_record_check(const char *origin, const stg_record *rec)
+{
+    if (strcmp(rec->ver.origin, origin) != 0) return REPL_REJECT_ORIGIN;
+    const char *b, *id;
+    size_t nb, nid;
+    int na;
+    switch (rec->kind) {
+    case STG_KIND_USER:
+        /* Accounts (and their token hashes) are written only at home. */
+        if (!same(rec->owner, rec->ownerlen, rec->key, rec->keylen) ||
+            !home_is(rec->key, rec->keylen, origin))
+            return REPL_REJECT_OWNER;
+        return REPL_REJECT_NONE;
+    case STG_KIND_FOLLOW:
+        na = stg_key_split(rec->key, rec->keylen, &b, &nb);
+        if (na < 0 || !same(rec->owner, rec->ownerlen, rec->key, (size_t)na) ||
+            !stg_valid_user_id(rec->key, (size_t)na) || !stg_valid_user_id(b, nb))
+            return REPL_REJECT_OWNER;
+        return REPL_REJECT_NONE;
+    case STG_KIND_POST:
+        if (!stg_valid_id(rec->key, rec->keylen) || !stg_valid_user_id(rec->owner, rec->ownerlen))
+            return REPL_REJECT_OWNER;
+        if (!rec->tombstone && !as_minted(rec->key, rec->keylen, rec)) return REPL_REJECT_OWNER;
+        return REPL_REJECT_NONE;
+    case STG_KIND_MESSAGE: {
+        na = stg_key_split(rec->key, rec->keylen, &b, &nb);
+        int nb2 = na < 0 ? -1 : stg_key_split(b, nb, &id, &nid);
+        if (nb2 < 0) return REPL_REJECT_OWNER;
+        bool from_a = same(rec->owner, rec->ownerlen, rec->key, (size_t)na);
+        bool from_b = same(rec->owner, rec->ownerlen, b, (size_t)nb2);
+        if (!from_a && !from_b) return REPL_REJECT_OWNER;
+        if (rec->tombstone)
+            return home_is(rec->key, (size_t)na, origin) || home_is(b, (size_t)nb2, origin)
+                       ? REPL_REJECT_NONE
+                       : REPL_REJECT_OWNER;
+        return as_minted(id, nid, rec) ? REPL_REJECT_NONE : REPL_REJECT_OWNER;
+    }
+    }
+    return REPL_REJECT_MALFORMED;
+}

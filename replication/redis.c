@@ -7,7 +7,35 @@
 #include <string.h>
 #include <time.h>
 
-redisContext *repl_redis_connect(const char *addr, int timeout_ms)
+/* AUTH password, or AUTH user password. A refusal is logged once per
+ * thread until a connection succeeds again. */
+static __thread bool auth_refused_logged;
+
+static bool authenticate(redisContext *c, const char *addr, const char *auth)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", auth);
+    const char *argv[3] = {"AUTH", buf, NULL};
+    char *sp = strchr(buf, ' ');
+    int argc = 2;
+    if (sp) {
+        *sp = '\0';
+        argv[2] = sp + 1;
+        argc = 3;
+    }
+    redisReply *rep = redisCommandArgv(c, argc, argv, NULL);
+    sodium_memzero(buf, sizeof buf);
+    bool ok = rep && rep->type == REDIS_REPLY_STATUS;
+    if (!ok && !auth_refused_logged) {
+        df_log(DF_LOG_ERROR, "replication: Redis at %s refused AUTH: %.200s", addr,
+               rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
+        auth_refused_logged = true;
+    }
+    if (rep) freeReplyObject(rep);
+    return ok;
+}
+
+redisContext *repl_redis_connect(const char *addr, const char *auth, int timeout_ms)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');
@@ -27,12 +55,18 @@ redisContext *repl_redis_connect(const char *addr, int timeout_ms)
     /* Reads block at most this long beyond any XREAD BLOCK time. */
     struct timeval rt = {5, 0};
     redisSetTimeout(c, rt);
+    if (auth && !authenticate(c, addr, auth)) {
+        redisFree(c);
+        return NULL;
+    }
+    auth_refused_logged = false;
     return c;
 }
 
-redisContext *repl_redis_reconnect(struct repl *r, const char *addr, uint64_t *backoff)
+redisContext *repl_redis_reconnect(struct repl *r, const char *addr, const char *auth,
+                                   uint64_t *backoff)
 {
-    redisContext *c = repl_redis_connect(addr, 1000);
+    redisContext *c = repl_redis_connect(addr, auth, 1000);
     if (c) {
         *backoff = 50;
         return c;
@@ -81,12 +115,60 @@ int repl_redis_replies(redisContext **c, int n, redisReply **out)
     return *c ? 0 : -1;
 }
 
+bool repl_parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    if (n == 0 || n > 20) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+bool repl_parse_pair(const char *s, size_t n, uint64_t *a, uint64_t *b)
+{
+    const char *dot = memchr(s, '.', n);
+    return dot && repl_parse_u64(s, (size_t)(dot - s), a) &&
+           repl_parse_u64(dot + 1, n - (size_t)(dot + 1 - s), b);
+}
+
+bool repl_parse_stream_id(const char *s, size_t n, uint64_t *ms, uint64_t *sq)
+{
+    const char *dash = memchr(s, '-', n);
+    return dash && repl_parse_u64(s, (size_t)(dash - s), ms) &&
+           repl_parse_u64(dash + 1, n - (size_t)(dash + 1 - s), sq);
+}
+
 uint64_t repl_parse_entry_id(const char *s)
 {
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || strcmp(end, "-1") != 0) return 0;
-    return v;
+    uint64_t ms, sq;
+    return repl_parse_stream_id(s, strlen(s), &ms, &sq) && sq == 1 ? ms : 0;
+}
+
+bool repl_valid_url(const char *s, size_t n)
+{
+    if (n >= 256 || !((n > 7 && memcmp(s, "http://", 7) == 0) ||
+                      (n > 8 && memcmp(s, "https://", 8) == 0)))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\')
+            return false;
+    }
+    return true;
+}
+
+/* The key that signs name's announcements: ours, a peer's, or none. */
+static const unsigned char *announcer_key(const struct repl *r, const char *name)
+{
+    if (strcmp(name, r->region) == 0) return r->pk;
+    for (size_t i = 0; i < r->npeers; i++)
+        if (strcmp(r->peers[i].name, name) == 0) return r->peers[i].pk;
+    return NULL;
 }
 
 void repl_cluster_merge(struct repl *r, const redisReply *all)
@@ -96,7 +178,13 @@ void repl_cluster_merge(struct repl *r, const redisReply *all)
     for (size_t i = 0; i + 1 < all->elements; i += 2) {
         const redisReply *n = all->element[i], *u = all->element[i + 1];
         if (n->type != REDIS_REPLY_STRING || u->type != REDIS_REPLY_STRING) continue;
-        if (!stg_valid_name(n->str, n->len, STG_ORIGIN_MAX) || u->len >= 256) continue;
+        if (!stg_valid_name(n->str, n->len, STG_ORIGIN_MAX)) continue;
+        const unsigned char *pk = r->authenticated ? announcer_key(r, n->str) : NULL;
+        char url[256];
+        int ul;
+        if (r->authenticated && !pk) continue; /* a region we hold no key for */
+        ul = repl_value_open(pk, "df:regions", n->str, u->str, u->len, url, sizeof url);
+        if (ul < 0 || !repl_valid_url(url, (size_t)ul)) continue;
         size_t j = 0;
         while (j < r->ncluster && strcmp(r->cluster[j].name, n->str) != 0) j++;
         if (j == r->ncluster) {
@@ -104,7 +192,8 @@ void repl_cluster_merge(struct repl *r, const redisReply *all)
             r->ncluster++;
         }
         snprintf(r->cluster[j].name, sizeof r->cluster[j].name, "%s", n->str);
-        snprintf(r->cluster[j].url, sizeof r->cluster[j].url, "%.*s", (int)u->len, u->str);
+        snprintf(r->cluster[j].url, sizeof r->cluster[j].url, "%s", url);
+        r->cluster[j].authenticated = pk != NULL || strcmp(n->str, r->region) == 0;
     }
     pthread_mutex_unlock(&r->cluster_mu);
 }

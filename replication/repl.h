@@ -37,6 +37,26 @@ void repl_record_encode(const stg_record *rec, char **out, size_t *outlen);
 /* Decodes and validates buf; rec points into buf. Returns 0 or DF_EINVAL. */
 int repl_record_decode(const char *buf, size_t len, stg_record *rec);
 
+/* Why a peer's log entry was not applied. */
+typedef enum {
+    REPL_REJECT_NONE,
+    REPL_REJECT_MALFORMED, /* not a record, or an unusable entry id */
+    REPL_REJECT_UNSIGNED, /* no signature covers it */
+    REPL_REJECT_SIGNATURE, /* a signature or record hash that does not verify */
+    REPL_REJECT_ORIGIN, /* its version names another region than the log's */
+    REPL_REJECT_OWNER, /* a record that region may not write (see repl_record_check) */
+    REPL_REJECT_N
+} repl_reject;
+const char *repl_reject_name(repl_reject why);
+
+/* Whether a decoded record is one that origin's log may carry: its version
+ * is origin's; a user record only from the user's home region and owned by
+ * the user; a follow edge owned by its follower; a live post or message
+ * exactly as minted (its version is the one in its id, so it can never be
+ * rewritten), a message owned by one of its participants and deleted only
+ * by a participant's home region. Returns REPL_REJECT_NONE or the reason. */
+repl_reject repl_record_check(const char *origin, const stg_record *rec);
+
 /* ---- The replication engine (engine.c) -------------------------------------- */
 typedef struct repl repl;
 
@@ -52,7 +72,14 @@ typedef struct repl_config {
     int64_t clock_offset_ms;
     uint32_t delay_ms[REPL_MAX_PEERS]; /* initial simulated distance per peer */
     uint32_t linger_ms; /* a busy publisher gathers records this long (0: never) */
+    const char *key_dir; /* <region>.key and every <peer>.pub; NULL: unauthenticated */
+    const char *redis_auth; /* AUTH for log_redis: "password" or "user password" */
+    const char *peer_redis_auth[REPL_MAX_PEERS]; /* per peer; NULL: redis_auth */
 } repl_config;
+
+/* Creates dir/<region>.key (secret, 0600) and dir/<region>.pub unless the
+ * key exists already. Returns 0 or DF_E*. */
+int repl_keygen(const char *dir, const char *region);
 
 /* Opens the engine over db: loads the clock mark, the outbox sequence and
  * the per-peer cursors. No thread is started. Returns 0 or DF_E*. */
@@ -80,7 +107,8 @@ int repl_write(repl *r, stg_record *rec, repl_check_fn check, void *arg);
 /* Applies a remote record from origin's log at seq: last-write-wins on
  * (hlc, origin); the record, its derived changes and the cursor
  * (origin -> seq) commit in one batch. Returns 1 if applied, 0 if it was
- * not newer than the stored record (only the cursor moved), or DF_E*. */
+ * not newer than the stored record (only the cursor moved), or DF_E*
+ * (DF_EPERM: see repl_applier_add). */
 int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec);
 
 /* The same for many records of origin's log, in one batch: add stages a
@@ -88,11 +116,16 @@ int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
  * before it first when it must (its key's stripe is held by the batch or
  * by another thread, or the batch is full); commit commits what is staged,
  * with the cursor at the last seq added. A record's bytes must stay valid
- * until it is committed. On an error nothing staged is kept. */
+ * until it is committed. On an error nothing staged is kept. add returns
+ * DF_EPERM (staging nothing) for a record whose owner is not the stored
+ * record's: every version of a key belongs to whoever made it. */
 typedef struct repl_applier repl_applier;
 repl_applier *repl_applier_new(repl *r, const char *origin);
 int repl_applier_add(repl_applier *a, uint64_t seq, const stg_record *rec);
 int repl_applier_commit(repl_applier *a);
+/* Moves the cursor past seq without applying it: an authentic entry whose
+ * record is invalid (the origin published it; no later read can do better). */
+void repl_applier_skip(repl_applier *a, uint64_t seq);
 void repl_applier_free(repl_applier *a); /* drops what is not committed; accepts NULL */
 
 /* Called after every committed record, local or applied, on the committing
@@ -101,7 +134,11 @@ typedef void (*repl_listener_fn)(void *arg, const stg_record *rec, bool local);
 void repl_set_listener(repl *r, repl_listener_fn fn, void *arg);
 
 /* ---- Status and demo controls -------------------------------------------------- */
-typedef enum { REPL_STANDALONE, REPL_STREAMING, REPL_PAUSED, REPL_DISCONNECTED } repl_state;
+/* REPL_GAP: the peer's log lacks records after applied_seq (a missing or
+ * unauthentic entry at gap_from): nothing after it is applied until the
+ * log holds the real records again (the publisher rewrites a tampered
+ * stream) or a repair fills the gap. */
+typedef enum { REPL_STANDALONE, REPL_STREAMING, REPL_PAUSED, REPL_DISCONNECTED, REPL_GAP } repl_state;
 const char *repl_state_name(repl_state s);
 
 typedef struct repl_peer_status {
@@ -112,6 +149,9 @@ typedef struct repl_peer_status {
     uint64_t applied_total; /* records applied since start */
     uint32_t delay_ms;
     repl_state state;
+    uint64_t rejected[REPL_REJECT_N]; /* entries not applied, by reason */
+    uint64_t gap_from, gap_to; /* state gap: the seqs missing (gap_to 0: unknown) */
+    uint64_t rewinds; /* times we read the peer's log again: it was rewritten or went back */
 } repl_peer_status;
 
 typedef struct repl_status {
@@ -121,6 +161,8 @@ typedef struct repl_status {
     uint64_t outbox_depth;
     bool paused;
     bool connected; /* our log's Redis */
+    bool authenticated; /* records are signed and checked */
+    uint64_t log_rewrites; /* times our stream held entries we did not write and was rewritten */
     size_t npeers;
     repl_peer_status peers[REPL_MAX_PEERS];
 } repl_status;
@@ -138,7 +180,11 @@ int repl_set_delay(repl *r, const char *peer, uint32_t delay_ms);
 typedef struct repl_region_info {
     char name[STG_ORIGIN_MAX + 1];
     char url[256];
+    bool authenticated; /* ours, or announced with a signature a peer's key verifies */
 } repl_region_info;
+/* The URLs a region may announce: http(s)://, printable ASCII without
+ * spaces, quotes or angle brackets, under 256 bytes. */
+bool repl_valid_url(const char *s, size_t n);
 size_t repl_cluster(repl *r, repl_region_info *out, size_t max);
 
 #endif

@@ -30,6 +30,7 @@ enum {
     DF_ECORRUPT = -6, /* stored bytes do not decode */
     DF_ESTALE = -7, /* LWW: the incoming version is not newer */
     DF_ENET = -8, /* Redis / network failure */
+    DF_EPERM = -9, /* a replicated record its origin may not write */
 };
 const char *df_strerror(int err);
 

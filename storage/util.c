@@ -20,6 +20,7 @@ const char *df_strerror(int err)
     case DF_ECORRUPT: return "corrupt record";
     case DF_ESTALE: return "stale version";
     case DF_ENET: return "network failure";
+    case DF_EPERM: return "not permitted";
     default: return "unknown error";
     }
 }

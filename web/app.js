@@ -979,9 +979,13 @@
       try {
         if (location.protocol === 'file:') throw new ApiError(0, 'file', 'this page must be opened from a driftfeed region, e.g. http://127.0.0.1:8081/');
         const c = await api(`${location.origin}/v1/cluster`);
-        const list = c && Array.isArray(c.regions) ? c.regions.filter((x) => x && x.name && x.url) : [];
+        const all = c && Array.isArray(c.regions) ? c.regions.filter((x) => x && x.name && x.url) : [];
+        // Demo users' tokens only go to regions whose announcement was signed
+        // (or this one): a URL anyone could write into Redis is not followed.
+        const list = all.filter((x) => x.authenticated === true || x.name === c.self);
         if (!list.length) throw new ApiError(0, 'empty', 'the cluster lists no regions yet');
-        boot.hidden = true;
+        boot.hidden = list.length === all.length;
+        if (!boot.hidden) boot.textContent = `${all.length - list.length} announced region(s) not shown: their announcement is not signed (start every region with --key-dir).`;
         return list;
       } catch (e) {
         boot.hidden = false;

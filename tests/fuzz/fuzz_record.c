@@ -1,6 +1,7 @@
 /* fuzz_record.c -- libFuzzer target: the replication record decoder, the
  * one parser that reads bytes another process wrote (Redis stream entries).
- * A record that decodes must re-encode to the same bytes. */
+ * A record that decodes must re-encode to the same bytes, and the
+ * consistency check (repl_record_check) answers for it from either log. */
 #include "repl.h"
 
 #include <stdio.h>
@@ -22,6 +23,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(repl_record_decode(out, outlen, &again) == 0);
     CHECK(again.kind == rec.kind && again.keylen == rec.keylen && again.tombstone == rec.tombstone);
     CHECK(stg_version_cmp(&again.ver, &rec.ver) == 0);
+    repl_reject why = repl_record_check(rec.ver.origin, &rec);
+    CHECK(why >= REPL_REJECT_NONE && why < REPL_REJECT_N && why != REPL_REJECT_ORIGIN);
+    CHECK(repl_record_check("zz_not_the_origin", &rec) == REPL_REJECT_ORIGIN ||
+          strcmp(rec.ver.origin, "zz_not_the_origin") == 0);
     free(out);
     return 0;
 }

@@ -138,12 +138,45 @@ class Client:
         return r.json["digest"]
 
 
-class Redis:
-    """A redis-server of our own, without persistence (restart = empty)."""
+def _resp_read(f):
+    """One RESP2 reply from a file-like socket reader, as Python values:
+    bytes, int, None, list, or RedisError for an error reply."""
+    line = f.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        return RedisError(rest.decode("utf-8", "replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise ValueError(f"not RESP: {line!r}")
 
-    def __init__(self, workdir, port=None):
+
+class RedisError(Exception):
+    pass
+
+
+class Redis:
+    """A redis-server of our own, without persistence (restart = empty).
+    `args` are extra server flags (e.g. ["--requirepass", "pw"])."""
+
+    def __init__(self, workdir, port=None, args=()):
         self.port = port or free_port()
         self.dir = os.path.join(workdir, f"redis-{self.port}")
+        self.args = list(args)
+        self.password = self.args[self.args.index("--requirepass") + 1] \
+            if "--requirepass" in self.args else None
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
         self.start()
@@ -156,22 +189,52 @@ class Redis:
         self.log = open(os.path.join(self.dir, "redis.log"), "ab")
         self.proc = subprocess.Popen(
             [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no"],
+             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no"] + self.args,
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(self._ping, 10, what=f"redis on {self.port}")
 
     def _ping(self):
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            reply = s.recv(64)
+            return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
+
+    @staticmethod
+    def _encode(args):
+        args = [x.encode() if isinstance(x, str) else b"%d" % x if isinstance(x, int) else x
+                for x in args]
+        return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
     def command(self, *args):
         """One command over a fresh connection; returns the raw reply bytes."""
-        out = b"*%d\r\n" % len(args) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() if isinstance(x, str) else x for x in args))
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-            s.sendall(out)
+            if self.password:
+                s.sendall(self._encode(["AUTH", self.password]))
+                s.recv(64)
+            s.sendall(self._encode(args))
             return s.recv(65536)
+
+    def call(self, *args):
+        """One command over a fresh connection; returns the parsed reply
+        (bytes, int, None, list; RedisError for an error reply)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            f = s.makefile("rb")
+            if self.password:
+                s.sendall(self._encode(["AUTH", self.password]))
+                _resp_read(f)
+            s.sendall(self._encode(args))
+            return _resp_read(f)
+
+    def transaction(self, *cmds):
+        """Commands in one MULTI/EXEC over a fresh connection; returns the
+        list of their replies."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            f = s.makefile("rb")
+            head = [("AUTH", self.password)] if self.password else []
+            for c in head + [("MULTI",)] + list(cmds) + [("EXEC",)]:
+                s.sendall(self._encode(c))
+            replies = [_resp_read(f) for _ in range(len(head) + len(cmds) + 2)]
+            return replies[-1]
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -259,15 +322,27 @@ class Region:
         return self.proc is not None and self.proc.poll() is None
 
 
-class Cluster:
-    """A Redis and regions that all replicate with each other."""
+def make_keys(key_dir, names):
+    """Each region's log key pair, made the way deploy/cluster makes them."""
+    for n in names:
+        subprocess.run([BIN, "--region", n, "--key-dir", key_dir, "--keygen"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return key_dir
 
-    def __init__(self, names=("paris", "newyork", "tokyo"), args=(), per_region_args=None):
+
+class Cluster:
+    """A Redis and regions that all replicate with each other, over a signed
+    log (keys=False: unauthenticated, as a region started without keys)."""
+
+    def __init__(self, names=("paris", "newyork", "tokyo"), args=(), per_region_args=None,
+                 keys=True, redis_args=()):
         self.workdir = tempfile.mkdtemp(prefix="driftfeed-test-")
-        self.redis = Redis(self.workdir)
+        self.redis = Redis(self.workdir, args=redis_args)
         self.regions = {}
+        self.key_dir = make_keys(os.path.join(self.workdir, "keys"), names) if keys else None
         for n in names:
-            extra = list(args) + list((per_region_args or {}).get(n, ()))
+            extra = (["--key-dir", self.key_dir] if keys else []) + list(args) + \
+                list((per_region_args or {}).get(n, ()))
             self.regions[n] = Region(n, self.workdir, redis=self.redis,
                                      peers=[p for p in names if p != n], args=extra)
 

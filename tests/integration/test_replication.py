@@ -780,8 +780,10 @@ class ReplicationTest(unittest.TestCase):
         for i in range(10):
             P.client.post_text(us["paris"]["token"], f"while tokyo is paused {i}")
         seq = replication(P.client)["seq"]
-        wait_for(lambda: c.redis.command("HGET", "df:progress:newyork", "paris").endswith(
-            b"\r\n%d\r\n" % seq), CONVERGE_S, what="newyork's progress on paris's log in Redis")
+        # The value is "<seq>.<generation> <signature>" (the log is signed).
+        wait_for(lambda: c.redis.command("HGET", "df:progress:newyork", "paris").split(b"\r\n")[1]
+                 .split(b".")[0] == b"%d" % seq, CONVERGE_S,
+                 what="newyork's progress on paris's log in Redis")
         for _ in range(2):  # two housekeeping passes of paris since
             c.redis.command("HDEL", "df:regions", "paris")
             wait_for(lambda: b"$-1" not in c.redis.command("HGET", "df:regions", "paris"), 10,

@@ -458,6 +458,34 @@ START_TEST(test_stale_apply_only_moves_cursor)
 }
 END_TEST
 
+/* Every version of a key belongs to whoever made it: a newer record with
+ * another owner is refused (DF_EPERM), changes nothing and moves no cursor. */
+START_TEST(test_owner_of_a_key_never_changes)
+{
+    region g;
+    region_open(&g);
+    tkey keys[3];
+    make_keys(keys, 3, 0);
+    cand first = {.key = 2, .ver = {.hlc = (1000ull << 16), .origin = "tokyo"}, .payload = "{}"};
+    stg_record r1 = cand_record(keys, &first);
+    ck_assert_int_eq(repl_apply(g.r, "tokyo", 1, &r1), 1);
+    cand later = first;
+    later.ver.hlc += 1 << 16;
+    later.tomb = true;
+    stg_record r2 = cand_record(keys, &later);
+    r2.owner = "mallory@tokyo";
+    r2.ownerlen = strlen(r2.owner);
+    ck_assert_int_eq(repl_apply(g.r, "tokyo", 2, &r2), DF_EPERM);
+    assert_stored(g.db, &keys[2], &r1);
+    ck_assert_uint_eq(cursor_of(g.db, "tokyo"), 1);
+    /* The owner's own tombstone goes through. */
+    stg_record r3 = cand_record(keys, &later);
+    ck_assert_int_eq(repl_apply(g.r, "tokyo", 2, &r3), 1);
+    assert_stored(g.db, &keys[2], &r3);
+    region_close(&g);
+}
+END_TEST
+
 /* ---- Local writes after remote ones ------------------------------------------------------- */
 
 START_TEST(test_local_write_beats_far_future_remote)
@@ -561,6 +589,7 @@ static Suite *lww_suite(void)
     tcase_add_test(tc, test_stale_apply_only_moves_cursor);
     tcase_add_test(tc, test_batched_apply_matches_one_by_one);
     tcase_add_test(tc, test_lockset_busy_and_repeated_stripes);
+    tcase_add_test(tc, test_owner_of_a_key_never_changes);
     tcase_add_test(tc, test_local_write_beats_far_future_remote);
     tcase_add_test(tc, test_local_write_with_stale_version);
     suite_add_tcase(s, tc);
