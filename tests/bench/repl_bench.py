@@ -10,7 +10,10 @@ loopback only), then:
      goes on, resumes it, and reports the time until all digests are equal
      and the paused region's apply throughput while catching up.
 
-  python3 tests/bench/repl_bench.py [--rate 1000] [--duration 20] [--pause 30]
+  python3 tests/bench/repl_bench.py [--rate 1000] [--duration 20] [--pause 30] [--unsigned]
+
+The log is signed (--key-dir) as deploy/cluster runs it; --unsigned runs the
+regions without keys, to measure what signing costs.
 
 Every loop is bounded by the durations given; the script stops by itself.
 """
@@ -71,9 +74,10 @@ def main():
     ap.add_argument("--duration", type=float, default=20, help="seconds of steady load")
     ap.add_argument("--pause", type=float, default=30, help="seconds one region is paused")
     ap.add_argument("--users", type=int, default=30, help="users per region")
+    ap.add_argument("--unsigned", action="store_true", help="regions without --key-dir")
     args = ap.parse_args()
 
-    cluster = harness.Cluster(args=["--rate-limit", "0", "--demo"])
+    cluster = harness.Cluster(args=["--rate-limit", "0", "--demo"], keys=not args.unsigned)
     try:
         tokens = {}
         for name, region in cluster.regions.items():
