@@ -947,8 +947,9 @@ class TestBadInput(RegionCase):
                 self.assert_healthy()
 
     def stream_status(self, path):
-        """The status of a stream request (the stream is closed right away)."""
-        import socket
+        """The status of a stream request, read from its first line and the
+        stream closed right away (raw_exchange would wait for the end of a
+        stream that does not end)."""
         with socket.create_connection(("127.0.0.1", self.region.port), timeout=5) as s:
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             head = b""
