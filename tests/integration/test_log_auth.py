@@ -132,6 +132,21 @@ class SignedLog(unittest.TestCase):
                              for r, o in ((self.paris, "tokyo"), (self.tokyo, "paris"))),
                  CONVERGE_S, what="both streaming")
         self.c.wait_converged(CONVERGE_S)
+        # ...and every subscriber has followed its peer's last stream
+        # rewrite (its progress names that generation), so no rewind from
+        # this test lands in the next one.
+        for reg, origin in ((self.paris, "tokyo"), (self.tokyo, "paris")):
+            wait_for(lambda: self.progress_generation(reg.name, origin) ==
+                     self.stream_generation(origin), CONVERGE_S,
+                     what=f"{reg.name} following {origin}'s generation")
+
+    def stream_generation(self, origin):
+        v = self.redis.call("HGET", "df:rewrites", origin)
+        return int(v.split(b" ")[0].split(b".")[0]) if v else 0
+
+    def progress_generation(self, region, origin):
+        v = self.redis.call("HGET", f"df:progress:{region}", origin)
+        return int(v.split(b" ")[0].split(b".")[1]) if v else None
 
     def rejected(self, region, origin, reason):
         return peer(region, origin)["rejected"][reason]
@@ -243,21 +258,23 @@ class SignedLog(unittest.TestCase):
         # With paris stopped nobody repairs its stream, so tokyo's view of
         # the hole is what a lost entry looks like.
         self.assertEqual(self.paris.stop(), 0)
-        middle = next(e for e, f in entries(self.redis, "df:log:paris")
-                      if b"deleted-test 1" in f[b"r"])
-        self.assertEqual(self.redis.call("XDEL", "df:log:paris", middle), 1)
-        set_paused(self.tokyo, False)
-        seq = int(middle.split("-")[0])
-        wait_for(lambda: peer(self.tokyo, "paris")["state"] == "gap", CONVERGE_S, what="gap")
-        tp = peer(self.tokyo, "paris")
-        self.assertEqual(tp["gap"], {"from": seq, "to": seq}, tp)
-        self.assertEqual(tp["applied_seq"], seq - 1)
-        self.assertEqual(post_status(self.tokyo, posts[0]["id"]), 200)
-        self.assertEqual(post_status(self.tokyo, posts[2]["id"]), 404)  # after the gap
-        self.assertIn('driftfeed_replication_gap_seqs{peer="paris"} 1',
-                      self.tokyo.client.get("/metrics").body)
-        # Paris, back, finds the hole in its stream and writes it again.
-        self.paris.start()
+        try:
+            middle = next(e for e, f in entries(self.redis, "df:log:paris")
+                          if b"deleted-test 1" in f[b"r"])
+            self.assertEqual(self.redis.call("XDEL", "df:log:paris", middle), 1)
+            set_paused(self.tokyo, False)
+            seq = int(middle.split("-")[0])
+            wait_for(lambda: peer(self.tokyo, "paris")["state"] == "gap", CONVERGE_S, what="gap")
+            tp = peer(self.tokyo, "paris")
+            self.assertEqual(tp["gap"], {"from": seq, "to": seq}, tp)
+            self.assertEqual(tp["applied_seq"], seq - 1)
+            self.assertEqual(post_status(self.tokyo, posts[0]["id"]), 200)
+            self.assertEqual(post_status(self.tokyo, posts[2]["id"]), 404)  # after the gap
+            self.assertIn('driftfeed_replication_gap_seqs{peer="paris"} 1',
+                          self.tokyo.client.get("/metrics").body)
+        finally:
+            # Paris, back, finds the hole in its stream and writes it again.
+            self.paris.start()
         for p in posts:
             wait_for(lambda: post_status(self.tokyo, p["id"]) == 200, CONVERGE_S,
                      what="every post in tokyo")
