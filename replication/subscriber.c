@@ -276,7 +276,8 @@ static apply_result apply_entries(peer *p, repl_applier *a, const redisReply *en
             continue;
         }
         if (e.ms <= last) continue;
-        if (e.ms != last + 1) return gap(p, a, last + 1, e.ms - 1, REPL_REJECT_NONE);
+        if (e.ms != last + 1) /* pending entries can't be verified without it either */
+            return gap(p, a, np ? pend[0].ms : last + 1, e.ms - 1, REPL_REJECT_NONE);
         last = e.ms;
         if (!signed_log) {
             apply_result res = apply_one(p, a, &e);

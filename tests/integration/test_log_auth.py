@@ -251,10 +251,12 @@ class SignedLog(unittest.TestCase):
 
     def test_deleted_entry_is_a_gap_not_skipped(self):
         set_paused(self.tokyo, True)
-        posts = [self.paris.client.post_text(self.alice["token"], f"deleted-test {i}")
-                 for i in range(3)]
-        wait_for(lambda: any(b"deleted-test 2" in f[b"r"] for _, f in
-                             entries(self.redis, "df:log:paris")), 10, what="entries in Redis")
+        # One chunk per post: each is in Redis before the next is written.
+        posts = []
+        for i in range(3):
+            posts.append(self.paris.client.post_text(self.alice["token"], f"deleted-test {i}"))
+            wait_for(lambda: any(f"deleted-test {i}".encode() in f[b"r"] for _, f in
+                                 entries(self.redis, "df:log:paris")), 10, what="entry in Redis")
         # With paris stopped nobody repairs its stream, so tokyo's view of
         # the hole is what a lost entry looks like.
         self.assertEqual(self.paris.stop(), 0)
