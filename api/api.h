@@ -75,8 +75,20 @@ typedef struct api_ctx {
     df_cache *tokens; /* user id -> stored token hash (auth.c) */
 } api_ctx;
 
-int api_server_start(api_server **out, api_ctx *ctx);
+/* Opens the region's parts from cfg (which must outlive ctx) and starts
+ * its threads; api_close stops and frees them (also a partly opened ctx). */
+int api_open(api_ctx *ctx, const api_config *cfg);
+void api_close(api_ctx *ctx);
+
+/* Serves ctx over HTTP: on cfg->bind:cfg->port if listen, else only on
+ * the connections handed to api_server_add_connection. */
+int api_server_start(api_server **out, api_ctx *ctx, bool listen);
 void api_server_stop(api_server *s); /* accepts NULL */
+/* Serves one connected socket (taken: closed by the server), as if it had
+ * been accepted from addr. */
+struct sockaddr;
+int api_server_add_connection(api_server *s, int fd, const struct sockaddr *addr,
+                              unsigned addr_len);
 
 /* ---- Requests ------------------------------------------------------------------------ */
 #define API_BODY_MAX (64 * 1024)

@@ -409,7 +409,7 @@ static void on_panic(void *cls, const char *file, unsigned int line, const char 
     abort();
 }
 
-int api_server_start(api_server **out, api_ctx *ctx)
+int api_server_start(api_server **out, api_ctx *ctx, bool listen)
 {
     const api_config *cfg = ctx->cfg;
     struct sockaddr_in addr = {0};
@@ -430,7 +430,7 @@ int api_server_start(api_server **out, api_ctx *ctx)
      * 16 KiB takes ~14 KB of headers; more is answered 431. */
     enum { POOL_BYTES = 16 * 1024 };
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | (listen ? 0 : MHD_USE_NO_LISTEN_SOCKET);
     s->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, ctx,
                             MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_THREAD_POOL_SIZE,
                             (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx,
@@ -447,6 +447,12 @@ int api_server_start(api_server **out, api_ctx *ctx)
     }
     *out = s;
     return 0;
+}
+
+int api_server_add_connection(api_server *s, int fd, const struct sockaddr *addr,
+                              unsigned addr_len)
+{
+    return MHD_add_connection(s->d, fd, addr, (socklen_t)addr_len) == MHD_YES ? 0 : DF_EIO;
 }
 
 void api_server_stop(api_server *s)

@@ -8,7 +8,6 @@
  * full (+6-10% over a 10-minute soak). */
 #include "api.h"
 
-#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
@@ -16,20 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-
-static int mkdir_p(const char *path)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
 
 static void raise_fd_limit(void)
 {
@@ -73,33 +58,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    api_ctx ctx = {.cfg = &cfg};
+    api_ctx ctx;
     api_server *server = NULL;
     int exit_code = 1;
-    if (mkdir_p(cfg.data) < 0) {
-        df_log(DF_LOG_ERROR, "cannot create %s: %s", cfg.data, strerror(errno));
-        goto out_cfg;
-    }
-    stg_options so = {.sync = cfg.sync,
-                      .cache_mb = (size_t)cfg.cache_mb,
-                      .memtable_mb = (size_t)cfg.memtable_mb,
-                      .stagger = df_hash32(cfg.region, strlen(cfg.region)),
-                      .sweep[STG_CF_HOME] = feed_home_sweep};
-    if (stg_open(cfg.data, &so, &ctx.db) < 0) goto out_cfg;
-    feed_config fc = {.workers = cfg.fanout_workers,
-                      .large_threshold = cfg.large_threshold,
-                      .timeline_cap = cfg.timeline_cap,
-                      .queue_max = cfg.queue_max,
-                      .post_cache_mb = cfg.post_cache_mb,
-                      .page_cache_mb = cfg.page_cache_mb ? cfg.page_cache_mb : -1};
-    if (feed_open(&ctx.fd, ctx.db, &fc) < 0) goto out_db;
-    if (repl_open(&ctx.rp, ctx.db, ctx.fd, &cfg.repl) < 0) goto out_feed;
-    ctx.metrics = api_metrics_new();
-    ctx.limits = api_limits_new(cfg.rate_limit, cfg.rate_burst);
-    ctx.tokens = df_cache_new(256 * 1024, 64 << 20);
-    ctx.streams = api_streams_new(&ctx);
-    if (feed_start(ctx.fd) < 0 || repl_start(ctx.rp) < 0) goto out_all;
-    if (api_server_start(&server, &ctx) < 0) goto out_all;
+    if (api_open(&ctx, &cfg) < 0) goto out_cfg;
+    if (api_server_start(&server, &ctx, true) < 0) goto out_ctx;
     df_log(DF_LOG_INFO, "driftfeed region %s listening on %s:%d (data %s, %s, %s)", cfg.region,
            cfg.bind, cfg.port, cfg.data, cfg.redis[0] ? cfg.redis : "standalone",
            cfg.sync ? "WAL fsync on every write" : "WAL without fsync");
@@ -111,18 +74,8 @@ int main(int argc, char **argv)
     exit_code = 0;
     api_streams_stop(ctx.streams);
     api_server_stop(server);
-out_all:
-    repl_close(ctx.rp); /* stops subscribers before the feed they enqueue into */
-    ctx.rp = NULL;
-    api_streams_free(ctx.streams);
-    api_limits_free(ctx.limits);
-    api_metrics_free(ctx.metrics);
-    df_cache_free(ctx.tokens);
-out_feed:
-    repl_close(ctx.rp);
-    feed_close(ctx.fd);
-out_db:
-    stg_close(ctx.db);
+out_ctx:
+    api_close(&ctx);
 out_cfg:
     api_config_free(&cfg);
     return exit_code;

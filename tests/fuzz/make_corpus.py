@@ -46,3 +46,68 @@ for name, data in {"post-id": b"01a215eac54e0003-paris", "user-id": b"alice@pari
                    "key": b"bob@tokyo\0alice@paris", "value": post, "tombstone": value(hlc, b"x", b"y", tomb=True),
                    "upper-id": b"01A215EAC54E0003-paris", "name": b"alice_01"}.items():
     write("ids", name, data)
+
+# fuzz_request: one request per route, then the other targets' corpora
+# (bodies, ids, cursors) as the bodies, path and query parameters of the
+# routes that take them. The target replaces $TOKEN, $USER, $OTHER, $POST
+# and $ADMIN with real values.
+JSON = b"Content-Type: application/json\n"
+AUTH = b"Authorization: Bearer $TOKEN\n"
+
+
+def req(method, url, headers=b"", body=b""):
+    return method + b" " + url + b"\n" + headers + b"\n" + body
+
+
+routes = {
+    "users-create": req(b"POST", b"/v1/users", JSON, b'{"name":"zoe","display_name":"Zo\xc3\xa9"}'),
+    "users-get": req(b"GET", b"/v1/users/$USER"),
+    "users-following": req(b"GET", b"/v1/users/$USER/following?limit=5"),
+    "users-followers": req(b"GET", b"/v1/users/$OTHER/followers?cursor=$USER"),
+    "profile": req(b"GET", b"/v1/users/$USER/posts?limit=2", AUTH),
+    "follow": req(b"PUT", b"/v1/following/$OTHER", AUTH),
+    "unfollow": req(b"DELETE", b"/v1/following/$OTHER", AUTH),
+    "posts-create": req(b"POST", b"/v1/posts", JSON + AUTH + b"Idempotency-Key: k1\n", b'{"text":"hello"}'),
+    "posts-get": req(b"GET", b"/v1/posts/$POST"),
+    "posts-delete": req(b"DELETE", b"/v1/posts/$POST", AUTH),
+    "timeline": req(b"GET", b"/v1/timeline?limit=3", AUTH),
+    "messages-send": req(b"POST", b"/v1/messages", JSON + AUTH, b'{"to":"$OTHER","text":"psst"}'),
+    "messages-list": req(b"GET", b"/v1/messages/$OTHER?limit=10", AUTH),
+    "conversations": req(b"GET", b"/v1/conversations", AUTH),
+    "stream": req(b"GET", b"/v1/stream?access_token=$TOKEN", b"Last-Event-ID: 1.2\n"),
+    "region": req(b"GET", b"/v1/region"),
+    "cluster": req(b"GET", b"/v1/cluster"),
+    "replication": req(b"GET", b"/v1/replication"),
+    "digest": req(b"GET", b"/v1/digest"),
+    "admin": req(b"POST", b"/v1/admin/replication", JSON + b"Authorization: Bearer $ADMIN\n",
+                 b'{"paused":false,"delay_ms":0}'),
+    "health": req(b"HEAD", b"/health"),
+    "metrics": req(b"GET", b"/metrics"),
+    "static": req(b"GET", b"/app.js"),
+    "options": req(b"OPTIONS", b"/v1/posts", b"Origin: http://x\n"),
+    "crash-class": req(b"GET", b"/v1/posts/a" + b"%C3%A9" * 300),
+}
+for name, data in routes.items():
+    write("request", name, data)
+
+
+def seeds(target):
+    d = os.path.join(HERE, "corpus", target)
+    for name in sorted(os.listdir(d)):
+        with open(os.path.join(d, name), "rb") as f:
+            yield name[:12], f.read()
+
+
+body_routes = [(b"POST", b"/v1/users", b""), (b"POST", b"/v1/posts", AUTH),
+               (b"POST", b"/v1/messages", AUTH), (b"POST", b"/v1/admin/replication",
+                                                  b"Authorization: Bearer $ADMIN\n")]
+for name, data in seeds("bodies"):
+    if data:
+        method, url, auth = body_routes[data[0] % 4]
+        write("request", "body-" + name, req(method, url, JSON + auth, data[1:]))
+for name, data in seeds("ids"):
+    # Sent as bytes: the target %-escapes what a URL cannot hold.
+    write("request", "id-" + name, req(b"GET", b"/v1/posts/" + data.replace(b"\n", b"")))
+    write("request", "user-" + name, req(b"GET", b"/v1/users/" + data.replace(b"\n", b"") + b"/posts"))
+for name, data in seeds("cursor"):
+    write("request", "cursor-" + name, req(b"GET", b"/v1/timeline?cursor=" + data.replace(b"\n", b""), AUTH))
