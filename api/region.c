@@ -61,7 +61,8 @@ void api_replication(api_req *r)
     char hlc[24];
     snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)st.hlc);
     json_t *fanout =
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "depth", (json_int_t)fs.depth, "jobs_done",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "depth", (json_int_t)fs.depth, "depth_max",
+                  (json_int_t)fs.depth_max, "jobs_done",
                   (json_int_t)fs.jobs_done, "deliveries", (json_int_t)fs.deliveries,
                   "latency_ms_p50", (json_int_t)fs.latency_p50_ms, "latency_ms_p99",
                   (json_int_t)fs.latency_p99_ms, "large_accounts", (json_int_t)fs.large_accounts);

@@ -87,6 +87,7 @@ static void push_locked(feed *f, uint64_t id)
     }
     f->q[(f->qhead + f->qlen) % f->qcap] = id;
     f->qlen++;
+    if (f->qlen + f->running > f->depth_max) f->depth_max = f->qlen + f->running;
 }
 
 #define WAKE_BACKLOG 16
@@ -279,6 +280,7 @@ void feed_get_stats(feed *f, feed_stats *out)
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&f->mu);
     out->depth = f->qlen + f->running;
+    out->depth_max = f->depth_max;
     pthread_mutex_unlock(&f->mu);
     out->jobs_done = atomic_load(&f->jobs_done);
     out->deliveries = atomic_load(&f->deliveries);

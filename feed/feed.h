@@ -40,6 +40,10 @@ void feed_close(feed *f);
  * calls for. Returns the job's id, or 0 if there is none. The caller holds
  * rec's lock and commits b. */
 uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old);
+/* Whether replacing old by rec calls for a fan-out job (a post or follow
+ * that appears or goes away): a writer that finds the queue full
+ * (feed_overloaded) refuses such a record with DF_EBUSY instead. */
+bool feed_stages_job(const stg_record *rec, const stg_record *old);
 /* Hands a committed job to the workers. */
 void feed_enqueued(feed *f, uint64_t job);
 /* Tells the feed that rec was committed (after the batch that staged it):
@@ -47,11 +51,12 @@ void feed_enqueued(feed *f, uint64_t job);
  * post that became a tombstone. */
 void feed_committed(feed *f, const stg_record *rec, uint64_t id);
 
-/* True when the queue is too deep to take another post (answer 503). */
+/* True when the queue is too deep to take another job (answer 503). */
 bool feed_overloaded(feed *f);
 
 typedef struct feed_stats {
     uint64_t depth; /* jobs queued or running */
+    uint64_t depth_max; /* the most there have been since start */
     uint64_t jobs_done;
     uint64_t deliveries; /* home timeline entries written */
     uint64_t latency_p50_ms; /* post creation -> last delivery, recent jobs */

@@ -39,6 +39,7 @@ struct feed {
     uint64_t *q;
     size_t qhead, qlen, qcap;
     size_t running;
+    size_t depth_max; /* the largest qlen + running seen */
     size_t sleeping, wakeups; /* workers in cond_wait; signals not yet taken */
     bool stopping;
     pthread_t *threads;

@@ -62,10 +62,16 @@ void feed_pack(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
     *len += n + 1;
 }
 
+bool feed_stages_job(const stg_record *rec, const stg_record *old)
+{
+    return (rec->kind == STG_KIND_POST || rec->kind == STG_KIND_FOLLOW) &&
+           !rec->tombstone != (old && !old->tombstone);
+}
+
 uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old)
 {
-    bool now = !rec->tombstone, was = old && !old->tombstone;
-    if (now == was) return 0;
+    if (!feed_stages_job(rec, old)) return 0;
+    bool now = !rec->tombstone;
     job j = {0};
     if (rec->kind == STG_KIND_POST) {
         j.type = now ? JOB_POST : JOB_UNPOST;
@@ -87,8 +93,6 @@ uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_reco
             if (ml > 0) stg_batch_put(b, STG_CF_META, mk, (size_t)ml, "", 0);
             feed_mark_large(f, j.b);
         }
-    } else {
-        return 0;
     }
     uint64_t id = atomic_fetch_add(&f->next_job, 1);
     char key[8], val[JOB_MAX];

@@ -193,6 +193,10 @@ int repl_write(repl *r, stg_record *rec, repl_check_fn check, void *arg)
         rc = DF_ESTALE;
         goto out;
     }
+    if (feed_stages_job(rec, oldp) && feed_overloaded(r->fd)) {
+        rc = DF_EBUSY;
+        goto out;
+    }
     stg_record_stage(r->db, b, rec, oldp);
     job = feed_stage(r->fd, b, rec, oldp);
     char *wire = NULL;
@@ -299,10 +303,15 @@ int repl_applier_add(repl_applier *a, uint64_t seq, const stg_record *rec)
         free(raw);
         return DF_EPERM;
     }
+    bool newer = !oldp || stg_version_cmp(&rec->ver, &oldp->ver) > 0;
+    if (newer && feed_stages_job(rec, oldp) && feed_overloaded(a->r->fd)) {
+        free(raw); /* the caller commits what is staged and offers rec again later */
+        return DF_EBUSY;
+    }
     staged *s = &a->v[a->n++];
     s->rec = *rec;
     s->job = 0;
-    s->newer = !oldp || stg_version_cmp(&rec->ver, &oldp->ver) > 0;
+    s->newer = newer;
     if (s->newer) {
         stg_record_stage(a->r->db, a->b, rec, oldp);
         s->job = feed_stage(a->r->fd, a->b, rec, oldp);
@@ -324,7 +333,10 @@ void repl_applier_skip(repl_applier *a, uint64_t seq)
 
 int repl_applier_commit(repl_applier *a)
 {
-    if (a->n == 0 && !a->moved) return 0;
+    if (a->n == 0 && !a->moved) {
+        stg_lockset_release(a->locks); /* a refused add may still hold its stripe */
+        return 0;
+    }
     char ck[64];
     cursor_key(ck, sizeof ck, a->origin);
     stg_batch_meta_u64(a->b, ck, a->seq);

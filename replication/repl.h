@@ -101,7 +101,8 @@ typedef int (*repl_check_fn)(const stg_record *old, stg_batch *b, void *arg);
 /* Local write. Under rec's lock: loads the stored record, runs check, stamps
  * rec with a fresh version unless rec->ver.hlc is set already, then commits
  * rec, its derived indexes, its fan-out job and its outbox entry in one
- * batch. Returns 0, the check's code, or DF_EIO. */
+ * batch. Returns 0, the check's code, DF_EBUSY (the record calls for a
+ * fan-out job and the queue is full: nothing written), or DF_EIO. */
 int repl_write(repl *r, stg_record *rec, repl_check_fn check, void *arg);
 
 /* Applies a remote record from origin's log at seq: last-write-wins on
@@ -116,9 +117,11 @@ int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
  * before it first when it must (its key's stripe is held by the batch or
  * by another thread, or the batch is full); commit commits what is staged,
  * with the cursor at the last seq added. A record's bytes must stay valid
- * until it is committed. On an error nothing staged is kept. add returns
- * DF_EPERM (staging nothing) for a record whose owner is not the stored
- * record's: every version of a key belongs to whoever made it. */
+ * until it is committed. On an error nothing staged is kept, except that
+ * add stages nothing and keeps the rest for DF_EPERM, a record whose owner
+ * is not the stored record's (every version of a key belongs to whoever
+ * made it), and DF_EBUSY, a record calling for a fan-out job while the
+ * queue is full (commit, and offer it again once the queue drains). */
 typedef struct repl_applier repl_applier;
 repl_applier *repl_applier_new(repl *r, const char *origin);
 int repl_applier_add(repl_applier *a, uint64_t seq, const stg_record *rec);

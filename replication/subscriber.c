@@ -206,10 +206,15 @@ static apply_result apply_one(peer *p, repl_applier *a, const entry *e)
         return APPLY_RETRY;
     }
     int rc = repl_applier_add(a, e->ms, &rec);
-    if (rc == DF_EPERM)
+    if (rc == DF_EPERM) {
         skip(p, a, e, REPL_REJECT_OWNER);
-    else if (rc < 0)
+    } else if (rc == DF_EBUSY) {
+        /* The fan-out queue is full: the log waits, the queue stays bounded. */
+        repl_applier_commit(a);
         return APPLY_RETRY;
+    } else if (rc < 0) {
+        return APPLY_RETRY;
+    }
     return APPLY_OK;
 }
 

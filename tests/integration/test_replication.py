@@ -761,6 +761,32 @@ class ReplicationTest(unittest.TestCase):
                 {reg.name: {k: v for k, v in replication(reg.client).items() if k != "fanout"}
                  for reg in c.regions.values()}))
 
+    def test_replicated_posts_wait_while_the_fanout_queue_is_full(self):
+        # Tokyo takes at most 4 fan-out jobs at a time. Paris's posts by an
+        # author 300 of tokyo's users follow reach tokyo in one burst, faster
+        # than one worker fans them out: tokyo's subscriber waits instead of
+        # queueing them all, and every post still reaches every timeline.
+        queue_max, posts = 4, 150
+        c = self.start_cluster({"tokyo": ["--queue-max", str(queue_max), "--fanout-workers", "1"]})
+        star = self.users(c, {"paris": "star"})["paris"]
+        tokyo = c["tokyo"].client
+        fans = [tokyo.register(f"fan{i:03d}") for i in range(300)]
+        for f in fans:  # a follow queues a job too: tokyo may refuse it for a moment
+            wait_for(lambda: tokyo.put(f"/v1/following/{star['id']}", token=f["token"]).status == 200,
+                     CONVERGE_S, interval=0.01, what="a follow taken")
+        set_paused(c["tokyo"], True)  # the posts arrive in one burst
+        ids = [c["paris"].client.post_text(star["token"], f"wave {i}")["id"] for i in range(posts)]
+        want = sorted(ids, reverse=True)
+        set_paused(c["tokyo"], False)
+        for f in fans[::30]:
+            wait_for(lambda: [p["id"] for p in pages(tokyo, "/v1/timeline", token=f["token"])] == want,
+                     CONVERGE_S, interval=0.2, what=f"every post in {f['id']}'s timeline")
+        fanout = tokyo.get("/v1/replication").json["fanout"]
+        # Each record is checked against the queue before it is staged; a
+        # batch stages at most 64 before it commits.
+        self.assertLessEqual(fanout["depth_max"], queue_max + 64, fanout)
+        self.assertLess(fanout["depth_max"], posts, fanout)
+
     def test_outbox_truncated_once_every_peer_applied(self):
         c = self.start_cluster()
         us = self.users(c, {"paris": "alice", "newyork": "bob", "tokyo": "carol"})
