@@ -49,8 +49,11 @@ typedef struct api_config {
     int max_connections;
     int per_ip_connections;
     int timeout_s;
-    double rate_limit; /* writes per second per token; 0 = off */
+    double rate_limit; /* writes per second per token; 0 = every rate limit off */
     int rate_burst;
+    int signup_rate; /* accounts per minute per client address; 0 = off */
+    int signup_burst;
+    int idem_window_s; /* how long an Idempotency-Key is remembered */
     int log_level;
     repl_config repl; /* derived from the above */
 } api_config;
@@ -202,10 +205,31 @@ int api_auth_or_401(api_req *r, bool allow_query);
 int api_admin_or_4xx(api_req *r);
 
 /* ---- Limits (limits.c) --------------------------------------------------------------------- */
-struct api_limits *api_limits_new(double rate, int burst);
-void api_limits_free(struct api_limits *l);
+/* Token buckets, one per key (a string; only its first API_LIMIT_KEY_MAX
+ * bytes count): per_s tokens a second, at most burst (>= 1), full when
+ * first seen. Thread-safe. */
+#define API_LIMIT_KEY_MAX STG_ID_MAX
+typedef struct api_limiter api_limiter;
+api_limiter *api_limiter_new(double per_s, double burst);
+void api_limiter_free(api_limiter *l); /* accepts NULL */
+/* Takes one token from key's bucket at now_ms (monotonic). Returns 0 if
+ * taken, else the ms until one is there (>= 1) and takes nothing. */
+uint64_t api_limiter_take(api_limiter *l, const char *key, uint64_t now_ms);
+
+/* The region's limits from cfg (--rate-limit 0 turns them all off). */
+struct api_limits *api_limits_new(const api_config *cfg);
+void api_limits_free(struct api_limits *l); /* accepts NULL */
 /* Takes a write token for r->user; 429 with Retry-After itself if empty. */
 int api_rate_or_429(api_req *r);
+/* Takes a signup token for r's client address; 429 with Retry-After
+ * itself if empty. */
+int api_signup_rate_or_429(api_req *r);
+
+/* ---- Idempotency keys (posts.c) ------------------------------------------------------------ */
+#define API_IDEM_WINDOW_S 86400 /* default of --idempotency-window-s */
+/* The sweep of STG_CF_IDEM (stg_options.sweep): drops entries whose
+ * window has passed. */
+bool api_idem_sweep(stg_db *db, const char *key, size_t klen, stg_sweep_memo *memo);
 
 /* ---- Metrics (metrics.c) ------------------------------------------------------------------- */
 struct api_metrics *api_metrics_new(void);

@@ -41,6 +41,9 @@ enum {
     O_TIMEOUT,
     O_RATE,
     O_BURST,
+    O_SIGNUP_RATE,
+    O_SIGNUP_BURST,
+    O_IDEM_WINDOW,
     O_LOG,
     O_CONFIG,
     O_HELP,
@@ -85,6 +88,9 @@ static const struct option options[] = {
     {"timeout", required_argument, 0, O_TIMEOUT},
     {"rate-limit", required_argument, 0, O_RATE},
     {"rate-burst", required_argument, 0, O_BURST},
+    {"signup-rate", required_argument, 0, O_SIGNUP_RATE},
+    {"signup-burst", required_argument, 0, O_SIGNUP_BURST},
+    {"idempotency-window-s", required_argument, 0, O_IDEM_WINDOW},
     {"log-level", required_argument, 0, O_LOG},
     {"config", required_argument, 0, O_CONFIG},
     {"help", no_argument, 0, O_HELP},
@@ -135,8 +141,14 @@ static const char usage[] =
     "  --max-connections N      open connections (default: 4096)\n"
     "  --per-ip-connections N   open connections per client address (default: 2048)\n"
     "  --timeout S              idle connection timeout in seconds (default: 30)\n"
-    "  --rate-limit N           writes per second per token, 0 = off (default: 100)\n"
+    "  --rate-limit N           writes per second per token (default: 100); 0 turns every\n"
+    "                           rate limit off, --signup-rate's included (load tests)\n"
     "  --rate-burst N           write burst per token (default: 2 x rate)\n"
+    "  --signup-rate N          accounts created per minute per client address (an IPv6\n"
+    "                           client's /64), 429 past it; 0 = off (default: 10)\n"
+    "  --signup-burst N         signup burst per client address (default: 5)\n"
+    "  --idempotency-window-s S how long a post's Idempotency-Key is remembered, seconds\n"
+    "                           (default: 86400, 24 h)\n"
     "  --log-level LEVEL        debug, info, warn or error (default: info)\n"
     "  --config FILE            read flags from FILE: one \"name value\" per line, # comments\n"
     "  --help                   this text\n";
@@ -162,6 +174,9 @@ static void defaults(api_config *c)
     c->per_ip_connections = 2048;
     c->timeout_s = 30;
     c->rate_limit = 100;
+    c->signup_rate = 10;
+    c->signup_burst = 5;
+    c->idem_window_s = API_IDEM_WINDOW_S;
     c->log_level = DF_LOG_INFO;
 }
 
@@ -322,6 +337,18 @@ static int apply(api_config *c, int opt, const char *arg)
     case O_BURST:
         if (number(arg, 1, 100000000, &v, "rate-burst") < 0) return -1;
         c->rate_burst = (int)v;
+        return 0;
+    case O_SIGNUP_RATE:
+        if (number(arg, 0, 100000000, &v, "signup-rate") < 0) return -1;
+        c->signup_rate = (int)v;
+        return 0;
+    case O_SIGNUP_BURST:
+        if (number(arg, 1, 100000000, &v, "signup-burst") < 0) return -1;
+        c->signup_burst = (int)v;
+        return 0;
+    case O_IDEM_WINDOW:
+        if (number(arg, 1, 366 * 86400, &v, "idempotency-window-s") < 0) return -1;
+        c->idem_window_s = (int)v;
         return 0;
     case O_LOG:
         if (!strcmp(arg, "debug"))

@@ -33,7 +33,8 @@ int api_open(api_ctx *ctx, const api_config *cfg)
                       .cache_mb = (size_t)cfg->cache_mb,
                       .memtable_mb = (size_t)cfg->memtable_mb,
                       .stagger = df_hash32(cfg->region, strlen(cfg->region)),
-                      .sweep[STG_CF_HOME] = feed_home_sweep};
+                      .sweep[STG_CF_HOME] = feed_home_sweep,
+                      .sweep[STG_CF_IDEM] = api_idem_sweep};
     int rc = stg_open(cfg->data, &so, &ctx->db);
     if (rc < 0) return rc;
     feed_config fc = {.workers = cfg->fanout_workers,
@@ -45,7 +46,7 @@ int api_open(api_ctx *ctx, const api_config *cfg)
     if ((rc = feed_open(&ctx->fd, ctx->db, &fc)) < 0) goto fail;
     if ((rc = repl_open(&ctx->rp, ctx->db, ctx->fd, &cfg->repl)) < 0) goto fail;
     ctx->metrics = api_metrics_new();
-    ctx->limits = api_limits_new(cfg->rate_limit, cfg->rate_burst);
+    ctx->limits = api_limits_new(cfg);
     ctx->tokens = df_cache_new(256 * 1024, 64 << 20);
     ctx->streams = api_streams_new(ctx);
     if ((rc = feed_start(ctx->fd)) < 0 || (rc = repl_start(ctx->rp)) < 0) goto fail;

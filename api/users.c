@@ -12,7 +12,7 @@ static int refuse_existing(const stg_record *old, stg_batch *b, void *arg)
 void api_users_create(api_req *r)
 {
     api_user_body in;
-    if (api_body_or_4xx(r, api_decode_user, &in) < 0) return;
+    if (api_body_or_4xx(r, api_decode_user, &in) < 0 || api_signup_rate_or_429(r) < 0) return;
     const char *region = repl_region(r->ctx->rp);
     char id[STG_ID_MAX + 1], token[API_TOKEN_MAX], hash[65], created[32];
     snprintf(id, sizeof id, "%s@%s", in.name, region);

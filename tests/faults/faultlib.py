@@ -60,8 +60,9 @@ class Http:
     """One keep-alive connection to one region. Never retries: a failed
     request raises, and the caller decides what that means."""
 
-    def __init__(self, host, port, timeout=10.0):
+    def __init__(self, host, port, timeout=10.0, source=None):
         self.host, self.port, self.timeout = host, port, timeout
+        self.source = (source, 0) if source else None
         self.conn = None
 
     def request(self, method, path, body=None, token=None, headers=None):
@@ -73,7 +74,8 @@ class Http:
         if token:
             hdrs["Authorization"] = "Bearer " + token
         if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
+                                                   source_address=self.source)
         try:
             self.conn.request(method, path, body=data, headers=hdrs)
             r = self.conn.getresponse()

@@ -1,7 +1,8 @@
 """test_limits.py -- the configurable limits: per-IP connections
 (--per-ip-connections), the idle/request timeout (--timeout), the per-token
-write rate (--rate-limit, --rate-burst: 429 with Retry-After), --rate-limit 0
-turning it off, generous defaults, and bad values refused at start.
+write rate (--rate-limit, --rate-burst: 429 with Retry-After), account
+creation per client address (--signup-rate, --signup-burst), --rate-limit 0
+turning them all off, generous defaults, and bad values refused at start.
 
 Each test starts its own standalone region (no Redis is needed for limits).
 """
@@ -36,7 +37,7 @@ def served(s):
 class Limits(unittest.TestCase):
     def region(self, *args):
         workdir = tempfile.mkdtemp(prefix="driftfeed-limits-")
-        reg = harness.Region("solo", workdir, args=list(args))
+        reg = harness.Region("solo", workdir, args=list(args), open_signups=False)
 
         def cleanup():
             reg.stop()
@@ -44,10 +45,14 @@ class Limits(unittest.TestCase):
         self.addCleanup(cleanup)
         return reg
 
-    def user(self, reg, name):
-        h = faultlib.Http("127.0.0.1", reg.port)
+    def signup(self, reg, name, source="127.0.0.1"):
+        h = faultlib.Http("127.0.0.1", reg.port, source=source)
         r = h.request("POST", "/v1/users", {"name": name})
         h.close()
+        return r
+
+    def user(self, reg, name, source="127.0.0.1"):
+        r = self.signup(reg, name, source)
         self.assertEqual(r.status, 201, r)
         return r.json["token"]
 
@@ -147,6 +152,67 @@ class Limits(unittest.TestCase):
         self.assertEqual(h.request("DELETE", f"/v1/posts/{pid}", token=tc).status, 429)
         h.close()
 
+    def test_signup_rate_limit(self):
+        """Accounts per client address: a burst, then 429 with Retry-After;
+        another address is not affected; after Retry-After one more. So the
+        write limit per token can't be dodged by minting tokens."""
+        reg = self.region("--signup-rate", "30", "--signup-burst", "3")
+        for i in range(3):
+            self.user(reg, f"a{i}", source="127.0.0.2")
+        r = self.signup(reg, "a3", source="127.0.0.2")
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(r.json["error"]["code"], "rate_limited")
+        retry = int(r.headers["retry-after"])
+        self.assertTrue(1 <= retry <= 2, retry)  # 30/min: one every 2 s
+        # A refused signup made no account.
+        h = faultlib.Http("127.0.0.1", reg.port)
+        self.assertEqual(h.get("/v1/users/a3@solo").status, 404)
+        h.close()
+        self.user(reg, "b0", source="127.0.0.3")
+        t0 = time.monotonic()
+        wait_for(lambda: self.signup(reg, "a3", source="127.0.0.2").status == 201,
+                 retry + 2, interval=0.25, what="a signup after Retry-After")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        self.assertEqual(self.signup(reg, "a4", source="127.0.0.2").status, 429)
+
+    def test_default_signup_limit(self):
+        """The default: 5 accounts at once from one address, then 10 a minute."""
+        reg = self.region()
+        for i in range(5):
+            self.user(reg, f"u{i}", source="127.0.0.4")
+        r = self.signup(reg, "u5", source="127.0.0.4")
+        self.assertEqual(r.status, 429, r)
+        self.assertTrue(1 <= int(r.headers["retry-after"]) <= 6, r.headers)
+
+    def test_idempotency_keys_expire(self):
+        """--idempotency-window-s: within it a repeat answers the first post;
+        after it the key is free again (a new post, even with another body)."""
+        reg = self.region("--idempotency-window-s", "1")
+        h = faultlib.Http("127.0.0.1", reg.port)
+        t = self.user(reg, "keeper")
+        key = {"Idempotency-Key": "k1"}
+        t0 = time.monotonic()
+        first = h.request("POST", "/v1/posts", {"text": "one"}, token=t, headers=key)
+        self.assertEqual(first.status, 201, first)
+        again = h.request("POST", "/v1/posts", {"text": "one"}, token=t, headers=key)
+        if time.monotonic() - t0 < 0.9:  # still inside the window
+            self.assertEqual(again.json["id"], first.json["id"])
+        later = []
+
+        def new_post():
+            r = h.request("POST", "/v1/posts", {"text": "two"}, token=t, headers=key)
+            self.assertIn(r.status, (201, 422), r)
+            later.append(r)
+            return r.status == 201
+        wait_for(new_post, 5, interval=0.1, what="the key to expire")
+        self.assertGreaterEqual(time.monotonic() - t0, 1.0)
+        self.assertNotEqual(later[-1].json["id"], first.json["id"])
+        self.assertTrue(all(r.status == 422 for r in later[:-1]), later)
+        # The key now names the new post, for a new window.
+        r = h.request("POST", "/v1/posts", {"text": "two"}, token=t, headers=key)
+        self.assertEqual(r.json["id"], later[-1].json["id"])
+        h.close()
+
     def test_rate_limit_zero_is_off(self):
         reg = self.region("--rate-limit", "0")
         h = faultlib.Http("127.0.0.1", reg.port)
@@ -154,6 +220,8 @@ class Limits(unittest.TestCase):
         statuses = {h.request("POST", "/v1/posts", {"text": f"p{i}"}, token=t).status for i in range(400)}
         self.assertEqual(statuses, {201})
         h.close()
+        # The signup limit is off too: 40 accounts from one address.
+        self.assertEqual({self.signup(reg, f"m{i}").status for i in range(40)}, {201})
 
     def test_defaults_are_generous(self):
         """Defaults (100 writes/s, burst 200, 2048 connections per IP) never
@@ -174,7 +242,9 @@ class Limits(unittest.TestCase):
     def test_bad_limit_values_are_refused(self):
         for flag, value in (("--rate-limit", "-1"), ("--rate-limit", "many"), ("--rate-burst", "0"),
                             ("--timeout", "-5"), ("--timeout", "x"), ("--per-ip-connections", "-1"),
-                            ("--max-connections", "0"), ("--max-connections", "1e3")):
+                            ("--max-connections", "0"), ("--max-connections", "1e3"),
+                            ("--signup-rate", "-1"), ("--signup-burst", "0"),
+                            ("--idempotency-window-s", "0"), ("--idempotency-window-s", "1d")):
             with self.subTest(flag=flag, value=value):
                 p = subprocess.run([harness.BIN, "--region", "x", "--data", "/nonexistent/never",
                                     flag, value], capture_output=True, timeout=10)

@@ -251,9 +251,14 @@ class Redis:
 
 
 class Region:
-    """One driftfeed process. Extra flags go in `args`."""
+    """One driftfeed process. Extra flags go in `args`.
 
-    def __init__(self, name, workdir, redis=None, peers=(), port=None, args=(), start=True):
+    Tests make hundreds of accounts from 127.0.0.1, so the per-address
+    signup limit is off (--signup-rate 0) unless open_signups is False
+    (tests/faults/test_limits.py checks the default)."""
+
+    def __init__(self, name, workdir, redis=None, peers=(), port=None, args=(), start=True,
+                 open_signups=True):
         self.name = name
         self.port = port or free_port()
         self.data = os.path.join(workdir, f"data-{name}")
@@ -261,6 +266,7 @@ class Region:
         self.redis = redis
         self.peers = list(peers)
         self.args = list(args)
+        self.open_signups = open_signups
         self.proc = None
         self.client = Client(self.port)
         if start:
@@ -276,6 +282,8 @@ class Region:
             a += ["--redis", self.redis.addr]
         if self.peers:
             a += ["--peers", ",".join(self.peers)]
+        if self.open_signups:
+            a += ["--signup-rate", "0"]
         return a + self.args
 
     def start(self):

@@ -325,6 +325,16 @@ class TestPosts(RegionCase):
         pb = self.post(b["token"], "once", headers={"Idempotency-Key": key})
         self.assertNotEqual(pb["id"], p1["id"])
         self.assertEqual(pb["author"], b["id"])
+        # The same body spelled differently is the same request...
+        p3 = self.assert_json(self.c.post("/v1/posts", raw=b'{ "text" : "\\u006fnce" }',
+                                          headers={"Idempotency-Key": key,
+                                                   "Content-Type": "application/json"},
+                                          token=a["token"]), 201)
+        self.assertEqual(p3, p1)
+        # ...another body under the key is a mistake: 422, and no post.
+        r = self.c.post("/v1/posts", {"text": "twice"}, token=a["token"], headers={"Idempotency-Key": key})
+        self.assert_error(r, 422, "idempotency_key_reused")
+        self.assertEqual(self.profile_ids(a["id"]), [other["id"], p1["id"]])
 
     def test_idempotency_key_concurrent(self):
         a = self.user()
