@@ -54,6 +54,8 @@ typedef struct api_config {
     int signup_rate; /* accounts per minute per client address; 0 = off */
     int signup_burst;
     int idem_window_s; /* how long an Idempotency-Key is remembered */
+    int streams_per_user; /* open SSE streams per user; one more ends the oldest */
+    int max_streams;      /* open SSE streams per region; past it 503 */
     int log_level;
     repl_config repl; /* derived from the above */
 } api_config;
@@ -240,6 +242,12 @@ void api_metrics_observe(struct api_metrics *m, int route, int status, uint64_t 
 struct api_streams *api_streams_new(api_ctx *ctx);
 /* Ends every open stream; call before api_server_stop. */
 void api_streams_stop(struct api_streams *s);
+typedef struct api_streams_stats {
+    int open;  /* streams open now */
+    int users; /* users with a ring: a stream open or closed < RESUME_MS ago */
+    uint64_t refused, evicted; /* 503s past --max-streams; ended by the per-user cap */
+} api_streams_stats;
+void api_streams_get_stats(struct api_streams *s, api_streams_stats *out);
 void api_streams_free(struct api_streams *s);
 /* Called by http.c when a stream request finishes. */
 void api_stream_closed(api_req *r);

@@ -44,6 +44,8 @@ enum {
     O_SIGNUP_RATE,
     O_SIGNUP_BURST,
     O_IDEM_WINDOW,
+    O_STREAMS_PER_USER,
+    O_MAX_STREAMS,
     O_LOG,
     O_CONFIG,
     O_HELP,
@@ -91,6 +93,8 @@ static const struct option options[] = {
     {"signup-rate", required_argument, 0, O_SIGNUP_RATE},
     {"signup-burst", required_argument, 0, O_SIGNUP_BURST},
     {"idempotency-window-s", required_argument, 0, O_IDEM_WINDOW},
+    {"streams-per-user", required_argument, 0, O_STREAMS_PER_USER},
+    {"max-streams", required_argument, 0, O_MAX_STREAMS},
     {"log-level", required_argument, 0, O_LOG},
     {"config", required_argument, 0, O_CONFIG},
     {"help", no_argument, 0, O_HELP},
@@ -149,6 +153,9 @@ static const char usage[] =
     "  --signup-burst N         signup burst per client address (default: 5)\n"
     "  --idempotency-window-s S how long a post's Idempotency-Key is remembered, seconds\n"
     "                           (default: 86400, 24 h)\n"
+    "  --streams-per-user N     open event streams per user; one more ends the oldest\n"
+    "                           (default: 16)\n"
+    "  --max-streams N          open event streams per region, 503 past it (default: 1024)\n"
     "  --log-level LEVEL        debug, info, warn or error (default: info)\n"
     "  --config FILE            read flags from FILE: one \"name value\" per line, # comments\n"
     "  --help                   this text\n";
@@ -177,6 +184,8 @@ static void defaults(api_config *c)
     c->signup_rate = 10;
     c->signup_burst = 5;
     c->idem_window_s = API_IDEM_WINDOW_S;
+    c->streams_per_user = 16;
+    c->max_streams = 1024;
     c->log_level = DF_LOG_INFO;
 }
 
@@ -349,6 +358,14 @@ static int apply(api_config *c, int opt, const char *arg)
     case O_IDEM_WINDOW:
         if (number(arg, 1, 366 * 86400, &v, "idempotency-window-s") < 0) return -1;
         c->idem_window_s = (int)v;
+        return 0;
+    case O_STREAMS_PER_USER:
+        if (number(arg, 1, 100000, &v, "streams-per-user") < 0) return -1;
+        c->streams_per_user = (int)v;
+        return 0;
+    case O_MAX_STREAMS:
+        if (number(arg, 1, 1000000, &v, "max-streams") < 0) return -1;
+        c->max_streams = (int)v;
         return 0;
     case O_LOG:
         if (!strcmp(arg, "debug"))

@@ -82,6 +82,17 @@ void api_metrics(api_req *r)
         (unsigned long long)fs.depth, (unsigned long long)fs.jobs_done,
         (unsigned long long)fs.deliveries, (unsigned long long)fs.latency_p50_ms,
         (unsigned long long)fs.latency_p99_ms, fs.large_accounts);
+    api_streams_stats ss;
+    api_streams_get_stats(r->ctx->streams, &ss);
+    api_buf_printf(&b,
+                   "# TYPE driftfeed_streams_open gauge\ndriftfeed_streams_open %d\n"
+                   "# TYPE driftfeed_stream_users gauge\ndriftfeed_stream_users %d\n"
+                   "# TYPE driftfeed_streams_refused_total counter\n"
+                   "driftfeed_streams_refused_total %llu\n"
+                   "# TYPE driftfeed_streams_evicted_total counter\n"
+                   "driftfeed_streams_evicted_total %llu\n",
+                   ss.open, ss.users, (unsigned long long)ss.refused,
+                   (unsigned long long)ss.evicted);
     api_buf_printf(&b, "# TYPE driftfeed_cache_hits_total counter\n"
                        "# TYPE driftfeed_cache_misses_total counter\n"
                        "# TYPE driftfeed_cache_bytes gauge\n");

@@ -9,8 +9,17 @@
  * timeline -- nothing is silently skipped. A stream with nothing to send
  * suspends its connection (no thread spins); a push resumes it. A small
  * thread resumes idle streams for a heartbeat every HEARTBEAT_MS, which is
- * also how a vanished client is noticed. A slow client only falls behind in
- * its ring (bounded memory) and gets `reset`.
+ * also how a vanished client is noticed; a client that closed its end is
+ * noticed sooner, by that thread peeking at the parked stream's socket
+ * once a second. A slow client only falls behind in its ring (bounded
+ * memory) and gets `reset`.
+ *
+ * Limits: a user has at most --streams-per-user open streams; one more
+ * ends the oldest, which is told so (`closed`, with a 60 s retry, so two
+ * tabs past the cap do not take turns every second). The region has at
+ * most --max-streams; past it a new stream is 503. A user's ring outlives
+ * their last stream by RESUME_MS only, time enough for a reconnect to
+ * resume with Last-Event-ID; after that a resume says `reset`.
  *
  * Events: `post` when a post reaches the caller's home timeline in this
  * region (data: the post with delivered_at), `delete` when a post by the
@@ -18,18 +27,20 @@
  * a direct message from or to the caller is stored here. */
 #include "api.h"
 
+#include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define RING 256
 #define HEARTBEAT_MS 15000
 #define BUCKETS 1024
-#define IDLE_USER_MS (5 * 60 * 1000)
+#define RESUME_MS 5000
 
 typedef struct event {
     uint64_t seq;
@@ -45,8 +56,10 @@ struct hub_user {
     pthread_mutex_t mu;
     event ring[RING];
     uint64_t next_seq; /* seq of the next event; the ring holds [next_seq - RING, next_seq) */
+    uint64_t base; /* the first seq of this user's ring: an id from before is not in it */
     sse *streams;
     int alive; /* stream objects not yet freed; the user lives while > 0 */
+    int open; /* streams in the list that are not ending */
     uint64_t idle_since; /* mono ms when the last stream object went */
     hub_user *next;
 };
@@ -57,6 +70,9 @@ struct api_stream {
     struct MHD_Connection *conn;
     uint64_t pos; /* next seq to send */
     bool suspended, closed, hello, reset_first;
+    bool evicted, bye; /* ended by a newer stream of its user; told so */
+    bool hung_up; /* the client closed its end while the stream was parked */
+    int fd; /* the connection's socket, peeked at only while suspended */
     int refs; /* the connection and the response each hold one */
     uint64_t last_write;
     char *pending; /* a formatted event not yet fully written */
@@ -69,6 +85,10 @@ struct api_streams {
     pthread_rwlock_t mu; /* guards the buckets (users come and go) */
     hub_user *buckets[BUCKETS];
     _Atomic int nusers;
+    _Atomic int nstreams; /* open streams, against max_streams */
+    _Atomic uint64_t pushed; /* events pushed and rings made, for base */
+    _Atomic uint64_t refused, evictions;
+    int per_user, max_streams;
     uint64_t boot;
     pthread_t ticker;
     _Atomic bool stopping;
@@ -103,6 +123,7 @@ static void push(struct api_streams *s, const char *user, const char *name, char
         event *e = &u->ring[u->next_seq % RING];
         free(e->data);
         e->seq = u->next_seq++;
+        atomic_fetch_add(&s->pushed, 1);
         e->name = name;
         e->data = data;
         data = NULL;
@@ -205,7 +226,11 @@ static bool next_chunk(sse *st, uint64_t now)
     hub_user *u = st->u;
     unsigned long long boot = (unsigned long long)st->hub->boot;
     api_buf b = {0};
-    if (!st->hello) {
+    if (st->evicted) {
+        if (st->bye) return false;
+        st->bye = true;
+        api_buf_printf(&b, "retry: 60000\nevent: closed\ndata: {\"reason\":\"too_many_streams\"}\n\n");
+    } else if (!st->hello) {
         /* Its id is the position the stream starts from. */
         st->hello = true;
         api_buf_printf(&b, "retry: 1000\nid: %llu.%llu\nevent: hello\ndata: {\"user\":\"%s\"}\n\n",
@@ -242,6 +267,10 @@ static ssize_t read_events(void *cls, uint64_t offset, char *buf, size_t max)
         pthread_mutex_unlock(&u->mu);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
+    if (st->hung_up) {
+        pthread_mutex_unlock(&u->mu);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     size_t n = 0;
     while (n < max && (st->pending || next_chunk(st, now))) {
         size_t k = st->pending_len - st->pending_off;
@@ -256,6 +285,9 @@ static ssize_t read_events(void *cls, uint64_t offset, char *buf, size_t max)
     }
     if (n) {
         st->last_write = now;
+    } else if (st->evicted) {
+        pthread_mutex_unlock(&u->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
     } else {
         /* Nothing to send: park the connection until a push or heartbeat. */
         st->suspended = true;
@@ -278,39 +310,83 @@ static bool resume_point(struct api_streams *s, api_req *r, uint64_t *pos)
     return true;
 }
 
+/* Ends u's oldest streams until a new one fits in the per-user cap.
+ * Called with u->mu held. */
+static void make_room(struct api_streams *s, hub_user *u)
+{
+    while (u->open >= s->per_user) {
+        sse *oldest = NULL; /* the list is newest first */
+        for (sse *st = u->streams; st; st = st->next)
+            if (!st->evicted) oldest = st;
+        oldest->evicted = true;
+        u->open--;
+        atomic_fetch_add(&s->evictions, 1);
+        wake(oldest);
+    }
+}
+
+/* True if the client at the other end of fd has closed it (or reset it).
+ * Only for a parked stream: whatever the client sent since stays queued. */
+static bool hung_up(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void api_stream(api_req *r)
 {
     struct api_streams *s = r->ctx->streams;
     if (api_auth_or_401(r, true) < 0) return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     pthread_rwlock_wrlock(&s->mu);
     hub_user *u = find_user(s, r->user);
     if (!u) {
         u = xcalloc(1, sizeof *u);
         snprintf(u->id, sizeof u->id, "%s", r->user);
         pthread_mutex_init(&u->mu, NULL);
+        /* pushed counts every event and every ring made, so a user's
+         * next_seq is never past pushed + 1: a ring made again starts past
+         * every id its user was given before. */
+        u->base = u->next_seq = atomic_fetch_add(&s->pushed, 1) + 2;
         unsigned b = bucket_of(u->id);
         u->next = s->buckets[b];
         s->buckets[b] = u;
         atomic_fetch_add(&s->nusers, 1);
     }
+    pthread_mutex_lock(&u->mu);
+    /* A stream that ends one of the user's own takes no more room. */
+    if (u->open < s->per_user && atomic_load(&s->nstreams) >= s->max_streams) {
+        pthread_mutex_unlock(&u->mu);
+        pthread_rwlock_unlock(&s->mu);
+        atomic_fetch_add(&s->refused, 1);
+        api_error_retry(r, 503, "too_many_streams", 5,
+                        "this region has its maximum of %d open streams; retry in 5 s",
+                        s->max_streams);
+        return;
+    }
+    atomic_fetch_add(&s->nstreams, 1);
     sse *st = xcalloc(1, sizeof *st);
+    st->fd = ci ? ci->connect_fd : -1;
     st->hub = s;
     st->u = u;
     st->conn = r->conn;
     st->refs = 2;
     st->last_write = df_mono_ms();
-    pthread_mutex_lock(&u->mu);
     uint64_t pos;
     bool had = resume_point(s, r, &pos);
     const char *id = api_header(r, "Last-Event-ID");
     if (!id) id = api_query(r, "last_event_id");
-    if (had && pos <= u->next_seq) {
+    if (had && pos >= u->base && pos <= u->next_seq) {
         st->pos = pos;
     } else {
         st->pos = u->next_seq;
         st->reset_first = id != NULL; /* it asked to resume but cannot: reload */
     }
+    make_room(s, u);
     u->alive++;
+    u->open++;
     st->next = u->streams;
     u->streams = st;
     pthread_mutex_unlock(&u->mu);
@@ -331,17 +407,20 @@ void api_stream_closed(api_req *r)
     hub_user *u = st->u;
     pthread_mutex_lock(&u->mu);
     st->closed = true;
+    if (!st->evicted) u->open--;
     for (sse **pp = &u->streams; *pp; pp = &(*pp)->next)
         if (*pp == st) {
             *pp = st->next;
             break;
         }
     pthread_mutex_unlock(&u->mu);
+    atomic_fetch_sub(&st->hub->nstreams, 1);
     r->stream = NULL;
     stream_unref(st);
 }
 
-/* Once a second: heartbeats for idle streams; forget users long idle. */
+/* Once a second: heartbeats for idle streams; forget users without
+ * streams for RESUME_MS. */
 static void *ticker_main(void *arg)
 {
     struct api_streams *s = arg;
@@ -355,9 +434,13 @@ static void *ticker_main(void *arg)
             for (hub_user **pp = &s->buckets[b]; *pp;) {
                 hub_user *u = *pp;
                 pthread_mutex_lock(&u->mu);
-                for (sse *st = u->streams; st; st = st->next)
-                    if (now - st->last_write >= HEARTBEAT_MS || atomic_load(&s->stopping)) wake(st);
-                bool gone = u->alive == 0 && now - u->idle_since > IDLE_USER_MS;
+                for (sse *st = u->streams; st; st = st->next) {
+                    if (st->suspended && st->fd >= 0 && hung_up(st->fd)) st->hung_up = true;
+                    if (st->hung_up || now - st->last_write >= HEARTBEAT_MS ||
+                        atomic_load(&s->stopping))
+                        wake(st);
+                }
+                bool gone = u->alive == 0 && now - u->idle_since > RESUME_MS;
                 pthread_mutex_unlock(&u->mu);
                 if (!gone) {
                     pp = &u->next;
@@ -379,11 +462,21 @@ struct api_streams *api_streams_new(api_ctx *ctx)
     struct api_streams *s = xcalloc(1, sizeof *s);
     s->ctx = ctx;
     s->boot = df_now_ms();
+    s->per_user = ctx->cfg->streams_per_user;
+    s->max_streams = ctx->cfg->max_streams;
     pthread_rwlock_init(&s->mu, NULL);
     feed_set_listener(ctx->fd, on_delivered, s);
     repl_set_listener(ctx->rp, on_record, s);
     pthread_create(&s->ticker, NULL, ticker_main, s);
     return s;
+}
+
+void api_streams_get_stats(struct api_streams *s, api_streams_stats *out)
+{
+    out->open = atomic_load(&s->nstreams);
+    out->users = atomic_load(&s->nusers);
+    out->refused = atomic_load(&s->refused);
+    out->evicted = atomic_load(&s->evictions);
 }
 
 void api_streams_stop(struct api_streams *s)

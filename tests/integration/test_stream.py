@@ -1,6 +1,7 @@
 """test_stream.py -- GET /v1/stream (Server-Sent Events) without a browser:
 order, resuming with Last-Event-ID, reset when resuming is impossible, slow
-clients, and 500 idle streams costing no CPU and bounded memory."""
+clients, 500 idle streams costing no CPU and bounded memory, and the caps:
+streams per user, streams per region, rings freed."""
 import http.client
 import os
 import socket
@@ -174,15 +175,22 @@ class StreamTest(unittest.TestCase):
         raw.close()
 
     def test_500_idle_streams_cost_no_cpu_and_bounded_memory(self):
-        a, b = self.users("idle")
+        """50 users with 10 streams each (under the per-user cap of 16)."""
+        a = self.c.register("idle_a")
+        readers = []
+        for i in range(50):
+            b = self.c.register(f"idle_b{i}")
+            self.c.follow(b["token"], a["id"])
+            readers.append(b)
         pid = self.region.proc.pid
         rss0 = rss_kib(pid)
         socks = []
         try:
-            for _ in range(500):
-                sk = socket.create_connection(("127.0.0.1", self.region.port))
-                sk.sendall(f"GET /v1/stream?access_token={b['token']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-                socks.append(sk)
+            for b in readers:
+                for _ in range(10):
+                    sk = socket.create_connection(("127.0.0.1", self.region.port))
+                    sk.sendall(f"GET /v1/stream?access_token={b['token']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    socks.append(sk)
             # Every stream got its answer and its hello.
             for sk in socks:
                 sk.settimeout(10)
@@ -210,6 +218,129 @@ class StreamTest(unittest.TestCase):
         finally:
             for sk in socks:
                 sk.close()
+
+
+def metric(client, name):
+    r = client.get("/metrics")
+    for line in r.body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+class StreamLimitTest(unittest.TestCase):
+    """--streams-per-user 3, --max-streams 12: a user's extra stream ends the
+    oldest, the region's extra stream is 503, rings go when streams do."""
+    PER_USER, MAX = 3, 12
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.dir = tempfile.mkdtemp(prefix="driftfeed-stream-limits-")
+        cls.region = harness.Region("paris", cls.dir, args=[
+            "--rate-limit", "0", "--streams-per-user", str(cls.PER_USER),
+            "--max-streams", str(cls.MAX)])
+        cls.c = cls.region.client
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.region.stop()
+        assert harness.sanitizer_env_ok(cls.region), f"sanitizer report in {cls.region.logpath}"
+
+    def setUp(self):
+        self.wait_all_closed()  # the streams an earlier test closed
+
+    def open_streams(self, token, n):
+        out = []
+        for _ in range(n):
+            s = Stream(self.region.port, token)
+            self.assertEqual(s.status, 200)
+            harness.wait_for(lambda: s.of("hello"), 5, what="hello")
+            out.append(s)
+        return out
+
+    def wait_all_closed(self):
+        harness.wait_for(lambda: metric(self.c, "driftfeed_streams_open") == 0, 10,
+                         what="no stream open")
+
+    def test_a_users_extra_stream_ends_the_oldest(self):
+        a = self.c.register("cap_a")
+        b = self.c.register("cap_b")
+        pid = self.region.proc.pid
+        first = self.open_streams(b["token"], self.PER_USER)
+        newest = self.open_streams(b["token"], 1)[0]
+        oldest = first[0]
+        harness.wait_for(lambda: not oldest.thread.is_alive(), 5, what="the oldest stream to end")
+        closed = oldest.of("closed")
+        self.assertEqual(len(closed), 1, oldest.events)
+        self.assertIn("too_many_streams", closed[0][2])
+        # The others still get events.
+        self.c.post("/v1/messages", {"to": b["id"], "text": "still here"}, token=a["token"])
+        for s in first[1:] + [newest]:
+            harness.wait_for(lambda: s.of("message"), 5, what="the message on a live stream")
+        self.assertEqual(oldest.of("message"), [])
+        # Far more streams than the cap: memory and open streams stay bounded.
+        rss0 = rss_kib(pid)
+        evicted0 = metric(self.c, "driftfeed_streams_evicted_total")
+        churn = []
+        for i in range(150):
+            s = Stream(self.region.port, b["token"])
+            self.assertEqual(s.status, 200)
+            churn.append(s)
+            if len(churn) > 2 * self.PER_USER:  # the client side lets go of ended ones
+                harness.wait_for(lambda: not churn[0].thread.is_alive(), 5, what="an old stream to end")
+                churn.pop(0).close()
+        harness.wait_for(lambda: metric(self.c, "driftfeed_streams_open") == self.PER_USER, 5,
+                         what=f"{self.PER_USER} streams open")
+        self.assertGreaterEqual(metric(self.c, "driftfeed_streams_evicted_total") - evicted0, 150)
+        grown = rss_kib(pid) - rss0
+        self.assertLess(grown, 16 * 1024, f"150 streams past the cap grew RSS by {grown} KiB")
+        for s in first + [newest] + churn:
+            s.close()
+        self.wait_all_closed()
+
+    def test_the_regions_extra_stream_is_503(self):
+        users = [self.c.register(f"glob{i}") for i in range(self.MAX // 2 + 1)]
+        streams = []
+        for u in users[:-1]:
+            streams += self.open_streams(u["token"], 2)
+        self.assertEqual(metric(self.c, "driftfeed_streams_open"), self.MAX)
+        refused0 = metric(self.c, "driftfeed_streams_refused_total")
+        r = self.c.get("/v1/stream", token=users[-1]["token"])
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json["error"]["code"], "too_many_streams")
+        self.assertIn("retry-after", r.headers)
+        self.assertEqual(metric(self.c, "driftfeed_streams_refused_total"), refused0 + 1)
+        self.assertEqual(self.c.get("/health").status, 200)
+        # A closed stream makes room.
+        streams.pop().close()
+        harness.wait_for(lambda: metric(self.c, "driftfeed_streams_open") < self.MAX, 5,
+                         what="a stream to close")
+        s = Stream(self.region.port, users[-1]["token"])
+        self.assertEqual(s.status, 200)
+        for x in streams + [s]:
+            x.close()
+        self.wait_all_closed()
+
+    def test_rings_go_soon_after_their_streams(self):
+        u = self.c.register("ring_owner")
+        streams = self.open_streams(u["token"], 2)
+        self.assertGreaterEqual(metric(self.c, "driftfeed_stream_users"), 1)
+        last = streams[0].last_id()
+        for s in streams:
+            s.close()
+        # A quick reconnect still resumes (nothing to reset)...
+        s = Stream(self.region.port, u["token"], last_event_id=last)
+        harness.wait_for(lambda: s.of("hello"), 5, what="hello")
+        self.assertEqual(s.of("reset"), [])
+        s.close()
+        self.wait_all_closed()
+        # ...and a few seconds after the last stream the ring is gone.
+        harness.wait_for(lambda: metric(self.c, "driftfeed_stream_users") == 0, 15,
+                         what="every user's ring freed")
+        s = Stream(self.region.port, u["token"], last_event_id=last)
+        harness.wait_for(lambda: s.of("reset"), 5, what="reset: the ring is gone")
+        s.close()
 
 
 if __name__ == "__main__":
