@@ -100,16 +100,6 @@ void api_messages_list(api_req *r)
     api_reply_buf(r, 200, &b, "application/json");
 }
 
-typedef struct conv {
-    char peer[STG_ID_MAX + 1];
-    char latest[STG_ID_MAX + 1];
-} conv;
-
-static int by_latest_desc(const void *a, const void *b)
-{
-    return strcmp(((const conv *)b)->latest, ((const conv *)a)->latest);
-}
-
 void api_conversations(api_req *r)
 {
     int limit;
@@ -119,25 +109,28 @@ void api_conversations(api_req *r)
         api_error(r, 400, "invalid_cursor", "invalid cursor");
         return;
     }
-    char prefix[STG_ID_MAX + 2];
-    int pl = stg_key_join(prefix, sizeof prefix, r->user, strlen(r->user), NULL, 0);
-    stg_iter *it = stg_iter_prefix(r->ctx->db, STG_CF_CONVS, prefix, (size_t)pl, false);
-    conv *cs = NULL;
-    size_t n = 0, cap = 0;
-    const char *k, *v, *peer;
-    size_t kl, vl, np;
-    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
-        if (stg_key_split(k, kl, &peer, &np) < 0 || np > STG_ID_MAX || vl > STG_ID_MAX) continue;
-        if (n == cap) cs = xrealloc(cs, (cap = cap ? cap * 2 : 16) * sizeof *cs);
-        memcpy(cs[n].peer, peer, np);
-        cs[n].peer[np] = '\0';
-        memcpy(cs[n].latest, v, vl);
-        cs[n].latest[vl] = '\0';
-        /* A page continues with conversations older than the cursor. */
-        if (!cursor || strcmp(cs[n].latest, cursor) < 0) n++;
+    /* The user's conversations by their latest message, newest first; a
+     * page continues with those older than the cursor. */
+    char lo[STG_ID_MAX + 2], hi[2 * STG_ID_MAX + 2];
+    int ll = stg_key_join(lo, sizeof lo, r->user, strlen(r->user), NULL, 0);
+    int hl = cursor ? stg_key_join(hi, sizeof hi, r->user, strlen(r->user), cursor, strlen(cursor))
+                    : stg_key_successor(lo, (size_t)ll, hi);
+    stg_iter *it = stg_iter_range(r->ctx->db, STG_CF_CONV_TIMES, lo, (size_t)ll, hi, (size_t)hl, true);
+    struct {
+        char peer[STG_ID_MAX + 1], latest[STG_ID_MAX + 1];
+    } cs[100 + 1]; /* limit <= 100 (api_limit_or_400), and one to know there are more */
+    size_t n = 0;
+    const char *k, *v, *latest;
+    size_t kl, vl, nl;
+    while (n <= (size_t)limit && stg_iter_next(it, &k, &kl, &v, &vl)) {
+        if (stg_key_split(k, kl, &latest, &nl) < 0 || nl > STG_ID_MAX || vl > STG_ID_MAX) continue;
+        memcpy(cs[n].peer, v, vl);
+        cs[n].peer[vl] = '\0';
+        memcpy(cs[n].latest, latest, nl);
+        cs[n].latest[nl] = '\0';
+        n++;
     }
     stg_iter_free(it);
-    if (n) qsort(cs, n, sizeof *cs, by_latest_desc); /* cs is NULL when n == 0 */
     api_buf b = {0};
     api_buf_append(&b, "{\"items\":[", 10);
     size_t shown = n < (size_t)limit ? n : (size_t)limit;
@@ -164,5 +157,4 @@ void api_conversations(api_req *r)
         api_buf_append(&b, "null", 4);
     api_buf_append(&b, "}", 1);
     api_reply_buf(r, 200, &b, "application/json");
-    free(cs);
 }

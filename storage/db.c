@@ -24,7 +24,7 @@ static const char *cf_names[STG_CF_COUNT] = {
     [STG_CF_POSTS] = "posts",     [STG_CF_MESSAGES] = "messages", [STG_CF_FOLLOWERS] = "followers",
     [STG_CF_PROFILE] = "profile", [STG_CF_CONVS] = "convs",       [STG_CF_COUNTS] = "counts",
     [STG_CF_HOME] = "home",       [STG_CF_FANOUT] = "fanout",     [STG_CF_OUTBOX] = "outbox",
-    [STG_CF_IDEM] = "idem",
+    [STG_CF_IDEM] = "idem",       [STG_CF_CONV_TIMES] = "conv_times",
 };
 
 struct stg_db {
@@ -175,7 +175,7 @@ static const int memtable_share[STG_CF_COUNT] = {
     [STG_CF_META] = 2,     [STG_CF_USERS] = 2,     [STG_CF_FOLLOWS] = 2, [STG_CF_POSTS] = 8,
     [STG_CF_MESSAGES] = 4, [STG_CF_FOLLOWERS] = 2, [STG_CF_PROFILE] = 2, [STG_CF_CONVS] = 2,
     [STG_CF_COUNTS] = 2,   [STG_CF_HOME] = 24,     [STG_CF_FANOUT] = 4,  [STG_CF_OUTBOX] = 8,
-    [STG_CF_IDEM] = 2,
+    [STG_CF_IDEM] = 2,     [STG_CF_CONV_TIMES] = 2,
 };
 
 /* Regions on one host get the same deliveries, so their memtables filled
@@ -284,6 +284,7 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     /* Nothing writes yet, so the scan and the running sum agree. */
     uint64_t t0 = df_now_ms();
     int rc = stg_digest_scan(db, &db->digest);
+    if (rc == 0) rc = stg_conv_times_build(db);
     if (rc < 0) {
         stg_close(db);
         return rc;

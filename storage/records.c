@@ -99,22 +99,57 @@ static void stage_post(stg_batch *b, const stg_record *rec, const stg_record *ol
         stg_batch_delete(b, STG_CF_PROFILE, key, (size_t)kl);
 }
 
-/* Points user \0 peer at the message if it is newer than the latest one. */
+/* Points user \0 peer at the message if it is newer than the latest one,
+ * and moves the conversation to its new place in user's list by time. */
 static void stage_conv_side(stg_db *db, stg_batch *b, const char *user, size_t nu, const char *peer,
                             size_t np, const char *id, size_t nid)
 {
-    char key[KEYCAP], *cur;
+    char key[KEYCAP], tkey[KEYCAP], *cur;
     size_t curlen;
     int kl = stg_key_join(key, sizeof key, user, nu, peer, np);
-    if (kl < 0) return;
+    int tl = stg_key_join(tkey, sizeof tkey, user, nu, id, nid);
+    if (kl < 0 || tl < 0) return;
     if (stg_get(db, STG_CF_CONVS, key, (size_t)kl, &cur, &curlen) == 0) {
         size_t m = curlen < nid ? curlen : nid;
         int c = memcmp(cur, id, m);
         bool newer = c < 0 || (c == 0 && curlen < nid);
+        char okey[KEYCAP];
+        int ol = stg_key_join(okey, sizeof okey, user, nu, cur, curlen);
+        if (newer && ol > 0) stg_batch_delete(b, STG_CF_CONV_TIMES, okey, (size_t)ol);
         free(cur);
         if (!newer) return;
     }
     stg_batch_put(b, STG_CF_CONVS, key, (size_t)kl, id, nid);
+    stg_batch_put(b, STG_CF_CONV_TIMES, tkey, (size_t)tl, peer, np);
+}
+
+int stg_conv_times_build(stg_db *db)
+{
+    static const char done[] = "conv_times_built";
+    uint64_t v;
+    if (stg_meta_get_u64(db, done, &v) == 0) return 0;
+    stg_batch *b = stg_batch_new(db);
+    stg_iter *it = stg_iter_range(db, STG_CF_CONVS, NULL, 0, NULL, 0, false);
+    const char *k, *val, *peer;
+    size_t kl, vl, np;
+    uint64_t n = 0;
+    while (stg_iter_next(it, &k, &kl, &val, &vl)) {
+        char tkey[KEYCAP];
+        int nu = stg_key_split(k, kl, &peer, &np);
+        int tl = nu < 0 ? -1 : stg_key_join(tkey, sizeof tkey, k, (size_t)nu, val, vl);
+        if (tl < 0) continue;
+        stg_batch_put(b, STG_CF_CONV_TIMES, tkey, (size_t)tl, peer, np);
+        n++;
+    }
+    int rc = stg_iter_close(it);
+    if (rc == 0) {
+        stg_batch_meta_u64(b, done, 1);
+        rc = stg_write(db, b);
+    }
+    stg_batch_free(b);
+    if (rc == 0 && n)
+        df_log(DF_LOG_INFO, "conversations: %llu indexed by time", (unsigned long long)n);
+    return rc;
 }
 
 static void stage_message(stg_db *db, stg_batch *b, const stg_record *rec, const stg_record *old)

@@ -142,6 +142,7 @@ typedef enum stg_cf {
     STG_CF_FANOUT, /* feed: job seq -> job */
     STG_CF_OUTBOX, /* replication: seq -> replication record */
     STG_CF_IDEM, /* api: user \0 idempotency key -> post id */
+    STG_CF_CONV_TIMES, /* derived: user \0 latest message id -> peer (CONVS by time) */
     STG_CF_COUNT
 } stg_cf;
 
@@ -315,6 +316,9 @@ void stg_record_stage(stg_db *db, stg_batch *b, const stg_record *rec, const stg
 /* The lock key of a record: its own key, except messages, which lock their
  * conversation (a \0 b) so the conversation index updates stay serialised. */
 size_t stg_record_lock_key(const stg_record *rec, const char **lk);
+/* Fills STG_CF_CONV_TIMES from STG_CF_CONVS once, for a store made before
+ * it existed (stg_open calls it). Returns 0 or DF_EIO. */
+int stg_conv_times_build(stg_db *db);
 /* Follower count of user (0 if none). */
 int64_t stg_follower_count(stg_db *db, const char *user);
 

@@ -258,6 +258,25 @@ static void conv_latest(stg_db *db, const char *user, const char *peer, char id[
     free(v);
 }
 
+/* user's conversations from the by-time index, newest first, as
+ * "peer=id,peer=id". */
+static void conv_list(stg_db *db, const char *user, char *out, size_t cap)
+{
+    char prefix[STG_ID_MAX + 2];
+    int pl = stg_key_join(prefix, sizeof prefix, user, strlen(user), NULL, 0);
+    stg_iter *it = stg_iter_prefix(db, STG_CF_CONV_TIMES, prefix, (size_t)pl, true);
+    const char *k, *v, *id;
+    size_t kl, vl, nid, n = 0;
+    out[0] = '\0';
+    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
+        ck_assert_int_ge(stg_key_split(k, kl, &id, &nid), 0);
+        n += (size_t)snprintf(out + n, cap - n, "%s%.*s=%.*s", n ? "," : "", (int)vl, v, (int)nid,
+                              id);
+        ck_assert_uint_lt(n, cap);
+    }
+    ck_assert_int_eq(stg_iter_close(it), 0);
+}
+
 /* The message id at the end of a message key. */
 static const char *message_id(const trec *m)
 {
@@ -622,6 +641,32 @@ START_TEST(test_messages_keep_newest_in_conversation)
     ck_assert_str_eq(id, message_id(&m3));
     conv_latest(t.db, bob, carol, id);
     ck_assert_str_eq(id, "");
+
+    /* Each user's list by time holds each conversation once, at its latest. */
+    char list[512], want[512];
+    conv_list(t.db, alice, list, sizeof list);
+    snprintf(want, sizeof want, "%s=%s,%s=%s", carol, message_id(&other), bob, message_id(&m3));
+    ck_assert_str_eq(list, want);
+    conv_list(t.db, bob, list, sizeof list);
+    snprintf(want, sizeof want, "%s=%s", alice, message_id(&m3));
+    ck_assert_str_eq(list, want);
+
+    /* A store made before the list existed gets it built when opened. */
+    stg_batch *b = stg_batch_new(t.db);
+    stg_iter *it = stg_iter_range(t.db, STG_CF_CONV_TIMES, NULL, 0, NULL, 0, false);
+    const char *k;
+    size_t kl;
+    while (stg_iter_next(it, &k, &kl, NULL, NULL)) stg_batch_delete(b, STG_CF_CONV_TIMES, k, kl);
+    ck_assert_int_eq(stg_iter_close(it), 0);
+    stg_batch_delete(b, STG_CF_META, "conv_times_built", 16);
+    ck_assert_int_eq(stg_write(t.db, b), 0);
+    stg_batch_free(b);
+    conv_list(t.db, alice, list, sizeof list);
+    ck_assert_str_eq(list, "");
+    tdb_reopen(&t);
+    conv_list(t.db, alice, list, sizeof list);
+    snprintf(want, sizeof want, "%s=%s,%s=%s", carol, message_id(&other), bob, message_id(&m3));
+    ck_assert_str_eq(list, want);
 
     /* The message record itself is stored under the ordered key. */
     stg_record got;
