@@ -29,6 +29,7 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
     if (f->cfg.timeline_cap <= 0) f->cfg.timeline_cap = 800;
     if (f->cfg.queue_max == 0) f->cfg.queue_max = 100000;
     if (f->cfg.batch <= 0) f->cfg.batch = 1000;
+    if (f->cfg.merge_group <= 0) f->cfg.merge_group = 256;
     if (f->cfg.batch < 2) f->cfg.batch = 2; /* a chunk holds the author and >= 1 follower */
     if (f->cfg.post_cache_mb <= 0) f->cfg.post_cache_mb = 32;
     f->posts = df_cache_new(256 * 1024, (size_t)f->cfg.post_cache_mb << 20);

@@ -20,6 +20,7 @@ typedef struct feed_config {
     int batch; /* deliveries per write batch (1000) */
     int post_cache_mb; /* post values kept in memory for reads (32) */
     int page_cache_mb; /* rendered first pages kept in memory (64; -1: none) */
+    int merge_group; /* followee profiles a read below a home floor holds open at once (256) */
 } feed_config;
 
 /* The sweep of the home family (stg_options.sweep[STG_CF_HOME]): drops the

@@ -448,34 +448,96 @@ static void set_next(feed_page *out, size_t want, long depth, long cap)
 }
 
 /* Below a home floor the home entries may be incomplete: the user's own
- * profile and those of everyone the user follows give the full set. */
-static void add_followee_sources(feed *f, sources *ss, follow_set *fs, bound ub)
+ * profile and those of everyone the user follows give the full set. They
+ * are merged cfg.merge_group profiles at a time, each group's newest
+ * `want` ids folded into `top`, so a user who follows many accounts holds
+ * that many iterators at most, however many followees there are. */
+
+typedef struct top {
+    char (*ids)[STG_ID_MAX + 1]; /* newest first, distinct */
+    size_t n, want;
+} top;
+
+static void top_add(top *t, const char *id)
 {
-    sources_add(f, ss, STG_CF_PROFILE, fs->viewer, ub);
+    size_t i = t->n;
+    while (i > 0 && strcmp(t->ids[i - 1], id) < 0) i--;
+    if ((i > 0 && strcmp(t->ids[i - 1], id) == 0) || i == t->want) return;
+    if (t->n == t->want) t->n--; /* the oldest makes room */
+    memmove(t->ids[i + 1], t->ids[i], (t->n - i) * sizeof t->ids[0]);
+    snprintf(t->ids[i], sizeof t->ids[i], "%s", id);
+    t->n++;
+}
+
+/* Folds the newest ids of the group's sources into t, then closes them. */
+static void top_drain(top *t, sources *ss)
+{
+    char last[STG_ID_MAX + 1];
+    size_t lastlen = 0;
+    cand c;
+    for (size_t taken = 0; taken < t->want && merge_next(ss->v, ss->n, &c, last, &lastlen);
+         taken++)
+        top_add(t, c.id);
+    sources_free(ss);
+}
+
+static void top_profile(feed *f, top *t, sources *ss, const char *owner, bound ub)
+{
+    sources_add(f, ss, STG_CF_PROFILE, owner, ub);
+    if (ss->n >= (size_t)f->cfg.merge_group) top_drain(t, ss);
+}
+
+static void followee_top(feed *f, follow_set *fs, bound ub, top *t)
+{
+    sources ss = {0};
+    top_profile(f, t, &ss, fs->viewer, ub);
     if (!fs->loaded) follow_set_load(f, fs);
-    for (size_t i = 0; i < fs->n; i++) sources_add(f, ss, STG_CF_PROFILE, fs->ids[i], ub);
-    if (fs->complete) return;
-    /* Followees past the scanned part. */
-    char prefix[STG_ID_MAX + 2], lo[2 * STG_ID_MAX + 3], hi[STG_ID_MAX + 2];
-    int pl = stg_key_join(prefix, sizeof prefix, fs->viewer, strlen(fs->viewer), NULL, 0);
-    int ll = stg_key_join(lo, sizeof lo, fs->viewer, strlen(fs->viewer), fs->last,
-                          fs->last[0] ? strlen(fs->last) + 1 : 0);
-    int hl = pl < 0 ? -1 : stg_key_successor(prefix, (size_t)pl, hi);
-    if (ll < 0 || hl < 0) return;
-    stg_iter *it = stg_iter_range(f->db, STG_CF_FOLLOWS, lo, (size_t)ll, hi, (size_t)hl, false);
-    const char *k, *v, *followee;
-    size_t kl, vl, nf;
-    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
-        stg_record rec;
-        if (stg_key_split(k, kl, &followee, &nf) < 0 || nf > STG_ID_MAX ||
-            stg_value_decode(v, vl, &rec) < 0 || rec.tombstone)
-            continue;
-        char name[STG_ID_MAX + 1];
-        memcpy(name, followee, nf);
-        name[nf] = '\0';
-        sources_add(f, ss, STG_CF_PROFILE, name, ub);
+    for (size_t i = 0; i < fs->n; i++) top_profile(f, t, &ss, fs->ids[i], ub);
+    if (!fs->complete) {
+        /* Followees past the scanned part. */
+        char prefix[STG_ID_MAX + 2], lo[2 * STG_ID_MAX + 3], hi[STG_ID_MAX + 2];
+        int pl = stg_key_join(prefix, sizeof prefix, fs->viewer, strlen(fs->viewer), NULL, 0);
+        int ll = stg_key_join(lo, sizeof lo, fs->viewer, strlen(fs->viewer), fs->last,
+                              fs->last[0] ? strlen(fs->last) + 1 : 0);
+        int hl = pl < 0 ? -1 : stg_key_successor(prefix, (size_t)pl, hi);
+        stg_iter *it = ll < 0 || hl < 0 ? NULL
+                                        : stg_iter_range(f->db, STG_CF_FOLLOWS, lo, (size_t)ll, hi,
+                                                         (size_t)hl, false);
+        const char *k, *v, *followee;
+        size_t kl, vl, nf;
+        while (it && stg_iter_next(it, &k, &kl, &v, &vl)) {
+            stg_record rec;
+            if (stg_key_split(k, kl, &followee, &nf) < 0 || nf > STG_ID_MAX ||
+                stg_value_decode(v, vl, &rec) < 0 || rec.tombstone)
+                continue;
+            char name[STG_ID_MAX + 1];
+            memcpy(name, followee, nf);
+            name[nf] = '\0';
+            top_profile(f, t, &ss, name, ub);
+        }
+        stg_iter_free(it);
     }
-    stg_iter_free(it);
+    top_drain(t, &ss);
+}
+
+/* Fills out up to want items from below the floor: the newest ids of
+ * followee_top, read as one list source. */
+static int collect_below_floor(feed *f, follow_set *fs, bound ub, size_t want, feed_page *out)
+{
+    top t = {.ids = xmalloc((want - out->n) * sizeof *t.ids), .want = want - out->n};
+    followee_top(f, fs, ub, &t);
+    source s = {0};
+    s.list = xmalloc(t.n * (STG_ID_MAX + 1) + 1);
+    for (size_t i = 0; i < t.n; i++) {
+        size_t n = strlen(t.ids[i]) + 1;
+        memcpy(s.list + s.listlen, t.ids[i], n);
+        s.listlen += n;
+    }
+    free(t.ids);
+    source_advance(&s);
+    int rc = collect(f, &s, 1, NULL, want, NULL, out);
+    free(s.list);
+    return rc;
 }
 
 int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_page *out)
@@ -513,9 +575,7 @@ int feed_home(feed *f, const char *user, const char *cursor, int limit, feed_pag
     /* At or below the floor: the profiles of the user and every followee. */
     if (rc == 0 && has_floor && out->n < want) {
         if (!ub.id || strcmp(ub.id, floor_id) > 0) ub = (bound){floor_id, strlen(floor_id) + 1};
-        add_followee_sources(f, &ss, &fs, ub);
-        rc = collect(f, ss.v, ss.n, NULL, want, NULL, out);
-        sources_free(&ss);
+        rc = collect_below_floor(f, &fs, ub, want, out);
     }
     follow_set_free(&fs);
     if (rc == 0) set_next(out, want, depth, f->cfg.timeline_cap);

@@ -291,7 +291,10 @@ START_TEST(test_model_check)
     const scenario *sc = &scenarios[_i];
     fprintf(stderr, "scenario: %s\n", sc->name);
     rng r = rng_seeded("timeline_model", sc->seed);
-    feed_config fc = {.workers = 2, .large_threshold = 5, .timeline_cap = sc->cap, .batch = 3};
+    /* Reads below a floor merge 4 followees at a time: most users follow
+     * more, so the grouped merge is what gets checked. */
+    feed_config fc = {
+        .workers = 2, .large_threshold = 5, .timeline_cap = sc->cap, .batch = 3, .merge_group = 4};
     world w;
     world_open(&w, &fc);
     model *m = calloc(1, sizeof *m);
