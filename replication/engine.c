@@ -93,6 +93,8 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
         atomic_store(&p->applied, applied);
         snprintf(ck, sizeof ck, "generation:%s", p->name);
         if ((rc = stg_meta_get_u64(db, ck, &p->generation)) < 0 && rc != DF_ENOTFOUND) goto fail;
+        snprintf(ck, sizeof ck, "epoch:%s", p->name);
+        if ((rc = stg_meta_get_u64(db, ck, &p->epoch)) < 0 && rc != DF_ENOTFOUND) goto fail;
         r->npeers++;
     }
     if ((rc = stg_meta_get_u64(db, "log_generation", &r->generation)) < 0 && rc != DF_ENOTFOUND)
@@ -100,6 +102,11 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     if ((rc = stg_meta_get_u64(db, "log_rewrite_from", &r->rewrite_from)) < 0 &&
         rc != DF_ENOTFOUND)
         goto fail;
+    if ((rc = stg_meta_get_u64(db, "log_epoch", &r->epoch)) == DF_ENOTFOUND) {
+        r->epoch = df_now_ms() << 16 | randombytes_uniform(1 << 16);
+        rc = stg_meta_put_u64_sync(db, "log_epoch", r->epoch);
+    }
+    if (rc < 0) goto fail;
     if (cfg->key_dir && (rc = repl_keys_load(r, cfg->key_dir)) < 0) goto fail;
     bool replicating = r->log_addr != NULL;
     for (size_t i = 0; i < r->npeers; i++) replicating = replicating || r->peers[i].redis_addr;
@@ -364,23 +371,29 @@ int repl_applier_commit(repl_applier *a)
     return 0;
 }
 
-int repl_peer_rewind(peer *p, uint64_t gen, uint64_t from)
+int repl_peer_rewind(peer *p, uint64_t epoch, uint64_t gen, uint64_t from)
 {
-    char ck[64], gk[64];
+    char ck[64], gk[64], ek[64];
     uint64_t applied = atomic_load(&p->applied);
     uint64_t to = from && from - 1 < applied ? from - 1 : applied;
     cursor_key(ck, sizeof ck, p->name);
     snprintf(gk, sizeof gk, "generation:%s", p->name);
+    snprintf(ek, sizeof ek, "epoch:%s", p->name);
     stg_batch *b = stg_batch_new(p->r->db);
     stg_batch_meta_u64(b, ck, to);
     stg_batch_meta_u64(b, gk, gen);
+    stg_batch_meta_u64(b, ek, epoch);
     int rc = stg_write(p->r->db, b);
     stg_batch_free(b);
     if (rc < 0) return rc;
-    df_log(DF_LOG_WARN, "replication: %s's log %s (generation %llu); reading it again after seq %llu",
-           p->name, gen != p->generation ? "was rewritten" : "went back", (unsigned long long)gen,
-           (unsigned long long)to);
+    bool new_store = epoch != p->epoch;
+    df_log(DF_LOG_WARN, "replication: %s's log %s %llu; reading it again after seq %llu", p->name,
+           new_store                ? "is a new store, epoch"
+           : gen != p->generation ? "was rewritten, generation"
+                                  : "went back, generation",
+           (unsigned long long)(new_store ? epoch : gen), (unsigned long long)to);
     atomic_fetch_add(&p->rewinds, 1);
+    p->epoch = epoch;
     p->generation = gen;
     atomic_store(&p->applied, to);
     atomic_store(&p->gap_from, 0);

@@ -36,6 +36,7 @@ typedef struct peer {
     uint64_t read_ms, read_sq;
     uint64_t counted_gap; /* the gap entry last counted, so a re-read is not */
     uint64_t generation; /* the peer's last stream rewrite we followed (durable) */
+    uint64_t epoch; /* the peer's store incarnation we follow (durable; 0: none seen) */
     _Atomic uint64_t rewinds; /* times the cursor went back: a rewrite, a restored peer */
 } peer;
 
@@ -63,6 +64,12 @@ struct repl {
     /* How often our stream was rewritten (durable): announced with the seq
      * it restarts from in df:rewrites, so subscribers read it again. */
     uint64_t generation, rewrite_from;
+    /* Our store's incarnation: made with the store (creation time in ms
+     * << 16 | 16 random bits, so a later store has a larger one), durable,
+     * and part of every signed chunk and value. A store recreated from
+     * nothing starts its seqs again under a new epoch, and peers read its
+     * log from the start instead of taking its seqs for ones they have. */
+    uint64_t epoch;
     uint32_t linger_ms;
 
     size_t npeers;
@@ -103,9 +110,11 @@ static inline const unsigned char *repl_peer_key(const peer *p)
 }
 /* Counts a rejected entry of p's log and logs the first of each reason. */
 void repl_peer_reject(peer *p, repl_reject why, uint64_t seq);
-/* p rewrote its stream (generation gen, from seq from on): moves the cursor
- * back to before from, durably with gen. Subscriber thread, between batches. */
-int repl_peer_rewind(peer *p, uint64_t gen, uint64_t from);
+/* p rewrote its stream (generation gen, from seq from on), or its store is
+ * a new incarnation (a new epoch, from seq 1): moves the cursor back to
+ * before from, durably with epoch and gen. Subscriber thread, between
+ * batches. */
+int repl_peer_rewind(peer *p, uint64_t epoch, uint64_t gen, uint64_t from);
 /* Persists a new generation of our stream, rewritten from seq from. */
 int repl_next_generation(struct repl *r, uint64_t from);
 
@@ -132,8 +141,9 @@ uint64_t repl_parse_entry_id(const char *s);
 bool repl_parse_stream_id(const char *s, size_t n, uint64_t *ms, uint64_t *sq);
 /* A decimal u64 with nothing around it; false if s is not one. */
 bool repl_parse_u64(const char *s, size_t n, uint64_t *out);
-/* "<a>.<b>", both decimal u64 (a seq and a generation, say). */
-bool repl_parse_pair(const char *s, size_t n, uint64_t *a, uint64_t *b);
+/* Exactly k decimal u64s joined by '.' ("<seq>.<generation>.<epoch>", say)
+ * into v[0..k); false if s is not that. */
+bool repl_parse_dotted(const char *s, size_t n, uint64_t *v, size_t k);
 
 void *repl_publisher_main(void *arg);
 void *repl_subscriber_main(void *arg);

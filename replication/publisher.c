@@ -72,24 +72,26 @@ static int stream_matches(repl *r, redisContext **c, const char *key, uint64_t f
     return ok;
 }
 
-/* df:seq:<region> = "<last published seq>.<generation>", signed. */
+/* df:seq:<region> = "<last published seq>.<generation>.<epoch>", signed. */
 static void seq_value(const repl *r, uint64_t seq, char key[64], char *val, size_t cap)
 {
-    char v[48];
+    char v[72];
     snprintf(key, 64, "df:seq:%s", r->region);
-    snprintf(v, sizeof v, "%llu.%llu", (unsigned long long)seq, (unsigned long long)r->generation);
+    snprintf(v, sizeof v, "%llu.%llu.%llu", (unsigned long long)seq,
+             (unsigned long long)r->generation, (unsigned long long)r->epoch);
     repl_value_seal(r, key, "", v, val, cap);
 }
 
-/* df:rewrites <region> = "<generation>.<first seq>": subscribers that saw
- * an older generation read the stream again from that seq (re-applying is
- * idempotent), so nothing a forged entry displaced is missed. */
+/* df:rewrites <region> = "<generation>.<first seq>.<epoch>": subscribers
+ * that saw an older generation of this epoch read the stream again from
+ * that seq (re-applying is idempotent), so nothing a forged entry
+ * displaced is missed. */
 static void announce_generation(repl *r, redisContext **c)
 {
     if (r->generation == 0) return;
-    char v[48], val[200];
-    snprintf(v, sizeof v, "%llu.%llu", (unsigned long long)r->generation,
-             (unsigned long long)r->rewrite_from);
+    char v[72], val[200];
+    snprintf(v, sizeof v, "%llu.%llu.%llu", (unsigned long long)r->generation,
+             (unsigned long long)r->rewrite_from, (unsigned long long)r->epoch);
     repl_value_seal(r, "df:rewrites", r->region, v, val, sizeof val);
     const char *set[] = {"HSET", "df:rewrites", r->region, val};
     redisReply *rep = repl_redis_cmd(c, 4, set, NULL);
@@ -216,27 +218,31 @@ static void chunk_load(repl *r, chunk *ch, uint64_t from, uint64_t upto)
 
 /* Appends MULTI, the chunk's XADDs, EXEC: subscribers see a chunk whole or
  * not at all. The last entry carries the chunk's signature: fields a (its
- * first seq), h (every record's hash, in seq order) and s (the signature
- * of h, written under the stream key and field "<first>-<last>"). */
+ * first seq), e (our epoch), h (every record's hash, in seq order) and s
+ * (the signature of h, written under the stream key and field
+ * "<epoch>:<first>-<last>"). */
 static void append_chunk(repl *r, redisContext *c, const char *key, const chunk *ch,
                          const char *seqkey, const char *seqval)
 {
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     redisAppendCommandArgv(c, 1, multi, NULL);
     for (int i = 0; i < ch->n; i++) {
-        char id[32], first[24], range[48];
+        char id[32], first[24], epoch[24], range[72];
         unsigned char sig[REPL_SIG_LEN];
         snprintf(id, sizeof id, "%llu-1", (unsigned long long)ch->seq[i]);
-        const char *argv[11] = {"XADD", key, id, "r", ch->bytes + ch->off[i]};
-        size_t lens[11] = {4, strlen(key), strlen(id), 1, ch->off[i + 1] - ch->off[i]};
+        const char *argv[13] = {"XADD", key, id, "r", ch->bytes + ch->off[i]};
+        size_t lens[13] = {4, strlen(key), strlen(id), 1, ch->off[i + 1] - ch->off[i]};
         int argc = 5;
         if (r->authenticated && i == ch->n - 1) {
             snprintf(first, sizeof first, "%llu", (unsigned long long)ch->seq[0]);
-            snprintf(range, sizeof range, "%s-%llu", first, (unsigned long long)ch->seq[i]);
+            snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)r->epoch);
+            snprintf(range, sizeof range, "%s:%s-%llu", epoch, first, (unsigned long long)ch->seq[i]);
             repl_sign(r, key, range, ch->hash, (size_t)ch->n * REPL_HASH_LEN, sig);
-            const char *extra[] = {"a", first, "h", (const char *)ch->hash, "s", (const char *)sig};
-            size_t elens[] = {1, strlen(first), 1, (size_t)ch->n * REPL_HASH_LEN, 1, sizeof sig};
-            for (int e = 0; e < 6; e++, argc++) {
+            const char *extra[] = {"a", first, "e", epoch, "h", (const char *)ch->hash,
+                                   "s", (const char *)sig};
+            size_t elens[] = {1, strlen(first), 1, strlen(epoch), 1, (size_t)ch->n * REPL_HASH_LEN,
+                              1, sizeof sig};
+            for (int e = 0; e < 8; e++, argc++) {
                 argv[argc] = extra[e];
                 lens[argc] = elens[e];
             }
@@ -357,13 +363,17 @@ static void housekeeping(repl *r, redisContext **c, const char *key)
         rep = repl_redis_cmd(c, 3, get, NULL);
         /* A progress value that is missing, malformed or not signed by that
          * peer counts as 0: it can hold truncation back, never hurry it. */
-        uint64_t v = 0, gen = 0;
-        char num[48];
+        /* So does progress in another epoch's log: not ours. (Epoch 0: a
+         * subscriber that follows none, as over an unsigned log.) */
+        uint64_t pv[3] = {0};
+        char num[72];
         int nl = rep && rep->type == REDIS_REPLY_STRING
                      ? repl_value_open(repl_peer_key(&r->peers[i]), pk, r->region, rep->str,
                                        rep->len, num, sizeof num)
                      : -1;
-        if (nl < 0 || !repl_parse_pair(num, (size_t)nl, &v, &gen)) v = gen = 0;
+        if (nl < 0 || !repl_parse_dotted(num, (size_t)nl, pv, 3) || (pv[2] && pv[2] != r->epoch))
+            pv[0] = pv[1] = 0;
+        uint64_t v = pv[0], gen = pv[1];
         /* A peer that applied seqs or a generation of ours we never issued:
          * this store is older than our log (restored from a copy). */
         if (gen > r->generation || (gen == r->generation && v > seq)) {

@@ -86,6 +86,7 @@ const char *repl_reject_name(repl_reject why)
     case REPL_REJECT_SIGNATURE: return "bad_signature";
     case REPL_REJECT_ORIGIN: return "wrong_origin";
     case REPL_REJECT_OWNER: return "not_owner";
+    case REPL_REJECT_EPOCH: return "stale_epoch";
     case REPL_REJECT_N: break;
     }
     return "unknown";

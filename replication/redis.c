@@ -129,11 +129,15 @@ bool repl_parse_u64(const char *s, size_t n, uint64_t *out)
     return true;
 }
 
-bool repl_parse_pair(const char *s, size_t n, uint64_t *a, uint64_t *b)
+bool repl_parse_dotted(const char *s, size_t n, uint64_t *v, size_t k)
 {
-    const char *dot = memchr(s, '.', n);
-    return dot && repl_parse_u64(s, (size_t)(dot - s), a) &&
-           repl_parse_u64(dot + 1, n - (size_t)(dot + 1 - s), b);
+    for (size_t i = 0; i < k; i++) {
+        const char *dot = i + 1 < k ? memchr(s, '.', n) : s + n;
+        if (!dot || !repl_parse_u64(s, (size_t)(dot - s), &v[i])) return false;
+        n -= (size_t)(dot - s) + (i + 1 < k);
+        s = dot + 1;
+    }
+    return true;
 }
 
 bool repl_parse_stream_id(const char *s, size_t n, uint64_t *ms, uint64_t *sq)

@@ -45,6 +45,7 @@ typedef enum {
     REPL_REJECT_SIGNATURE, /* a signature or record hash that does not verify */
     REPL_REJECT_ORIGIN, /* its version names another region than the log's */
     REPL_REJECT_OWNER, /* a record that region may not write (see repl_record_check) */
+    REPL_REJECT_EPOCH, /* signed by an older store of that region than the one we follow */
     REPL_REJECT_N
 } repl_reject;
 const char *repl_reject_name(repl_reject why);

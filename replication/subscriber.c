@@ -26,11 +26,11 @@
 
 static void append_progress(peer *p, redisContext *c)
 {
-    char key[64], num[48], val[200], seqkey[64];
+    char key[64], num[72], val[200], seqkey[64];
     snprintf(key, sizeof key, "df:progress:%s", p->r->region);
-    /* "<applied seq>.<generation of the peer's stream it is in>" */
-    snprintf(num, sizeof num, "%llu.%llu", (unsigned long long)atomic_load(&p->applied),
-             (unsigned long long)p->generation);
+    /* "<applied seq>.<generation>.<epoch>" of the peer's stream it is in */
+    snprintf(num, sizeof num, "%llu.%llu.%llu", (unsigned long long)atomic_load(&p->applied),
+             (unsigned long long)p->generation, (unsigned long long)p->epoch);
     repl_value_seal(p->r, key, p->name, num, val, sizeof val);
     const char *hset[] = {"HSET", key, p->name, val};
     redisAppendCommandArgv(c, 4, hset, NULL);
@@ -45,17 +45,36 @@ static void append_progress(peer *p, redisContext *c)
     redisAppendCommandArgv(c, 2, get, NULL);
 }
 
+/* The peer's store is epoch (signed), its stream in generation gen: a
+ * later epoch than we follow is a new store whose seqs start again, read
+ * from the start; the first we see is taken as it is. Returns whether we
+ * follow epoch now. */
+static bool follow_epoch(peer *p, uint64_t epoch, uint64_t gen)
+{
+    if (epoch == p->epoch) return true;
+    if (epoch < p->epoch) return false; /* an older store's leftovers */
+    if (p->epoch == 0) {
+        char ek[64];
+        snprintf(ek, sizeof ek, "epoch:%s", p->name);
+        if (stg_meta_put_u64_sync(p->r->db, ek, epoch) < 0) return false;
+        p->epoch = epoch;
+        return true;
+    }
+    return repl_peer_rewind(p, epoch, gen, 1) == 0;
+}
+
 static void take_progress(peer *p, redisReply **reps)
 {
-    char seqkey[64], num[48];
-    uint64_t v;
+    char seqkey[64], num[72];
+    uint64_t pv[3];
     snprintf(seqkey, sizeof seqkey, "df:seq:%s", p->name);
     const redisReply *seq = reps[PROGRESS_CMDS - 1];
     int n = seq->type == REDIS_REPLY_STRING
                 ? repl_value_open(repl_peer_key(p), seqkey, "", seq->str, seq->len, num, sizeof num)
                 : -1;
-    uint64_t gen;
-    if (n >= 0 && repl_parse_pair(num, (size_t)n, &v, &gen)) {
+    if (n >= 0 && repl_parse_dotted(num, (size_t)n, pv, 3) &&
+        (!repl_peer_key(p) || follow_epoch(p, pv[2], pv[1]))) {
+        uint64_t v = pv[0], gen = pv[1];
         atomic_store(&p->published, v);
         /* In the same generation a signed log never shrinks below what we
          * have applied (the seq is announced with the entries, and only
@@ -65,7 +84,7 @@ static void take_progress(peer *p, redisReply **reps)
          * (Unsigned, a forged entry past the seq would move the cursor and
          * make this loop; the publisher's own check covers restores.) */
         if (repl_peer_key(p) && gen == p->generation && v < atomic_load(&p->applied))
-            repl_peer_rewind(p, gen, v + 1);
+            repl_peer_rewind(p, p->epoch, gen, v + 1);
     }
     for (int i = 0; i < PROGRESS_CMDS; i++) freeReplyObject(reps[i]);
 }
@@ -75,15 +94,18 @@ static void follow_rewrite(peer *p, redisContext **c)
 {
     const char *get[] = {"HGET", "df:rewrites", p->name};
     redisReply *rep = repl_redis_cmd(c, 3, get, NULL);
-    char v[48];
+    char v[72];
     int n = rep && rep->type == REDIS_REPLY_STRING
                 ? repl_value_open(repl_peer_key(p), "df:rewrites", p->name, rep->str, rep->len, v,
                                   sizeof v)
                 : -1;
     if (rep) freeReplyObject(rep);
-    uint64_t gen, from;
-    if (n < 0 || !repl_parse_pair(v, (size_t)n, &gen, &from) || gen <= p->generation) return;
-    repl_peer_rewind(p, gen, from);
+    uint64_t gv[3]; /* generation, first seq, epoch */
+    /* (Unsigned logs follow no epoch: p->epoch stays 0.) */
+    if (n < 0 || !repl_parse_dotted(v, (size_t)n, gv, 3) || (p->epoch && gv[2] != p->epoch) ||
+        gv[0] <= p->generation)
+        return;
+    repl_peer_rewind(p, p->epoch, gv[0], gv[1]);
 }
 
 static void publish_progress(peer *p, redisContext **c)
@@ -129,7 +151,8 @@ static bool hold(peer *p, const stg_record *rec, repl_applier *a)
 /* One stream entry: its id and the fields a driftfeed region writes. */
 typedef struct entry {
     uint64_t ms, sq; /* the id; a region's entries are "<seq>-1" */
-    const redisReply *r, *a, *h, *s; /* record; on a chunk's last entry: first seq, hashes, signature */
+    const redisReply *r, *a, *e, *h, *s; /* record; on a chunk's last entry: first seq, epoch,
+                                          * hashes, signature */
 } entry;
 
 static const redisReply *field(const redisReply *fields, const char *name)
@@ -152,6 +175,7 @@ static bool parse_entry(const redisReply *e, entry *out)
     const redisReply *fields = e->element[1];
     out->r = field(fields, "r");
     out->a = field(fields, "a");
+    out->e = field(fields, "e");
     out->h = field(fields, "h");
     out->s = field(fields, "s");
     return true;
@@ -223,19 +247,27 @@ static apply_result apply_one(peer *p, repl_applier *a, const entry *e)
 static apply_result apply_chunk(peer *p, repl_applier *a, const entry *pend, size_t np,
                                 const entry *sig)
 {
-    char key[64], range[48];
+    char key[64], range[72];
     snprintf(key, sizeof key, "df:log:%s", p->name);
-    uint64_t first = 0;
-    bool ok = sig->a && sig->h && repl_parse_u64(sig->a->str, sig->a->len, &first) &&
-              first >= 1 && first <= sig->ms && sig->ms - first < CHUNK &&
+    uint64_t first = 0, epoch = 0;
+    bool ok = sig->a && sig->e && sig->h && repl_parse_u64(sig->a->str, sig->a->len, &first) &&
+              repl_parse_u64(sig->e->str, sig->e->len, &epoch) && first >= 1 &&
+              first <= sig->ms && sig->ms - first < CHUNK &&
               sig->h->len == (size_t)(sig->ms - first + 1) * REPL_HASH_LEN;
     if (ok) {
-        snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)first,
-                 (unsigned long long)sig->ms);
+        snprintf(range, sizeof range, "%llu:%llu-%llu", (unsigned long long)epoch,
+                 (unsigned long long)first, (unsigned long long)sig->ms);
         ok = repl_verify(p->pk, key, range, sig->h->str, sig->h->len,
                          (const unsigned char *)sig->s->str, sig->s->len);
     }
     if (!ok) return gap(p, a, pend[0].ms, sig->ms, REPL_REJECT_SIGNATURE);
+    if (epoch != p->epoch) {
+        /* Entries an older store wrote wait for its successor to rewrite
+         * the stream; a newer store's are read from its first seq. */
+        if (epoch < p->epoch) return gap(p, a, pend[0].ms, sig->ms, REPL_REJECT_EPOCH);
+        bool adopting = p->epoch == 0; /* the first epoch we see: apply on */
+        if (repl_applier_commit(a) < 0 || !follow_epoch(p, epoch, 0) || !adopting) return APPLY_RETRY;
+    }
     for (size_t i = 0; i < np; i++) {
         const entry *e = &pend[i];
         if (e->ms < first) return gap(p, a, e->ms, first - 1, REPL_REJECT_UNSIGNED);

@@ -32,12 +32,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK((size_t)n == size || s[n] == ' ');
     }
     uint64_t a, b;
-    char back[64];
-    if (repl_parse_pair(s, size, &a, &b)) {
-        int m = snprintf(back, sizeof back, "%llu.%llu", (unsigned long long)a, (unsigned long long)b);
+    char back[96];
+    for (size_t k = 1; k <= 3; k++) {
+        uint64_t v[3], v2[3];
+        if (!repl_parse_dotted(s, size, v, k)) continue;
+        int m = 0;
+        for (size_t i = 0; i < k; i++)
+            m += snprintf(back + m, sizeof back - (size_t)m, "%s%llu", i ? "." : "",
+                          (unsigned long long)v[i]);
         /* Leading zeros are accepted, so compare values, not bytes. */
-        uint64_t a2, b2;
-        CHECK(repl_parse_pair(back, (size_t)m, &a2, &b2) && a2 == a && b2 == b);
+        CHECK(repl_parse_dotted(back, (size_t)m, v2, k) && memcmp(v, v2, k * sizeof v[0]) == 0);
+        CHECK(k == 1 ? repl_parse_u64(s, size, &a) && a == v[0] : memchr(s, '.', size) != NULL);
     }
     if (repl_parse_u64(s, size, &a)) {
         int m = snprintf(back, sizeof back, "%llu", (unsigned long long)a);

@@ -159,10 +159,10 @@ class SignedLog(unittest.TestCase):
         tp = peer(self.tokyo, "paris")
         self.assertEqual(tp["state"], "streaming")
         self.assertIsNone(tp["gap"])
-        # The chunk's last entry carries its first seq, the record hashes and
-        # the signature; the metrics name the same counters.
+        # The chunk's last entry carries its first seq, the store's epoch, the
+        # record hashes and the signature; the metrics name the same counters.
         eid, fields = entries(self.redis, "df:log:paris")[-1]
-        self.assertEqual(set(fields), {b"r", b"a", b"h", b"s"})
+        self.assertEqual(set(fields), {b"r", b"a", b"e", b"h", b"s"})
         self.assertEqual(len(fields[b"s"]), 64)
         self.assertEqual(len(fields[b"h"]) % 32, 0)
         metrics = self.tokyo.client.get("/metrics").body
@@ -346,6 +346,34 @@ class RestoredRegion(unittest.TestCase):
         self.assertGreaterEqual(replication(paris)["log_rewrites"], 1)
         self.assertGreaterEqual(peer(tokyo, "paris")["rewinds"], 1)
 
+
+    def test_a_store_made_again_from_nothing_is_read_from_its_first_seq(self):
+        # Paris's data directory and the whole Redis are lost: a new paris
+        # store starts its seqs again at 1, below tokyo's cursor. Its new
+        # epoch tells tokyo to read it from the start, so none of its first
+        # records is taken for one tokyo has.
+        c = Cluster(names=("paris", "tokyo"), args=ARGS)
+        self.addCleanup(stop_checked, c)
+        paris, tokyo = c["paris"], c["tokyo"]
+        alice = paris.client.register("alice")
+        old = [paris.client.post_text(alice["token"], f"first store {i}") for i in range(8)]
+        for p in old:
+            wait_for(lambda: post_status(tokyo, p["id"]) == 200, CONVERGE_S, what="posts in tokyo")
+        cursor = peer(tokyo, "paris")["applied_seq"]
+        self.assertEqual(paris.stop(), 0)
+        shutil.rmtree(paris.data)
+        self.assertEqual(c.redis.call("FLUSHALL"), b"OK")
+        paris.start()
+        bob = paris.client.register("bob")
+        new = [paris.client.post_text(bob["token"], f"second store {i}") for i in range(2)]
+        self.assertLess(3, cursor)  # bob and his posts are seqs 1..3, below tokyo's cursor
+        for p in new:
+            wait_for(lambda: post_status(tokyo, p["id"]) == 200, CONVERGE_S,
+                     what="the new store's first posts in tokyo")
+        self.assertEqual(tokyo.client.get(f"/v1/users/{bob['id']}").status, 200)
+        self.assertIn(b"is a new store, epoch", log_text(tokyo))
+        for p in old:  # what paris lost is still in tokyo
+            self.assertEqual(post_status(tokyo, p["id"]), 200)
 
 class UnsignedLog(unittest.TestCase):
     """Regions started without --key-dir: a warning, the old behaviour, and
