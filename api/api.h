@@ -111,6 +111,7 @@ typedef struct api_req {
                                 * first byte arrives: the declared Content-Length) */
     bool body_too_large;
     bool answered;
+    bool admin; /* under /v1/admin/ (routing cuts path up) */
     int route;
     uint64_t start_us;
     const char *params[API_MAX_PARAMS]; /* path parameters, decoded */

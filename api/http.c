@@ -81,9 +81,48 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
     return api_url_unescape(s);
 }
 
-static void add_common_headers(struct MHD_Response *resp)
+/* n bytes of a equal b without its trailing slashes. */
+static bool same_url(const char *a, size_t n, const char *b)
 {
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    size_t m = strlen(b);
+    while (m > 0 && b[m - 1] == '/') m--;
+    return n == m && strncmp(a, b, n) == 0;
+}
+
+/* An Origin the admin routes answer: this region's --public-url, a region
+ * URL of the cluster that this region or a peer's key vouches for, or a
+ * loopback origin the request was sent to (its Host). */
+static bool trusted_origin(api_req *r, const char *origin)
+{
+    size_t n = strlen(origin);
+    const char *host = api_header(r, "Host");
+    const char *rest = !strncmp(origin, "http://", 7) ? origin + 7
+                       : !strncmp(origin, "https://", 8) ? origin + 8
+                                                          : NULL;
+    /* Same origin counts only for a loopback host: a name could be a
+     * rebinding attacker's, pointed at this address. */
+    bool loopback = rest && (!strncmp(rest, "127.", 4) || !strncmp(rest, "[::1]", 5) ||
+                             !strncmp(rest, "localhost:", 10) || !strcmp(rest, "localhost"));
+    if (loopback && host && strcmp(rest, host) == 0) return true;
+    if (same_url(origin, n, r->ctx->cfg->public_url)) return true;
+    repl_region_info info[32];
+    size_t k = repl_cluster(r->ctx->rp, info, 32);
+    for (size_t i = 0; i < k; i++)
+        if (info[i].authenticated && same_url(origin, n, info[i].url)) return true;
+    return false;
+}
+
+/* Every answer may be read by a page from anywhere, except the admin
+ * routes': only by the cluster's own pages. */
+static void add_common_headers(api_req *r, struct MHD_Response *resp)
+{
+    const char *origin = r->admin ? api_header(r, "Origin") : NULL;
+    if (!r->admin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    } else if (origin && trusted_origin(r, origin)) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
     MHD_add_response_header(resp, "Access-Control-Expose-Headers",
                             "Retry-After, Location, X-Request-Id");
 }
@@ -103,7 +142,7 @@ static void echo_request_id(api_req *r, struct MHD_Response *resp)
 /* Queues resp for r and records the answer in the metrics. */
 static void queue(api_req *r, int status, struct MHD_Response *resp)
 {
-    add_common_headers(resp);
+    add_common_headers(r, resp);
     echo_request_id(r, resp);
     if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
         df_log(DF_LOG_WARN, "could not queue a %d answer for %s", status, r->path);
@@ -273,6 +312,14 @@ int api_body_or_4xx(api_req *r, api_decoder dec, void *out)
 
 static void dispatch(api_req *r)
 {
+    const char *origin = r->admin ? api_header(r, "Origin") : NULL;
+    if (origin && !trusted_origin(r, origin)) {
+        /* A page elsewhere must not drive a region (demo mode trusts
+         * loopback, and the browser would send the request from there). */
+        api_error(r, 403, "forbidden_origin",
+                  "admin routes answer only pages from this cluster's regions");
+        return;
+    }
     if (r->method == API_OPTIONS) {
         struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         MHD_add_response_header(resp, "Access-Control-Allow-Methods",
@@ -352,6 +399,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->ctx = ctx;
         r->method = method_of(method);
         r->path = xstrdup(url);
+        r->admin = strncmp(url, "/v1/admin/", 10) == 0;
         r->start_us = now_us();
         r->route = (int)api_route_count() - 1;
         *con_cls = r;

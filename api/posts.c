@@ -158,10 +158,6 @@ void api_posts_create(api_req *r)
     if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
     api_post_body in;
     if (api_body_or_4xx(r, api_decode_post, &in) < 0) return;
-    if (feed_overloaded(r->ctx->fd)) {
-        api_error(r, 503, "overloaded", "the fan-out queue is full; retry shortly");
-        return;
-    }
     const char *key = api_header(r, "Idempotency-Key");
     if (!key) {
         create(r, in.text, NULL);

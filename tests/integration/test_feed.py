@@ -592,6 +592,7 @@ class BackpressureTest(RegionCase):
 
         for kind in (follow, unfollow, delete):
             for i in range(20):  # a job may end before the write arrives: try again
+                wait_drained(self.c)  # the setup write must not meet a full queue
                 write, done = kind(i)
                 wait_drained(self.c)
                 self.c.post_text(star["token"], f"fills the queue {kind.__name__} {i}")
@@ -606,6 +607,28 @@ class BackpressureTest(RegionCase):
             wait_drained(self.c)
             self.assertLess(write().status, 300, f"{kind.__name__} after the queue drained")
             self.assertTrue(done(), f"{kind.__name__} after the queue drained")
+
+    def test_a_repeated_post_is_answered_while_the_queue_is_full(self):
+        # A client that retries an acknowledged post (same Idempotency-Key)
+        # gets its post back even while new posts are refused: the repeat
+        # writes nothing, so it queues nothing.
+        star, _ = self.star("repeats")
+        fan = self.c.register("repeater")
+        key = {"Idempotency-Key": "retry-1"}
+        first = self.c.post("/v1/posts", {"text": "once"}, token=fan["token"], headers=key)
+        self.assertEqual(first.status, 201, first)
+        for i in range(20):  # the star's job may end before the new post arrives
+            wait_drained(self.c)
+            self.c.post_text(star["token"], f"fills the queue {i}")
+            again = self.c.post("/v1/posts", {"text": "once"}, token=fan["token"], headers=key)
+            fresh = self.c.post("/v1/posts", {"text": f"new {i}"}, token=fan["token"])
+            if fresh.status == 503:
+                break
+        else:
+            self.fail("no new post refused in 20 tries with the queue full")
+        self.assert_overloaded(fresh)
+        self.assertEqual(again.status, 201, again)
+        self.assertEqual(again.json["id"], first.json["id"])
 
     def test_full_queue_answers_503_and_loses_nothing(self):
         port = self.region.port

@@ -107,7 +107,28 @@ def future_hlc(region):
     return int(region.client.get("/v1/region").json["hlc"]) + (5000 << 16)
 
 
-class SignedLog(unittest.TestCase):
+def admin_from(region, origin, method="POST"):
+    """An admin call to region as a page from origin would make it."""
+    headers = {"Origin": origin}
+    if method == "OPTIONS":
+        headers["Access-Control-Request-Method"] = "POST"
+        return region.client.request("OPTIONS", "/v1/admin/replication", headers=headers)
+    return region.client.post("/v1/admin/replication", {"paused": True}, headers=headers)
+
+
+class AdminOrigins:
+    """Admin routes answer pages of the cluster's authenticated regions only."""
+
+    def assert_refused(self, region, origin):
+        for method in ("POST", "OPTIONS"):
+            r = admin_from(region, origin, method)
+            self.assertEqual(r.status, 403, f"{method} from {origin}: {r!r}")
+            self.assertEqual(r.json["error"]["code"], "forbidden_origin")
+            self.assertNotIn("access-control-allow-origin", r.headers)
+        self.assertFalse(replication(region)["paused"], f"{origin} paused {region.name}")
+
+
+class SignedLog(AdminOrigins, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(names=("paris", "tokyo"), args=ARGS)
@@ -313,6 +334,28 @@ class SignedLog(unittest.TestCase):
         self.c.wait_converged(CONVERGE_S)
 
 
+    def test_admin_routes_answer_only_the_clusters_own_pages(self):
+        wait_for(lambda: any(x["name"] == "paris" and x["authenticated"]
+                             for x in self.tokyo.client.get("/v1/cluster").json["regions"]),
+                 CONVERGE_S, what="paris's signed announcement in tokyo")
+        for origin in ("http://evil.example", "null", self.paris.url + ".evil.example",
+                       "http://127.0.0.1:1", "http://localhost:%d" % self.paris.port):
+            self.assert_refused(self.tokyo, origin)
+        # Other routes stay open to every page.
+        r = self.tokyo.client.get("/v1/cluster", headers={"Origin": "http://evil.example"})
+        self.assertEqual(r.headers.get("access-control-allow-origin"), "*")
+        # The demo page from paris drives tokyo, and tokyo's own page tokyo.
+        for origin in (self.paris.url, self.tokyo.url):
+            pre = admin_from(self.tokyo, origin, "OPTIONS")
+            self.assertEqual(pre.status, 204, pre)
+            self.assertEqual(pre.headers.get("access-control-allow-origin"), origin)
+        r = admin_from(self.tokyo, self.paris.url)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("access-control-allow-origin"), self.paris.url)
+        self.assertTrue(replication(self.tokyo)["paused"])
+        set_paused(self.tokyo, False)
+
+
 class RestoredRegion(unittest.TestCase):
     """A region restored from an older copy of its data directory reissues
     seqs its peers have applied. Its next writes must still reach them."""
@@ -375,7 +418,7 @@ class RestoredRegion(unittest.TestCase):
         for p in old:  # what paris lost is still in tokyo
             self.assertEqual(post_status(tokyo, p["id"]), 200)
 
-class UnsignedLog(unittest.TestCase):
+class UnsignedLog(AdminOrigins, unittest.TestCase):
     """Regions started without --key-dir: a warning, the old behaviour, and
     the consistency checks, which need no keys."""
 
@@ -388,6 +431,14 @@ class UnsignedLog(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         stop_checked(cls.c)
+
+    def test_unsigned_announcements_do_not_open_admin_routes(self):
+        wait_for(lambda: any(x["name"] == "paris"
+                             for x in self.tokyo.client.get("/v1/cluster").json["regions"]),
+                 CONVERGE_S, what="paris's announcement in tokyo")
+        self.assert_refused(self.tokyo, self.paris.url)
+        r = admin_from(self.tokyo, self.tokyo.url, "OPTIONS")
+        self.assertEqual(r.headers.get("access-control-allow-origin"), self.tokyo.url)
 
     def forge(self, rec):
         seq = next_seq(self.redis, "df:log:paris")
