@@ -59,7 +59,7 @@ static void write_edge(api_req *r, bool follow)
                       .tombstone = !follow,
                       .payload = "",
                       .paylen = 0};
-    int rc = repl_write(r->ctx->rp, &rec, NULL, NULL);
+    int rc = repl_write(r->ctx->rp, &rec, NULL);
     if (rc < 0) {
         api_error_df(r, rc, "follow");
     } else if (follow) {

@@ -268,6 +268,7 @@ void api_error_df(api_req *r, int err, const char *what)
         api_error(r, 503, "overloaded", "the server is overloaded; retry shortly");
         break;
     case DF_EINVAL: api_error(r, 400, "invalid", "invalid %s", what); break;
+    case DF_EPERM: api_error(r, 403, "forbidden", "this %s is someone else's", what); break;
     default: api_error(r, 500, "internal", "%s: %s", what, df_strerror(err)); break;
     }
 }

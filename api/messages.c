@@ -3,10 +3,39 @@
  * caller's own identity, so no call can reach another pair's messages. */
 #include "api.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KEYCAP (3 * STG_ID_MAX + 4)
+/* A new message, named and dated by the version the commit stamps on it. */
+typedef struct new_message {
+    const char *to, *text;
+    char id[STG_ID_MAX + 1];
+    char key[STG_KEY_MAX];
+    char *payload; /* free() */
+} new_message;
+
+static int render_message(void *arg, stg_record *rec)
+{
+    new_message *nm = arg;
+    char created[32];
+    stg_make_id(nm->id, &rec->ver);
+    df_format_time(repl_hlc_ms(rec->ver.hlc), created);
+    char from[STG_ID_MAX + 1];
+    snprintf(from, sizeof from, "%.*s", (int)rec->ownerlen, rec->owner);
+    int kl = stg_key_message(nm->key, sizeof nm->key, from, nm->to, nm->id);
+    if (kl < 0) return DF_EINVAL;
+    json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", nm->id, "from", from, "to", nm->to,
+                          "text", nm->text, "created_at", created, "region", rec->ver.origin);
+    nm->payload = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    if (!nm->payload) return DF_EINVAL;
+    rec->key = nm->key;
+    rec->keylen = (size_t)kl;
+    rec->payload = nm->payload;
+    rec->paylen = strlen(nm->payload);
+    return 0;
+}
 
 void api_messages_send(api_req *r)
 {
@@ -27,28 +56,15 @@ void api_messages_send(api_req *r)
         api_error(r, 404, "not_found", "user %s is unknown in this region", to);
         return;
     }
-    const char *region = repl_region(r->ctx->rp);
-    char id[STG_ID_MAX + 1], created[32], key[KEYCAP];
+    new_message nm = {.to = to, .text = text};
     stg_record rec = {.kind = STG_KIND_MESSAGE, .owner = r->user, .ownerlen = strlen(r->user)};
-    rec.ver.hlc = repl_hlc_tick(repl_clock(r->ctx->rp));
-    snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", region);
-    stg_make_id(id, &rec.ver);
-    df_format_time(repl_hlc_ms(rec.ver.hlc), created);
-    int kl = stg_key_message(key, sizeof key, r->user, to, id);
-    json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "from", r->user, "to", to, "text",
-                          text, "created_at", created, "region", region);
-    char *payload = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(m);
-    rec.key = key;
-    rec.keylen = (size_t)kl;
-    rec.payload = payload;
-    rec.paylen = strlen(payload);
-    rc = repl_write(r->ctx->rp, &rec, NULL, NULL);
+    repl_local w = {.render = render_message, .arg = &nm};
+    rc = repl_write(r->ctx->rp, &rec, &w);
     if (rc < 0)
         api_error_df(r, rc, "message");
     else
-        api_reply_raw(r, 201, payload, rec.paylen, "application/json");
-    free(payload);
+        api_reply_raw(r, 201, nm.payload, rec.paylen, "application/json");
+    free(nm.payload);
 }
 
 void api_messages_list(api_req *r)
@@ -66,7 +82,7 @@ void api_messages_list(api_req *r)
         api_error(r, 400, "invalid_cursor", "invalid cursor");
         return;
     }
-    char lo[KEYCAP], hi[KEYCAP];
+    char lo[STG_KEY_MAX], hi[STG_KEY_MAX];
     int ll = stg_key_message(lo, sizeof lo, r->user, peer, NULL);
     int hl = cursor ? stg_key_message(hi, sizeof hi, r->user, peer, cursor)
                     : stg_key_successor(lo, (size_t)ll, hi);
@@ -135,7 +151,7 @@ void api_conversations(api_req *r)
     api_buf_append(&b, "{\"items\":[", 10);
     size_t shown = n < (size_t)limit ? n : (size_t)limit;
     for (size_t i = 0; i < shown; i++) {
-        char key[KEYCAP];
+        char key[STG_KEY_MAX];
         int ml = stg_key_message(key, sizeof key, r->user, cs[i].peer, cs[i].latest);
         stg_record m;
         char *raw = NULL;

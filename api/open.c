@@ -60,11 +60,11 @@ void api_close(api_ctx *ctx)
 {
     repl_close(ctx->rp); /* stops subscribers before the feed they enqueue into */
     ctx->rp = NULL;
+    feed_close(ctx->fd); /* and its workers before the streams they tell */
     api_streams_free(ctx->streams); /* each of these takes NULL */
     api_limits_free(ctx->limits);
     api_metrics_free(ctx->metrics);
     df_cache_free(ctx->tokens);
-    feed_close(ctx->fd);
     stg_close(ctx->db);
     memset(ctx, 0, sizeof *ctx);
 }

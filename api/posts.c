@@ -64,26 +64,48 @@ static int idem_decode(const char *v, size_t n, idem_entry *e)
     return stg_valid_id(e->post_id, e->idlen) ? 0 : DF_ECORRUPT;
 }
 
-/* What the entry for a new post holds; stage_idem writes it. */
+/* What the entry for a new post holds; render_post fills in its value. */
 typedef struct idem {
     const char *key;
     size_t klen;
     uint64_t deadline_ms;
     unsigned char hash[IDEM_HASH];
-    const char *post_id;
+    char value[IDEM_HEAD + STG_ID_MAX];
 } idem;
 
-static int stage_idem(const stg_record *old, stg_batch *b, void *arg)
+/* A new post, named and dated by the version the commit stamps on it. */
+typedef struct new_post {
+    const char *text;
+    char id[STG_ID_MAX + 1];
+    char *payload; /* free() */
+    idem *ik; /* NULL without an Idempotency-Key */
+    repl_local *w; /* whose extra put (the entry) is complete once rendered */
+} new_post;
+
+static int render_post(void *arg, stg_record *rec)
 {
-    const idem *ik = arg;
-    if (!ik) return 0;
-    char v[IDEM_HEAD + STG_ID_MAX];
-    size_t idlen = strlen(ik->post_id);
-    v[0] = IDEM_FORMAT;
-    stg_key_u64(v + 1, ik->deadline_ms);
-    memcpy(v + 9, ik->hash, IDEM_HASH);
-    memcpy(v + IDEM_HEAD, ik->post_id, idlen);
-    stg_batch_put(b, STG_CF_IDEM, ik->key, ik->klen, v, IDEM_HEAD + idlen);
+    new_post *np = arg;
+    char created[32];
+    stg_make_id(np->id, &rec->ver);
+    df_format_time(repl_hlc_ms(rec->ver.hlc), created);
+    json_t *p = json_pack("{s:s,s:s#,s:s,s:s,s:s}", "id", np->id, "author", rec->owner,
+                          (int)rec->ownerlen, "text", np->text, "created_at", created, "region",
+                          rec->ver.origin);
+    np->payload = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(p);
+    if (!np->payload) return DF_EINVAL;
+    rec->key = np->id;
+    rec->keylen = strlen(np->id);
+    rec->payload = np->payload;
+    rec->paylen = strlen(np->payload);
+    if (np->ik) {
+        idem *ik = np->ik;
+        ik->value[0] = IDEM_FORMAT;
+        stg_key_u64(ik->value + 1, ik->deadline_ms);
+        memcpy(ik->value + 9, ik->hash, IDEM_HASH);
+        memcpy(ik->value + IDEM_HEAD, np->id, rec->keylen);
+        np->w->extra_vlen = IDEM_HEAD + rec->keylen;
+    }
     return 0;
 }
 
@@ -129,28 +151,22 @@ static void reply_post(api_req *r, int status, const char *id, size_t idlen)
 
 static void create(api_req *r, const char *text, idem *ik)
 {
-    const char *region = repl_region(r->ctx->rp);
-    char id[STG_ID_MAX + 1], created[32];
     stg_record rec = {.kind = STG_KIND_POST, .owner = r->user, .ownerlen = strlen(r->user)};
-    rec.ver.hlc = repl_hlc_tick(repl_clock(r->ctx->rp));
-    snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", region);
-    stg_make_id(id, &rec.ver);
-    df_format_time(repl_hlc_ms(rec.ver.hlc), created);
-    json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "author", r->user, "text", text,
-                          "created_at", created, "region", region);
-    char *payload = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(p);
-    rec.key = id;
-    rec.keylen = strlen(id);
-    rec.payload = payload;
-    rec.paylen = strlen(payload);
-    if (ik) ik->post_id = id;
-    int rc = repl_write(r->ctx->rp, &rec, stage_idem, ik);
+    repl_local w = {.render = render_post};
+    new_post np = {.text = text, .ik = ik, .w = &w};
+    w.arg = &np;
+    if (ik) {
+        w.extra_cf = STG_CF_IDEM;
+        w.extra_key = ik->key;
+        w.extra_klen = ik->klen;
+        w.extra_val = ik->value;
+    }
+    int rc = repl_write(r->ctx->rp, &rec, &w);
     if (rc < 0)
         api_error_df(r, rc, "post");
     else
-        api_reply_raw(r, 201, payload, rec.paylen, "application/json");
-    free(payload);
+        api_reply_raw(r, 201, np.payload, rec.paylen, "application/json");
+    free(np.payload);
 }
 
 void api_posts_create(api_req *r)
@@ -213,19 +229,6 @@ void api_posts_get(api_req *r)
     reply_post(r, 200, r->params[0], strlen(r->params[0]));
 }
 
-typedef struct del_check {
-    const char *user;
-} del_check;
-
-static int may_delete(const stg_record *old, stg_batch *b, void *arg)
-{
-    const del_check *dc = arg;
-    if (!old || old->tombstone) return DF_ENOTFOUND;
-    if (old->ownerlen != strlen(dc->user) || memcmp(old->owner, dc->user, old->ownerlen) != 0)
-        return DF_EEXIST; /* someone else's: 403 */
-    return 0;
-}
-
 void api_posts_delete(api_req *r)
 {
     if (api_auth_or_401(r, false) < 0) return;
@@ -239,9 +242,9 @@ void api_posts_delete(api_req *r)
                       .ownerlen = strlen(r->user),
                       .payload = "",
                       .paylen = 0};
-    del_check dc = {r->user};
-    int rc = repl_write(r->ctx->rp, &rec, may_delete, &dc);
-    if (rc == DF_EEXIST)
+    repl_local w = {.flags = REPL_MUST_EXIST};
+    int rc = repl_write(r->ctx->rp, &rec, &w);
+    if (rc == DF_EPERM)
         api_error(r, 403, "forbidden", "only the author may delete a post");
     else if (rc < 0)
         api_error_df(r, rc, "post");

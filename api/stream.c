@@ -145,9 +145,9 @@ static bool has_user(struct api_streams *s, const char *user)
 
 /* ---- Event sources ------------------------------------------------------------------- */
 
-static void on_delivered(void *arg, const char *user, const char *post_id, uint64_t delivered_ms)
+static void on_delivered(struct api_streams *s, const char *user, const char *post_id,
+                         uint64_t delivered_ms)
 {
-    struct api_streams *s = arg;
     if (!has_user(s, user)) return;
     stg_record rec;
     char *raw;
@@ -159,10 +159,8 @@ static void on_delivered(void *arg, const char *user, const char *post_id, uint6
     if (b.p) push(s, user, "post", b.p);
 }
 
-static void on_record(void *arg, const stg_record *rec, bool local)
+static void on_record(struct api_streams *s, const stg_record *rec)
 {
-    struct api_streams *s = arg;
-    if (atomic_load(&s->nusers) == 0) return;
     if (rec->kind == STG_KIND_MESSAGE && !rec->tombstone) {
         json_t *m = api_payload_json(rec);
         const char *from = m ? json_string_value(json_object_get(m, "from")) : NULL;
@@ -201,6 +199,17 @@ static void on_record(void *arg, const stg_record *rec, bool local)
         }
         free(users);
     }
+}
+
+/* The store's events: posts delivered into timelines, messages, deletes. */
+static void on_event(void *arg, const stg_event *ev)
+{
+    struct api_streams *s = arg;
+    if (atomic_load(&s->nusers) == 0) return;
+    if (ev->type == STG_EVENT_DELIVERY)
+        on_delivered(s, ev->user, ev->post_id, ev->delivered_ms);
+    else
+        on_record(s, ev->rec);
 }
 
 /* ---- The response ----------------------------------------------------------------------- */
@@ -465,8 +474,7 @@ struct api_streams *api_streams_new(api_ctx *ctx)
     s->per_user = ctx->cfg->streams_per_user;
     s->max_streams = ctx->cfg->max_streams;
     pthread_rwlock_init(&s->mu, NULL);
-    feed_set_listener(ctx->fd, on_delivered, s);
-    repl_set_listener(ctx->rp, on_record, s);
+    stg_subscribe(ctx->db, on_event, s);
     pthread_create(&s->ticker, NULL, ticker_main, s);
     return s;
 }
@@ -498,6 +506,7 @@ void api_streams_stop(struct api_streams *s)
 void api_streams_free(struct api_streams *s)
 {
     if (!s) return;
+    stg_unsubscribe(s->ctx->db, on_event, s);
     atomic_store(&s->stopping, true);
     pthread_join(s->ticker, NULL);
     for (size_t b = 0; b < BUCKETS; b++)

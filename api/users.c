@@ -4,9 +4,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int refuse_existing(const stg_record *old, stg_batch *b, void *arg)
+/* A new account, dated by the version the commit stamps on it. */
+typedef struct new_user {
+    const api_user_body *in;
+    const char *token_hash;
+    json_t *json; /* the record's payload as JSON */
+    char *payload; /* free() */
+} new_user;
+
+static int render_user(void *arg, stg_record *rec)
 {
-    return old && !old->tombstone ? DF_EEXIST : 0;
+    new_user *nu = arg;
+    char created[32];
+    df_format_time(repl_hlc_ms(rec->ver.hlc), created);
+    nu->json = json_pack("{s:s#,s:s,s:s,s:s,s:s,s:s}", "id", rec->key, (int)rec->keylen, "name",
+                         nu->in->name, "display_name", nu->in->display_name, "region",
+                         rec->ver.origin, "created_at", created, "token_hash", nu->token_hash);
+    nu->payload = nu->json ? json_dumps(nu->json, JSON_COMPACT) : NULL;
+    if (!nu->payload) return DF_EINVAL;
+    rec->payload = nu->payload;
+    rec->paylen = strlen(nu->payload);
+    return 0;
 }
 
 void api_users_create(api_req *r)
@@ -14,7 +32,7 @@ void api_users_create(api_req *r)
     api_user_body in;
     if (api_body_or_4xx(r, api_decode_user, &in) < 0 || api_signup_rate_or_429(r) < 0) return;
     const char *region = repl_region(r->ctx->rp);
-    char id[STG_ID_MAX + 1], token[API_TOKEN_MAX], hash[65], created[32];
+    char id[STG_ID_MAX + 1], token[API_TOKEN_MAX], hash[65];
     snprintf(id, sizeof id, "%s@%s", in.name, region);
     api_token_new(id, token, hash);
     stg_record rec = {.kind = STG_KIND_USER,
@@ -22,27 +40,20 @@ void api_users_create(api_req *r)
                       .keylen = strlen(id),
                       .owner = id,
                       .ownerlen = strlen(id)};
-    rec.ver.hlc = repl_hlc_tick(repl_clock(r->ctx->rp));
-    snprintf(rec.ver.origin, sizeof rec.ver.origin, "%s", region);
-    df_format_time(repl_hlc_ms(rec.ver.hlc), created);
-    json_t *u =
-        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "name", in.name, "display_name",
-                  in.display_name, "region", region, "created_at", created, "token_hash", hash);
-    char *payload = json_dumps(u, JSON_COMPACT);
-    rec.payload = payload;
-    rec.paylen = strlen(payload);
-    int rc = repl_write(r->ctx->rp, &rec, refuse_existing, NULL);
-    free(payload);
+    new_user nu = {.in = &in, .token_hash = hash};
+    repl_local w = {.flags = REPL_CREATE, .render = render_user, .arg = &nu};
+    int rc = repl_write(r->ctx->rp, &rec, &w);
     if (rc == DF_EEXIST) {
         api_error(r, 409, "name_taken", "the name \"%s\" is taken in region %s", in.name, region);
     } else if (rc < 0) {
         api_error_df(r, rc, "user");
     } else {
-        json_object_del(u, "token_hash");
-        json_object_set_new(u, "token", json_string(token));
-        api_reply_json(r, 201, json_incref(u));
+        json_object_del(nu.json, "token_hash");
+        json_object_set_new(nu.json, "token", json_string(token));
+        api_reply_json(r, 201, json_incref(nu.json));
     }
-    json_decref(u);
+    json_decref(nu.json);
+    free(nu.payload);
 }
 
 /* Loads the live user r->params[0]; answers 400/404 itself. */

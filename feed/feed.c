@@ -19,6 +19,8 @@
 
 static void *worker_main(void *arg);
 
+static void on_event(void *arg, const stg_event *ev);
+
 int feed_open(feed **out, stg_db *db, const feed_config *cfg)
 {
     feed *f = xcalloc(1, sizeof *f);
@@ -71,6 +73,7 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
         feed_close(f);
         return rc;
     }
+    stg_subscribe(db, on_event, f);
     *out = f;
     return 0;
 }
@@ -105,7 +108,11 @@ static void wake_locked(feed *f, size_t backlog)
     }
 }
 
-void feed_committed(feed *f, const stg_record *rec, uint64_t id)
+/* A record was committed (after the batch that staged it): hand its job
+ * (0: none) to the workers, and forget what the caches hold of it. */
+static void enqueue(feed *f, uint64_t id);
+
+static void committed(feed *f, const stg_record *rec, uint64_t id)
 {
     if (rec->kind == STG_KIND_POST) {
         if (rec->tombstone) df_cache_forget(f->posts, rec->key, rec->keylen);
@@ -125,10 +132,15 @@ void feed_committed(feed *f, const stg_record *rec, uint64_t id)
             feed_forget_page(f, follower);
         }
     }
-    feed_enqueued(f, id);
+    enqueue(f, id);
 }
 
-void feed_enqueued(feed *f, uint64_t id)
+static void on_event(void *arg, const stg_event *ev)
+{
+    if (ev->type == STG_EVENT_COMMIT) committed(arg, ev->rec, ev->job);
+}
+
+static void enqueue(feed *f, uint64_t id)
 {
     if (!id) return;
     pthread_mutex_lock(&f->mu);
@@ -170,6 +182,7 @@ int feed_start(feed *f)
 void feed_close(feed *f)
 {
     if (!f) return;
+    stg_unsubscribe(f->db, on_event, f);
     pthread_mutex_lock(&f->mu);
     f->stopping = true;
     pthread_cond_broadcast(&f->wake);
@@ -296,12 +309,6 @@ void feed_get_stats(feed *f, feed_stats *out)
     uint64_t outdated = atomic_load(&f->pages_outdated);
     out->pages.hits -= outdated < out->pages.hits ? outdated : out->pages.hits;
     out->pages.misses += outdated;
-}
-
-void feed_set_listener(feed *f, feed_listener_fn fn, void *arg)
-{
-    f->listener = fn;
-    f->listener_arg = arg;
 }
 
 bool feed_follows(stg_db *db, const char *follower, const char *followee)

@@ -3,7 +3,7 @@
  *
  * A post (local or replicated), a delete, a follow or an unfollow stages a
  * fan-out job in the same write batch as the record (feed_stage); after the
- * batch commits the writer hands the job to the workers (feed_enqueued).
+ * batch commits, the store's commit event hands the job to the workers.
  * Jobs survive restarts: feed_start requeues every job still stored. */
 #ifndef DF_FEED_H
 #define DF_FEED_H
@@ -45,12 +45,10 @@ uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_reco
  * that appears or goes away): a writer that finds the queue full
  * (feed_overloaded) refuses such a record with DF_EBUSY instead. */
 bool feed_stages_job(const stg_record *rec, const stg_record *old);
-/* Hands a committed job to the workers. */
-void feed_enqueued(feed *f, uint64_t job);
-/* Tells the feed that rec was committed (after the batch that staged it):
- * hands its job (0: none) to the workers and forgets any cached copy of a
- * post that became a tombstone. */
-void feed_committed(feed *f, const stg_record *rec, uint64_t id);
+/* The feed subscribes to the store's commits (stg_subscribe): a committed
+ * record's job goes to the workers and its cached copies are forgotten. A
+ * post written into a home timeline is an STG_EVENT_DELIVERY, told on the
+ * worker thread (post_id's record may be read with stg_record_load). */
 
 /* True when the queue is too deep to take another job (answer 503). */
 bool feed_overloaded(feed *f);
@@ -69,12 +67,6 @@ void feed_get_stats(feed *f, feed_stats *out);
 
 /* Blocks until the queue is empty or timeout_ms passes; true if empty. */
 bool feed_drain(feed *f, uint64_t timeout_ms);
-
-/* Called on a worker thread for every post delivered into a home timeline
- * (post_id's record may be read with stg_record_load). */
-typedef void (*feed_listener_fn)(void *arg, const char *user, const char *post_id,
-                                 uint64_t delivered_ms);
-void feed_set_listener(feed *f, feed_listener_fn fn, void *arg);
 
 /* ---- Reads ------------------------------------------------------------------- */
 typedef struct feed_item {

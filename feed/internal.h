@@ -58,7 +58,7 @@ struct feed {
 
     _Atomic uint16_t trim[USER_SLOTS]; /* deliveries since the last trim, by user hash */
 
-    /* Caches (df_cache; forgotten in feed_committed):
+    /* Caches (df_cache; forgotten when a record commits):
      * posts: post id -> stored value, live posts only;
      * follows: viewer -> its followees (timeline.c, follow_set);
      * heads: author -> its newest timeline_cap post ids (large accounts,
@@ -71,8 +71,6 @@ struct feed {
     _Atomic uint64_t epoch; /* bumped by changes that may alter any page */
     _Atomic uint64_t pages_outdated; /* kept pages found but not served */
 
-    feed_listener_fn listener;
-    void *listener_arg;
 };
 
 /* Outdates user's kept pages (pages.c), after a change to its home

@@ -8,7 +8,7 @@
  *   - the user's page version (f->page_ver, a slot per user hash), bumped
  *     after every committed change to the user's home entries (deliveries,
  *     removals, trims, backfills: workers.c) and after a follow or unfollow
- *     by the user (feed_committed: the follow filter changes at once);
+ *     by the user (the feed's commit event: the follow filter changes at once);
  *   - f->epoch, bumped by what may change pages of many users at once: a
  *     post or delete by a large account (merged at read time into the pages
  *     of its followers), any delete (a page shows only live posts), an

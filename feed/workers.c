@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEYCAP (2 * STG_ID_MAX + 2)
 
 /* Leaves user's home the newest timeline_cap entries (the first ones of a
  * forward scan) by raising its floor to the next one: reads stop at the
@@ -122,7 +121,7 @@ static char *followers_chunk(feed *f, const char *author, const char *after, siz
         *last = true; /* kept lists are complete and shorter than a chunk */
         return list;
     }
-    char prefix[STG_ID_MAX + 2], lo[KEYCAP], hi[KEYCAP];
+    char prefix[STG_ID_MAX + 2], lo[STG_KEY_MAX], hi[STG_KEY_MAX];
     int pl = stg_key_join(prefix, sizeof prefix, author, an, NULL, 0);
     /* From just past author \0 after (its NUL appended). */
     int ll = stg_key_join(lo, sizeof lo, author, an, after, after[0] ? strlen(after) + 1 : 0);
@@ -210,7 +209,11 @@ static void run_post_job(feed *f, uint64_t id, job *j)
         if (add) {
             atomic_fetch_add(&f->deliveries, n);
             for (size_t i = 0; i < n; i++) {
-                if (f->listener) f->listener(f->listener_arg, done[i].user, j->a, now);
+                stg_event ev = {.type = STG_EVENT_DELIVERY,
+                                .user = done[i].user,
+                                .post_id = j->a,
+                                .delivered_ms = now};
+                stg_notify(f->db, &ev);
                 if (needs_trim(f, done[i].user)) trim_home(f, done[i].user);
             }
         }
@@ -232,7 +235,7 @@ static void run_post_job(feed *f, uint64_t id, job *j)
  * them. Runs under the edge's lock, so it cannot interleave with a flip. */
 static void run_edge_job(feed *f, uint64_t id, job *j)
 {
-    char edge[KEYCAP];
+    char edge[STG_KEY_MAX];
     int el = stg_key_join(edge, sizeof edge, j->a, strlen(j->a), j->b, strlen(j->b));
     if (el < 0) return;
     stg_batch *b = stg_batch_new(f->db);

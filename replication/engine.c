@@ -1,17 +1,6 @@
-/* engine.c -- local writes with their outbox entries, LWW apply of remote
- * records, and the engine's status and demo controls.
- *
- * DESIGN: every write, local or remote, runs under the lock stripe of its
- * record, reads the stored version and commits the record, its derived
- * indexes and its fan-out job in one batch. A local write is stamped with a
- * version newer than the stored one (the clock observes it first), so it
- * always wins where it was made; its outbox entry goes into the same batch
- * under the next seq. seq_mu covers assigning the seq *and* the commit, so
- * seqs commit in order and the publisher never sees a gap. A remote record
- * wins only if its version is newer; either way the subscriber's cursor
- * moves in the same batch, so a crash can neither skip nor repeat it. A
- * subscriber applies up to STG_LOCKSET_MAX records of its peer's log in
- * one batch, holding each one's stripe until the commit. */
+/* engine.c -- the engine's state: opening it (clock, outbox seq, peer
+ * cursors, store epoch), starting and stopping its threads, peer rewinds
+ * and rejections, and its status and demo controls. Writes are commit.c's. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -21,11 +10,6 @@
 static int persist_mark(void *arg, uint64_t mark)
 {
     return stg_meta_put_u64_sync(((repl *)arg)->db, "hlc_mark", mark);
-}
-
-static void cursor_key(char *buf, size_t cap, const char *origin)
-{
-    snprintf(buf, cap, "applied:%s", origin);
 }
 
 int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
@@ -43,6 +27,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     pthread_mutex_init(&r->seq_mu, NULL);
     pthread_cond_init(&r->seq_cv, NULL);
     pthread_mutex_init(&r->cluster_mu, NULL);
+    pthread_mutex_init(&r->pool_mu, NULL);
 
     uint64_t mark = 0;
     int rc = stg_meta_get_u64(db, "hlc_mark", &mark);
@@ -86,7 +71,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
         atomic_store(&p->state, r->log_addr || p->redis_addr ? REPL_DISCONNECTED : REPL_STANDALONE);
         df_window_init(&p->lag);
         char ck[64];
-        cursor_key(ck, sizeof ck, p->name);
+        repl_cursor_key(ck, sizeof ck, p->name);
         uint64_t applied = 0;
         rc = stg_meta_get_u64(db, ck, &applied);
         if (rc < 0 && rc != DF_ENOTFOUND) goto fail;
@@ -155,6 +140,8 @@ void repl_close(repl *r)
         df_window_destroy(&r->peers[i].lag);
     }
     repl_hlc_free(r->clock);
+    repl_txn_pool_free(r);
+    pthread_mutex_destroy(&r->pool_mu);
     pthread_mutex_destroy(&r->seq_mu);
     pthread_cond_destroy(&r->seq_cv);
     pthread_mutex_destroy(&r->cluster_mu);
@@ -168,215 +155,12 @@ void repl_close(repl *r)
 const char *repl_region(const repl *r) { return r->region; }
 repl_hlc *repl_clock(repl *r) { return r->clock; }
 
-void repl_set_listener(repl *r, repl_listener_fn fn, void *arg)
-{
-    r->listener = fn;
-    r->listener_arg = arg;
-}
-
-/* ---- Writes ------------------------------------------------------------------------ */
-
-int repl_write(repl *r, stg_record *rec, repl_check_fn check, void *arg)
-{
-    const char *lk;
-    size_t lkl = stg_record_lock_key(rec, &lk);
-    stg_record old;
-    char *raw = NULL;
-    stg_batch *b = NULL;
-    uint64_t job = 0;
-
-    stg_lock(r->db, lk, lkl);
-    int rc = stg_record_load(r->db, rec->kind, rec->key, rec->keylen, &old, &raw);
-    const stg_record *oldp = rc == 0 ? &old : NULL;
-    if (rc < 0 && rc != DF_ENOTFOUND) goto out;
-    b = stg_batch_new(r->db);
-    rc = check ? check(oldp, b, arg) : 0;
-    if (rc < 0) goto out;
-    if (rec->ver.hlc == 0) {
-        rec->ver.hlc = oldp ? repl_hlc_observe(r->clock, oldp->ver.hlc) : repl_hlc_tick(r->clock);
-        snprintf(rec->ver.origin, sizeof rec->ver.origin, "%s", r->region);
-    }
-    if (oldp && stg_version_cmp(&rec->ver, &oldp->ver) <= 0) {
-        rc = DF_ESTALE;
-        goto out;
-    }
-    if (feed_stages_job(rec, oldp) && feed_overloaded(r->fd)) {
-        rc = DF_EBUSY;
-        goto out;
-    }
-    stg_record_stage(r->db, b, rec, oldp);
-    job = feed_stage(r->fd, b, rec, oldp);
-    char *wire = NULL;
-    size_t wlen = 0;
-    if (r->npeers) repl_record_encode(rec, &wire, &wlen);
-
-    if (wire) {
-        pthread_mutex_lock(&r->seq_mu);
-        char key[8];
-        stg_key_u64(key, r->seq + 1);
-        stg_batch_put(b, STG_CF_OUTBOX, key, 8, wire, wlen);
-        rc = stg_write(r->db, b);
-        if (rc == 0) {
-            r->seq++;
-            pthread_cond_broadcast(&r->seq_cv);
-        }
-        pthread_mutex_unlock(&r->seq_mu);
-        free(wire);
-    } else {
-        rc = stg_write(r->db, b); /* no peers: nothing to ship */
-    }
-out:
-    stg_unlock(r->db, lk, lkl);
-    free(raw);
-    stg_batch_free(b);
-    if (rc == 0) {
-        feed_committed(r->fd, rec, job);
-        if (r->listener) r->listener(r->listener_arg, rec, true);
-    }
-    return rc;
-}
-
-/* ---- Applying a peer's log ------------------------------------------------------- */
-
-typedef struct staged {
-    stg_record rec; /* pointing into the caller's bytes */
-    uint64_t job;
-    bool newer;
-} staged;
-
-struct repl_applier {
-    repl *r;
-    peer *p; /* NULL for an origin that is not our peer (tests) */
-    char origin[STG_ORIGIN_MAX + 1];
-    stg_batch *b;
-    stg_lockset *locks;
-    staged v[STG_LOCKSET_MAX];
-    size_t n;
-    uint64_t seq; /* the last staged or skipped */
-    bool moved; /* seq moved past a skipped entry: the cursor must be written */
-};
-
-repl_applier *repl_applier_new(repl *r, const char *origin)
-{
-    repl_applier *a = xcalloc(1, sizeof *a);
-    a->r = r;
-    for (size_t i = 0; i < r->npeers && !a->p; i++)
-        if (strcmp(r->peers[i].name, origin) == 0) a->p = &r->peers[i];
-    snprintf(a->origin, sizeof a->origin, "%s", origin);
-    a->b = stg_batch_new(r->db);
-    a->locks = stg_lockset_new(r->db);
-    return a;
-}
-
-static void discard(repl_applier *a)
-{
-    stg_batch_clear(a->b);
-    stg_lockset_release(a->locks);
-    a->n = 0;
-    a->moved = false;
-}
-
-void repl_applier_free(repl_applier *a)
-{
-    if (!a) return;
-    discard(a);
-    stg_lockset_free(a->locks);
-    stg_batch_free(a->b);
-    free(a);
-}
-
-int repl_applier_add(repl_applier *a, uint64_t seq, const stg_record *rec)
-{
-    const char *lk;
-    size_t lkl = stg_record_lock_key(rec, &lk);
-    int rc = stg_lockset_add(a->locks, lk, lkl);
-    if (rc < 0) {
-        /* The batch holds this stripe (the same key again: its load must
-         * see the earlier record committed), or another thread does. */
-        if ((rc = repl_applier_commit(a)) < 0) return rc;
-        stg_lockset_add(a->locks, lk, lkl); /* an empty set waits for it */
-    }
-    stg_record old;
-    char *raw = NULL;
-    rc = stg_record_load(a->r->db, rec->kind, rec->key, rec->keylen, &old, &raw);
-    if (rc < 0 && rc != DF_ENOTFOUND) {
-        discard(a);
-        return rc;
-    }
-    const stg_record *oldp = rc == 0 ? &old : NULL;
-    if (oldp && !(oldp->ownerlen == rec->ownerlen &&
-                  memcmp(oldp->owner, rec->owner, rec->ownerlen) == 0)) {
-        /* Whoever made a record owns every later version of it. */
-        free(raw);
-        return DF_EPERM;
-    }
-    bool newer = !oldp || stg_version_cmp(&rec->ver, &oldp->ver) > 0;
-    if (newer && feed_stages_job(rec, oldp) && feed_overloaded(a->r->fd)) {
-        free(raw); /* the caller commits what is staged and offers rec again later */
-        return DF_EBUSY;
-    }
-    staged *s = &a->v[a->n++];
-    s->rec = *rec;
-    s->job = 0;
-    s->newer = newer;
-    if (s->newer) {
-        stg_record_stage(a->r->db, a->b, rec, oldp);
-        s->job = feed_stage(a->r->fd, a->b, rec, oldp);
-    }
-    free(raw);
-    a->seq = seq;
-    /* Observed before the record becomes visible: any local write made
-     * after a reader saw it is stamped after it (harmless if the commit
-     * fails). */
-    repl_hlc_observe(a->r->clock, rec->ver.hlc);
-    return s->newer ? 1 : 0;
-}
-
-void repl_applier_skip(repl_applier *a, uint64_t seq)
-{
-    a->seq = seq;
-    a->moved = true;
-}
-
-int repl_applier_commit(repl_applier *a)
-{
-    if (a->n == 0 && !a->moved) {
-        stg_lockset_release(a->locks); /* a refused add may still hold its stripe */
-        return 0;
-    }
-    char ck[64];
-    cursor_key(ck, sizeof ck, a->origin);
-    stg_batch_meta_u64(a->b, ck, a->seq);
-    int rc = stg_write(a->r->db, a->b);
-    size_t n = a->n;
-    discard(a);
-    if (rc < 0) return rc;
-    peer *p = a->p;
-    uint64_t now = df_now_ms();
-    for (size_t i = 0; i < n; i++) {
-        const staged *s = &a->v[i];
-        if (p) {
-            uint64_t created = repl_hlc_ms(s->rec.ver.hlc);
-            df_window_add(&p->lag, now > created ? now - created : 0);
-        }
-        if (s->newer) {
-            feed_committed(a->r->fd, &s->rec, s->job);
-            if (a->r->listener) a->r->listener(a->r->listener_arg, &s->rec, false);
-        }
-    }
-    if (p) {
-        atomic_store(&p->applied, a->seq);
-        atomic_fetch_add(&p->applied_total, n);
-    }
-    return 0;
-}
-
 int repl_peer_rewind(peer *p, uint64_t epoch, uint64_t gen, uint64_t from)
 {
     char ck[64], gk[64], ek[64];
     uint64_t applied = atomic_load(&p->applied);
     uint64_t to = from && from - 1 < applied ? from - 1 : applied;
-    cursor_key(ck, sizeof ck, p->name);
+    repl_cursor_key(ck, sizeof ck, p->name);
     snprintf(gk, sizeof gk, "generation:%s", p->name);
     snprintf(ek, sizeof ek, "epoch:%s", p->name);
     stg_batch *b = stg_batch_new(p->r->db);
@@ -424,18 +208,6 @@ void repl_peer_reject(peer *p, repl_reject why, uint64_t seq)
                "replication: %s entry %llu rejected (%s); skipped, and counted in "
                "/v1/replication (further %s entries are not logged)",
                p->name, (unsigned long long)seq, repl_reject_name(why), repl_reject_name(why));
-}
-
-int repl_apply(repl *r, const char *origin, uint64_t seq, const stg_record *rec)
-{
-    repl_applier *a = repl_applier_new(r, origin);
-    int rc = repl_applier_add(a, seq, rec);
-    if (rc >= 0) {
-        int crc = repl_applier_commit(a);
-        if (crc < 0) rc = crc;
-    }
-    repl_applier_free(a);
-    return rc;
 }
 
 /* ---- Status and controls ------------------------------------------------------------ */

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #define MAX_REGIONS 32
+#define REPL_TXN_POOL 16
 
 typedef struct peer {
     struct repl *r;
@@ -78,13 +79,18 @@ struct repl {
     bool publisher_started;
     _Atomic bool stopping, paused;
 
-    repl_listener_fn listener;
-    void *listener_arg;
+    pthread_mutex_t pool_mu; /* local transactions kept for reuse (commit.c) */
+    struct repl_applier *pool[REPL_TXN_POOL];
+    size_t pool_n;
 
     pthread_mutex_t cluster_mu;
     repl_region_info cluster[MAX_REGIONS];
     size_t ncluster;
 };
+
+/* commit.c: the meta key of origin's cursor; the pool's release (repl_close). */
+void repl_cursor_key(char *buf, size_t cap, const char *origin);
+void repl_txn_pool_free(struct repl *r);
 
 /* keys.c: key files, signatures, signed values. */
 #define REPL_SIG_LEN crypto_sign_BYTES

@@ -93,18 +93,33 @@ void repl_close(repl *r);
 const char *repl_region(const repl *r);
 repl_hlc *repl_clock(repl *r);
 
-/* Decides, under the record's lock, whether a local write goes ahead: old
- * is the stored record (NULL if none); anything it adds to b commits with
- * the record. Returns 0 to go ahead or a DF_E* code that repl_write
- * returns unchanged. */
-typedef int (*repl_check_fn)(const stg_record *old, stg_batch *b, void *arg);
+/* ---- The commit (commit.c): every write of a source record ---------------- */
+/* A local write's conditions, and what it carries besides the record. */
+#define REPL_CREATE 1u /* refuse when a live record is stored: DF_EEXIST */
+#define REPL_MUST_EXIST 2u /* refuse when none is: DF_ENOTFOUND */
+typedef struct repl_local {
+    unsigned flags;
+    /* Makes rec's payload, and its key if rec->key is NULL, once rec is
+     * stamped: for a record named or dated by its version. It only fills
+     * rec (and extra_val); it must not touch the store. Returns 0 or DF_E*. */
+    int (*render)(void *arg, stg_record *rec);
+    void *arg;
+    /* One more put in the record's batch (an idempotency entry); read
+     * after render, when extra_key is set. */
+    stg_cf extra_cf;
+    const char *extra_key, *extra_val;
+    size_t extra_klen, extra_vlen;
+} repl_local;
 
-/* Local write. Under rec's lock: loads the stored record, runs check, stamps
- * rec with a fresh version unless rec->ver.hlc is set already, then commits
- * rec, its derived indexes, its fan-out job and its outbox entry in one
- * batch. Returns 0, the check's code, DF_EBUSY (the record calls for a
- * fan-out job and the queue is full: nothing written), or DF_EIO. */
-int repl_write(repl *r, stg_record *rec, repl_check_fn check, void *arg);
+/* Local write (w may be NULL: no conditions). Under rec's lock: loads the
+ * stored record, refuses a key someone else made (DF_EPERM) and what w's
+ * flags rule out, stamps rec with a version newer than the stored one
+ * (unless rec->ver.hlc is set already), renders it, then commits rec, its
+ * derived indexes, its fan-out job, w's extra put and its outbox entry in
+ * one batch, and notifies the store's subscribers (STG_EVENT_COMMIT).
+ * Returns 0, DF_EPERM, DF_EEXIST, DF_ENOTFOUND, DF_EBUSY (the record calls
+ * for a fan-out job and the queue is full: nothing written), or DF_EIO. */
+int repl_write(repl *r, stg_record *rec, const repl_local *w);
 
 /* Applies a remote record from origin's log at seq: last-write-wins on
  * (hlc, origin); the record, its derived changes and the cursor
@@ -131,11 +146,6 @@ int repl_applier_commit(repl_applier *a);
  * record is invalid (the origin published it; no later read can do better). */
 void repl_applier_skip(repl_applier *a, uint64_t seq);
 void repl_applier_free(repl_applier *a); /* drops what is not committed; accepts NULL */
-
-/* Called after every committed record, local or applied, on the committing
- * thread (keep it short). */
-typedef void (*repl_listener_fn)(void *arg, const stg_record *rec, bool local);
-void repl_set_listener(repl *r, repl_listener_fn fn, void *arg);
 
 /* ---- Status and demo controls -------------------------------------------------- */
 /* REPL_GAP: the peer's log lacks records after applied_seq (a missing or

@@ -46,6 +46,11 @@ struct stg_db {
         stg_sweep_fn fn;
     } sweep[STG_CF_COUNT];
     _Atomic bool ready; /* db->db is set: sweeps may read */
+    struct subscriber {
+        stg_event_fn fn;
+        void *arg;
+    } subs[STG_SUBSCRIBERS_MAX];
+    size_t nsubs;
 };
 
 struct stg_batch {
@@ -607,7 +612,7 @@ stg_lockset *stg_lockset_new(stg_db *db)
 int stg_lockset_add(stg_lockset *s, const char *key, size_t klen)
 {
     unsigned i = stripe_of(key, klen);
-    if (s->bits[i / 8] & (1u << (i % 8))) return DF_EEXIST;
+    if (s->bits[i / 8] & (1u << (i % 8))) return DF_EHELD;
     if (s->n == STG_LOCKSET_MAX) return DF_EBUSY;
     if (s->n == 0)
         pthread_mutex_lock(&s->db->stripes[i]);
@@ -632,6 +637,31 @@ void stg_lockset_free(stg_lockset *s)
     if (!s) return;
     stg_lockset_release(s);
     free(s);
+}
+
+void stg_subscribe(stg_db *db, stg_event_fn fn, void *arg)
+{
+    if (db->nsubs == STG_SUBSCRIBERS_MAX) {
+        df_log(DF_LOG_ERROR, "stg_subscribe: more than %d subscribers", STG_SUBSCRIBERS_MAX);
+        abort();
+    }
+    db->subs[db->nsubs++] = (struct subscriber){fn, arg};
+}
+
+void stg_unsubscribe(stg_db *db, stg_event_fn fn, void *arg)
+{
+    for (size_t i = 0; i < db->nsubs; i++)
+        if (db->subs[i].fn == fn && db->subs[i].arg == arg) {
+            /* The order stays: the feed, subscribed first, hears first. */
+            memmove(&db->subs[i], &db->subs[i + 1], (db->nsubs - i - 1) * sizeof db->subs[0]);
+            db->nsubs--;
+            return;
+        }
+}
+
+void stg_notify(stg_db *db, const stg_event *ev)
+{
+    for (size_t i = 0; i < db->nsubs; i++) db->subs[i].fn(db->subs[i].arg, ev);
 }
 
 int stg_meta_get_u64(stg_db *db, const char *name, uint64_t *out)

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEYCAP (3 * STG_ID_MAX + 8)
 
 int stg_record_load(stg_db *db, stg_kind kind, const char *key, size_t klen, stg_record *rec,
                     char **raw)
@@ -74,7 +73,7 @@ static void stage_follow(stg_batch *b, const stg_record *rec, const stg_record *
     size_t nfollowee;
     int nfollower = stg_key_split(rec->key, rec->keylen, &followee, &nfollowee);
     if (nfollower < 0) return;
-    char key[KEYCAP], ckey[STG_ID_MAX + 2];
+    char key[STG_KEY_MAX], ckey[STG_ID_MAX + 2];
     size_t cl;
     int kl = stg_key_join(key, sizeof key, followee, nfollowee, rec->key, (size_t)nfollower);
     if (kl < 0 || nfollowee > STG_ID_MAX) return;
@@ -90,7 +89,7 @@ static void stage_post(stg_batch *b, const stg_record *rec, const stg_record *ol
 {
     bool now = live(rec), was = live(old);
     if (now == was) return;
-    char key[KEYCAP];
+    char key[STG_KEY_MAX];
     int kl = stg_key_join(key, sizeof key, rec->owner, rec->ownerlen, rec->key, rec->keylen);
     if (kl < 0) return;
     if (now)
@@ -104,7 +103,7 @@ static void stage_post(stg_batch *b, const stg_record *rec, const stg_record *ol
 static void stage_conv_side(stg_db *db, stg_batch *b, const char *user, size_t nu, const char *peer,
                             size_t np, const char *id, size_t nid)
 {
-    char key[KEYCAP], tkey[KEYCAP], *cur;
+    char key[STG_KEY_MAX], tkey[STG_KEY_MAX], *cur;
     size_t curlen;
     int kl = stg_key_join(key, sizeof key, user, nu, peer, np);
     int tl = stg_key_join(tkey, sizeof tkey, user, nu, id, nid);
@@ -113,7 +112,7 @@ static void stage_conv_side(stg_db *db, stg_batch *b, const char *user, size_t n
         size_t m = curlen < nid ? curlen : nid;
         int c = memcmp(cur, id, m);
         bool newer = c < 0 || (c == 0 && curlen < nid);
-        char okey[KEYCAP];
+        char okey[STG_KEY_MAX];
         int ol = stg_key_join(okey, sizeof okey, user, nu, cur, curlen);
         if (newer && ol > 0) stg_batch_delete(b, STG_CF_CONV_TIMES, okey, (size_t)ol);
         free(cur);
@@ -134,7 +133,7 @@ int stg_conv_times_build(stg_db *db)
     size_t kl, vl, np;
     uint64_t n = 0;
     while (stg_iter_next(it, &k, &kl, &val, &vl)) {
-        char tkey[KEYCAP];
+        char tkey[STG_KEY_MAX];
         int nu = stg_key_split(k, kl, &peer, &np);
         int tl = nu < 0 ? -1 : stg_key_join(tkey, sizeof tkey, k, (size_t)nu, val, vl);
         if (tl < 0) continue;

@@ -30,7 +30,8 @@ enum {
     DF_ECORRUPT = -6, /* stored bytes do not decode */
     DF_ESTALE = -7, /* LWW: the incoming version is not newer */
     DF_ENET = -8, /* Redis / network failure */
-    DF_EPERM = -9, /* a replicated record its origin may not write */
+    DF_EPERM = -9, /* a record its writer may not write (someone else's) */
+    DF_EHELD = -10, /* a lock set holds this stripe already */
 };
 const char *df_strerror(int err);
 
@@ -105,6 +106,7 @@ void df_cache_stats(df_cache *c, df_cache_counts *out);
 /* ---- Names and versions --------------------------------------------------- */
 #define STG_ORIGIN_MAX 32 /* longest region name */
 #define STG_ID_MAX 96 /* longest id of any record */
+#define STG_KEY_MAX (3 * STG_ID_MAX + 8) /* longest key of any family (a message: from, to, id) */
 
 /* A record's version: hybrid-logical-clock value, then origin region. */
 typedef struct stg_version {
@@ -290,7 +292,7 @@ void stg_unlock(stg_db *db, const char *key, size_t klen);
  * a time. stg_lockset_add takes key's stripe: it waits for it only while
  * the set is empty, so a set never waits holding a stripe, and cannot
  * deadlock with single writers or other sets. Returns 0 when taken,
- * DF_EEXIST if the set holds it already (this key, or one that shares its
+ * DF_EHELD if the set holds it already (this key, or one that shares its
  * stripe), DF_EBUSY if another thread holds it or the set is full: commit
  * what the set covers, release, and add again. */
 #define STG_LOCKSET_MAX 64
@@ -299,6 +301,27 @@ stg_lockset *stg_lockset_new(stg_db *db);
 int stg_lockset_add(stg_lockset *s, const char *key, size_t klen);
 void stg_lockset_release(stg_lockset *s); /* every stripe held */
 void stg_lockset_free(stg_lockset *s); /* releases; accepts NULL */
+
+/* What happened to the store, told to every subscriber on the thread that
+ * did it, after the fact (keep handlers short; they may read the store but
+ * must not write it). Every commit of a source record, local or applied,
+ * is one STG_EVENT_COMMIT; a post written into a home timeline is one
+ * STG_EVENT_DELIVERY. Subscribe while opening, before anything writes:
+ * the list is read without a lock. */
+typedef enum { STG_EVENT_COMMIT, STG_EVENT_DELIVERY } stg_event_type;
+typedef struct stg_event {
+    stg_event_type type;
+    const stg_record *rec; /* COMMIT: the record as stored now */
+    const char *origin; /* COMMIT: the peer whose log it came from; NULL if written here */
+    uint64_t job; /* COMMIT: the fan-out job committed with it, 0 if none */
+    const char *user, *post_id; /* DELIVERY: post_id reached user's home timeline */
+    uint64_t delivered_ms;
+} stg_event;
+typedef void (*stg_event_fn)(void *arg, const stg_event *ev);
+#define STG_SUBSCRIBERS_MAX 8
+void stg_subscribe(stg_db *db, stg_event_fn fn, void *arg);
+void stg_unsubscribe(stg_db *db, stg_event_fn fn, void *arg); /* once nothing writes */
+void stg_notify(stg_db *db, const stg_event *ev);
 
 /* Meta values (u64, stored big-endian in the meta family). */
 int stg_meta_get_u64(stg_db *db, const char *name, uint64_t *out);

@@ -21,6 +21,7 @@ const char *df_strerror(int err)
     case DF_ESTALE: return "stale version";
     case DF_ENET: return "network failure";
     case DF_EPERM: return "not permitted";
+    case DF_EHELD: return "stripe held by this lock set";
     default: return "unknown error";
     }
 }

@@ -108,7 +108,7 @@ static int write_user(repl *rp, const char *id)
                       .ownerlen = strlen(id),
                       .payload = payload,
                       .paylen = strlen(payload)};
-    return repl_write(rp, &rec, NULL, NULL);
+    return repl_write(rp, &rec, NULL);
 }
 
 /* The post as POST /v1/posts writes it; its id goes to id. */
@@ -127,7 +127,7 @@ static int write_post(repl *rp, const char *author, char id[STG_ID_MAX + 1])
     rec.keylen = strlen(id);
     rec.payload = payload;
     rec.paylen = strlen(payload);
-    return repl_write(rp, &rec, NULL, NULL);
+    return repl_write(rp, &rec, NULL);
 }
 
 /* Home entries holding post_id, over every user's home. */

@@ -65,7 +65,7 @@ static void create_user(world *w, const char *id)
                       .ownerlen = strlen(id),
                       .payload = payload,
                       .paylen = strlen(payload)};
-    ck_assert_int_eq(repl_write(w->r, &rec, NULL, NULL), 0);
+    ck_assert_int_eq(repl_write(w->r, &rec, NULL), 0);
 }
 
 static void set_follow(world *w, const char *follower, const char *followee, bool on)
@@ -80,7 +80,7 @@ static void set_follow(world *w, const char *follower, const char *followee, boo
                       .ownerlen = strlen(follower),
                       .payload = "",
                       .paylen = 0};
-    ck_assert_int_eq(repl_write(w->r, &rec, NULL, NULL), 0);
+    ck_assert_int_eq(repl_write(w->r, &rec, NULL), 0);
 }
 
 /* Writes a post as the API does: id from a fresh version; returns it in id. */
@@ -97,7 +97,7 @@ static void make_post(world *w, const char *author, char id[STG_ID_MAX + 1])
     rec.keylen = strlen(id);
     rec.payload = payload;
     rec.paylen = strlen(payload);
-    ck_assert_int_eq(repl_write(w->r, &rec, NULL, NULL), 0);
+    ck_assert_int_eq(repl_write(w->r, &rec, NULL), 0);
 }
 
 static void delete_post(world *w, const char *author, const char *id)
@@ -110,7 +110,7 @@ static void delete_post(world *w, const char *author, const char *id)
                       .ownerlen = strlen(author),
                       .payload = "",
                       .paylen = 0};
-    ck_assert_int_eq(repl_write(w->r, &rec, NULL, NULL), 0);
+    ck_assert_int_eq(repl_write(w->r, &rec, NULL), 0);
 }
 
 /* ---- Reading whole timelines ---------------------------------------------------------- */

@@ -22,11 +22,11 @@ typedef struct region {
     size_t local_events; /* listener calls for local writes */
 } region;
 
-static void on_commit(void *arg, const stg_record *rec, bool local)
+static void on_commit(void *arg, const stg_event *ev)
 {
-    (void)rec;
     region *g = arg;
-    if (local)
+    if (ev->type != STG_EVENT_COMMIT) return;
+    if (!ev->origin)
         g->local_events++;
     else
         g->applied_events++;
@@ -36,7 +36,6 @@ static void engine_open(region *g)
 {
     repl_config cfg = {.region = "paris", .npeers = 1, .peers = {"tokyo"}};
     ck_assert_int_eq(repl_open(&g->r, g->db, g->fd, &cfg), 0);
-    repl_set_listener(g->r, on_commit, g);
 }
 
 static void region_open(region *g)
@@ -46,6 +45,7 @@ static void region_open(region *g)
     ck_assert_int_eq(stg_open(g->dir, NULL, &g->db), 0);
     feed_config fc = {.workers = 1};
     ck_assert_int_eq(feed_open(&g->fd, g->db, &fc), 0);
+    stg_subscribe(g->db, on_commit, g);
     engine_open(g);
 }
 
@@ -374,7 +374,7 @@ START_TEST(test_batched_apply_matches_one_by_one)
 END_TEST
 
 /* Lock sets: a stripe another thread holds is DF_EBUSY (a set never waits
- * for one while it holds another), a stripe the set holds DF_EEXIST (the
+ * for one while it holds another), a stripe the set holds DF_EHELD (the
  * same key again), and a full set DF_EBUSY. */
 typedef struct holder {
     stg_db *db;
@@ -405,7 +405,7 @@ START_TEST(test_lockset_busy_and_repeated_stripes)
     pthread_barrier_wait(&h.locked);
     stg_lockset *s = stg_lockset_new(g.db);
     ck_assert_int_eq(stg_lockset_add(s, "mine", 4), 0);
-    ck_assert_int_eq(stg_lockset_add(s, "mine", 4), DF_EEXIST);
+    ck_assert_int_eq(stg_lockset_add(s, "mine", 4), DF_EHELD);
     ck_assert_int_eq(stg_lockset_add(s, "busy", 4), DF_EBUSY);
     stg_lockset_release(s);
     ck_assert_int_eq(stg_lockset_add(s, "mine", 4), 0); /* released, and taken again */
@@ -419,13 +419,13 @@ START_TEST(test_lockset_busy_and_repeated_stripes)
     for (int i = 0; taken < STG_LOCKSET_MAX; i++) {
         snprintf(key, sizeof key, "k%d", i);
         int rc = stg_lockset_add(s, key, strlen(key));
-        ck_assert(rc == 0 || rc == DF_EEXIST);
+        ck_assert(rc == 0 || rc == DF_EHELD);
         taken += rc == 0;
     }
     for (int i = 0, busy = 0; busy < 3; i++) {
         snprintf(key, sizeof key, "k%d", i + 100000);
         int rc = stg_lockset_add(s, key, strlen(key));
-        ck_assert(rc == DF_EBUSY || rc == DF_EEXIST);
+        ck_assert(rc == DF_EBUSY || rc == DF_EHELD);
         busy += rc == DF_EBUSY;
     }
     stg_lockset_free(s);
@@ -505,7 +505,7 @@ START_TEST(test_local_write_beats_far_future_remote)
     memset(&local.ver, 0, sizeof local.ver);
     local.payload = "{\"local\":1}";
     local.paylen = strlen(local.payload);
-    ck_assert_int_eq(repl_write(g.r, &local, NULL, NULL), 0);
+    ck_assert_int_eq(repl_write(g.r, &local, NULL), 0);
     ck_assert_uint_gt(local.ver.hlc, remote_hlc);
     ck_assert_str_eq(local.ver.origin, "paris");
     assert_stored(g.db, &keys[0], &local);
@@ -522,7 +522,7 @@ START_TEST(test_local_write_beats_far_future_remote)
     fresh.owner = keys[1].owner;
     fresh.ownerlen = strlen(keys[1].owner);
     memset(&fresh.ver, 0, sizeof fresh.ver);
-    ck_assert_int_eq(repl_write(g.r, &fresh, NULL, NULL), 0);
+    ck_assert_int_eq(repl_write(g.r, &fresh, NULL), 0);
     ck_assert_uint_gt(fresh.ver.hlc, local.ver.hlc);
 
     /* Both local writes went to the outbox, in order. */
@@ -570,7 +570,7 @@ START_TEST(test_local_write_with_stale_version)
     snprintf(local.ver.origin, sizeof local.ver.origin, "paris");
     local.payload = "{\"l\":1}";
     local.paylen = 7;
-    ck_assert_int_eq(repl_write(g.r, &local, NULL, NULL), DF_ESTALE);
+    ck_assert_int_eq(repl_write(g.r, &local, NULL), DF_ESTALE);
     assert_stored(g.db, &keys[0], &remote);
     repl_status st;
     repl_get_status(g.r, &st);
