@@ -108,10 +108,11 @@ static void wake_locked(feed *f, size_t backlog)
     }
 }
 
-/* A record was committed (after the batch that staged it): hand its job
- * (0: none) to the workers, and forget what the caches hold of it. */
 static void enqueue(feed *f, uint64_t id);
 
+/* A record was committed (after the batch that staged it): forget what the
+ * caches hold of it, and hand its job (0: none) to the workers -- or, for a
+ * direct post, finish its one delivery here. */
 static void committed(feed *f, const stg_record *rec, uint64_t id)
 {
     if (rec->kind == STG_KIND_POST) {
@@ -120,6 +121,17 @@ static void committed(feed *f, const stg_record *rec, uint64_t id)
         char author[STG_ID_MAX + 1];
         feed_copy_id(author, rec->owner, rec->ownerlen);
         if (rec->tombstone || feed_is_large(f, author)) atomic_fetch_add(&f->epoch, 1);
+        if (id >= FEED_JOB_DIRECT) {
+            feed_unstage(f, id); /* committed: a waiting backfill may go on */
+            char post[STG_ID_MAX + 1];
+            feed_copy_id(post, rec->key, rec->keylen);
+            feed_forget_page(f, author);
+            if (!rec->tombstone) {
+                feed_delivered(f, author, post, df_now_ms());
+                feed_post_done(f, post);
+            }
+            return;
+        }
     } else if (rec->kind == STG_KIND_FOLLOW) {
         const char *followee;
         size_t nfollowee;

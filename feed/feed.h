@@ -37,14 +37,18 @@ int feed_start(feed *f);
  * frees everything. Accepts NULL. */
 void feed_close(feed *f);
 
-/* Stages into b the fan-out job that replacing old (NULL: none) by rec
- * calls for. Returns the job's id, or 0 if there is none. The caller holds
- * rec's lock and commits b. */
-uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old);
-/* Whether replacing old by rec calls for a fan-out job (a post or follow
- * that appears or goes away): a writer that finds the queue full
- * (feed_overloaded) refuses such a record with DF_EBUSY instead. */
-bool feed_stages_job(const stg_record *rec, const stg_record *old);
+/* Stages into b what replacing old (NULL: none) by rec calls for: a
+ * fan-out job (*job is its id), or, for a post or delete of an author
+ * nobody follows, the author's own home entry itself (*job is
+ * FEED_JOB_DIRECT or FEED_JOB_DIRECT + 1: no job runs); *job is 0 when
+ * nothing is needed. The caller holds rec's lock, commits b, and then
+ * passes *job in the commit event -- or, when b is dropped instead, to
+ * feed_unstage. Returns 0, or DF_EBUSY when a job is needed and the queue
+ * is full (nothing staged; a writer answers 503). */
+#define FEED_JOB_DIRECT (UINT64_MAX - 1)
+int feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old, uint64_t *job);
+void feed_unstage(feed *f, uint64_t job);
+
 /* The feed subscribes to the store's commits (stg_subscribe): a committed
  * record's job goes to the workers and its cached copies are forgotten. A
  * post written into a home timeline is an STG_EVENT_DELIVERY, told on the

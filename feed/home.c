@@ -183,3 +183,22 @@ int feed_home_open(feed *f)
     if (!load_id(f->db, FLOOR_ALL_KEY, strlen(FLOOR_ALL_KEY), f->floor_all)) f->floor_all[0] = '\0';
     return 0;
 }
+
+void feed_home_put(stg_batch *b, const char *user, const char *post_id, const char *author,
+                     uint64_t now)
+{
+    char key[HOME_KEYCAP], val[8 + STG_ID_MAX];
+    int kl = feed_home_key(key, sizeof key, user, post_id, strlen(post_id));
+    size_t al = strlen(author);
+    if (kl < 0 || al > STG_ID_MAX) return;
+    stg_key_u64(val, now);
+    memcpy(val + 8, author, al);
+    stg_batch_put(b, STG_CF_HOME, key, (size_t)kl, val, 8 + al);
+}
+
+void feed_home_delete(stg_batch *b, const char *user, const char *post_id)
+{
+    char key[HOME_KEYCAP];
+    int kl = feed_home_key(key, sizeof key, user, post_id, strlen(post_id));
+    if (kl > 0) stg_batch_delete(b, STG_CF_HOME, key, (size_t)kl);
+}

@@ -54,6 +54,8 @@ struct feed {
     size_t nlarge;
 
     _Atomic uint64_t jobs_done, deliveries;
+    _Atomic uint64_t direct_epoch;
+    _Atomic int64_t direct_in[2]; /* direct commits in flight, by epoch parity */
     df_window latency; /* post creation -> last delivery, ms */
 
     _Atomic uint16_t trim[USER_SLOTS]; /* deliveries since the last trim, by user hash */
@@ -92,6 +94,26 @@ void feed_nudge(feed *f);
 int feed_home_key(char *buf, size_t cap, const char *user, const char *id, size_t idlen);
 int feed_home_key_id(const char *k, size_t kl, char out[STG_ID_MAX + 1]);
 #define HOME_KEYCAP (2 * STG_ID_MAX + 3)
+/* Stage the entry of post_id (by author, delivered now) in user's home, or
+ * its removal. */
+void feed_home_put(stg_batch *b, const char *user, const char *post_id, const char *author,
+                   uint64_t now);
+void feed_home_delete(stg_batch *b, const char *user, const char *post_id);
+/* After a committed delivery (workers.c): counts it, tells the store's
+ * subscribers (STG_EVENT_DELIVERY), trims user's home now and then. */
+void feed_delivered(feed *f, const char *user, const char *post_id, uint64_t now);
+/* A post reached everyone it will: its delivery latency is recorded. */
+void feed_post_done(feed *f, const char *post_id);
+
+/* Direct posts (jobs.c). A post (or delete) of an author nobody follows
+ * needs no job: its author's own home entry is staged with the record.
+ * The follower count it read must still hold when it commits, so a
+ * follow's backfill first waits (feed_direct_barrier) until every direct
+ * commit that could have missed the follow has committed. A direct commit
+ * enters the current epoch before it reads the count and leaves it when
+ * committed or dropped; the barrier moves to a new epoch and waits for the
+ * old one to empty (two counters, by parity). */
+void feed_direct_barrier(feed *f);
 
 /* Home floors. A user's home entries hold every visible post newer than
  * the floor; at or below it entries may be missing (trimmed at the cap, or

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <string.h>
+#include <time.h>
 
 static size_t put_str(char *out, const char *s)
 {
@@ -62,22 +63,69 @@ void feed_pack(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
     *len += n + 1;
 }
 
-bool feed_stages_job(const stg_record *rec, const stg_record *old)
+static bool stages_job(const stg_record *rec, const stg_record *old)
 {
     return (rec->kind == STG_KIND_POST || rec->kind == STG_KIND_FOLLOW) &&
            !rec->tombstone != (old && !old->tombstone);
 }
 
-uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old)
+/* ---- Direct posts (internal.h) ---- */
+
+static uint64_t direct_enter(feed *f)
 {
-    if (!feed_stages_job(rec, old)) return 0;
+    for (;;) {
+        uint64_t e = atomic_load(&f->direct_epoch);
+        atomic_fetch_add(&f->direct_in[e & 1], 1);
+        if (atomic_load(&f->direct_epoch) == e) return e;
+        atomic_fetch_sub(&f->direct_in[e & 1], 1); /* the barrier moved on: enter the new one */
+    }
+}
+
+static void direct_leave(feed *f, uint64_t e)
+{
+    atomic_fetch_sub(&f->direct_in[e & 1], 1);
+}
+
+void feed_direct_barrier(feed *f)
+{
+    uint64_t e = atomic_fetch_add(&f->direct_epoch, 1);
+    uint64_t start = df_now_ms(), warned = start;
+    struct timespec nap = {0, 50 * 1000};
+    while (atomic_load(&f->direct_in[e & 1]) > 0) {
+        /* A commit in flight takes microseconds; one that does not end is
+         * a stuck writer, worth a line in the log. */
+        if (df_now_ms() - warned > 5000) {
+            df_log(DF_LOG_WARN, "feed: a follow's backfill has waited %llu ms for direct posts",
+                   (unsigned long long)(df_now_ms() - start));
+            warned = df_now_ms();
+        }
+        nanosleep(&nap, NULL);
+    }
+}
+
+int feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *old, uint64_t *out)
+{
+    *out = 0;
+    if (!stages_job(rec, old)) return 0;
     bool now = !rec->tombstone;
     job j = {0};
     if (rec->kind == STG_KIND_POST) {
         j.type = now ? JOB_POST : JOB_UNPOST;
         feed_copy_id(j.a, rec->key, rec->keylen);
         feed_copy_id(j.b, rec->owner, rec->ownerlen);
-    } else if (rec->kind == STG_KIND_FOLLOW) {
+        uint64_t e = direct_enter(f);
+        if (stg_follower_count(f->db, j.b) <= 0) {
+            if (now)
+                feed_home_put(b, j.b, j.a, j.b, df_now_ms());
+            else
+                feed_home_delete(b, j.b, j.a);
+            *out = FEED_JOB_DIRECT + (e & 1);
+            return 0;
+        }
+        direct_leave(f, e);
+    }
+    if (feed_overloaded(f)) return DF_EBUSY;
+    if (rec->kind == STG_KIND_FOLLOW) {
         const char *followee;
         size_t nfollowee;
         int nfollower = stg_key_split(rec->key, rec->keylen, &followee, &nfollowee);
@@ -100,5 +148,11 @@ uint64_t feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_reco
     stg_key_u64(key, id);
     job_encode(&j, val, &vl);
     stg_batch_put(b, STG_CF_FANOUT, key, 8, val, vl);
-    return id;
+    *out = id;
+    return 0;
+}
+
+void feed_unstage(feed *f, uint64_t id)
+{
+    if (id >= FEED_JOB_DIRECT) direct_leave(f, id);
 }

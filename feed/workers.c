@@ -57,23 +57,21 @@ static bool needs_trim(feed *f, const char *user)
     return true;
 }
 
-static void home_put(stg_batch *b, const char *user, const char *post_id, const char *author,
-                     uint64_t now)
+void feed_delivered(feed *f, const char *user, const char *post_id, uint64_t now)
 {
-    char key[HOME_KEYCAP], val[8 + STG_ID_MAX];
-    int kl = feed_home_key(key, sizeof key, user, post_id, strlen(post_id));
-    size_t al = strlen(author);
-    if (kl < 0 || al > STG_ID_MAX) return;
-    stg_key_u64(val, now);
-    memcpy(val + 8, author, al);
-    stg_batch_put(b, STG_CF_HOME, key, (size_t)kl, val, 8 + al);
+    atomic_fetch_add(&f->deliveries, 1);
+    stg_event ev = {.type = STG_EVENT_DELIVERY, .user = user, .post_id = post_id, .delivered_ms = now};
+    stg_notify(f->db, &ev);
+    if (needs_trim(f, user)) trim_home(f, user);
 }
 
-static void home_delete(stg_batch *b, const char *user, const char *post_id)
+void feed_post_done(feed *f, const char *post_id)
 {
-    char key[HOME_KEYCAP];
-    int kl = feed_home_key(key, sizeof key, user, post_id, strlen(post_id));
-    if (kl > 0) stg_batch_delete(b, STG_CF_HOME, key, (size_t)kl);
+    stg_version v;
+    if (stg_parse_id(post_id, strlen(post_id), &v) == 0) {
+        uint64_t created = v.hlc >> 16, now = df_now_ms();
+        df_window_add(&f->latency, now > created ? now - created : 0);
+    }
 }
 
 /* Rewrites the job with its checkpoint (or deletes it when done). */
@@ -172,9 +170,9 @@ static void run_post_job(feed *f, uint64_t id, job *j)
         uint64_t now = df_now_ms();
         if (j->checkpoint[0] == '\0') {
             if (add)
-                home_put(b, j->b, j->a, j->b, now);
+                feed_home_put(b, j->b, j->a, j->b, now);
             else
-                home_delete(b, j->b, j->a);
+                feed_home_delete(b, j->b, j->a);
             strcpy(done[n++].user, j->b);
         }
         /* Followers after the checkpoint; a large account's posts are
@@ -190,9 +188,9 @@ static void run_post_job(feed *f, uint64_t id, job *j)
             }
             for (const char *who = list; who < list + len; who += strlen(who) + 1) {
                 if (add)
-                    home_put(b, who, j->a, j->b, now);
+                    feed_home_put(b, who, j->a, j->b, now);
                 else
-                    home_delete(b, who, j->a);
+                    feed_home_delete(b, who, j->a);
                 strcpy(done[n++].user, who);
                 strcpy(j->checkpoint, who);
             }
@@ -206,27 +204,12 @@ static void run_post_job(feed *f, uint64_t id, job *j)
         stg_batch_clear(b);
         if (rc < 0) break; /* the job stays stored and runs again after a restart */
         for (size_t i = 0; i < n; i++) feed_forget_page(f, done[i].user);
-        if (add) {
-            atomic_fetch_add(&f->deliveries, n);
-            for (size_t i = 0; i < n; i++) {
-                stg_event ev = {.type = STG_EVENT_DELIVERY,
-                                .user = done[i].user,
-                                .post_id = j->a,
-                                .delivered_ms = now};
-                stg_notify(f->db, &ev);
-                if (needs_trim(f, done[i].user)) trim_home(f, done[i].user);
-            }
-        }
+        if (add)
+            for (size_t i = 0; i < n; i++) feed_delivered(f, done[i].user, j->a, now);
         if (f->stopping) break;
         if (!finished) feed_nudge(f);
     }
-    if (add && finished) {
-        stg_version v;
-        if (stg_parse_id(j->a, strlen(j->a), &v) == 0) {
-            uint64_t created = v.hlc >> 16, now = df_now_ms();
-            df_window_add(&f->latency, now > created ? now - created : 0);
-        }
-    }
+    if (add && finished) feed_post_done(f, j->a);
     stg_batch_free(b);
     free(done);
 }
@@ -244,6 +227,9 @@ static void run_edge_job(feed *f, uint64_t id, job *j)
     uint64_t now = df_now_ms();
     char floor_id[STG_ID_MAX + 1] = "";
     if (j->type == JOB_FOLLOW && following && !feed_is_large(f, j->b)) {
+        /* A post of j->b that found no follower, and so no job, is in the
+         * profile before the backfill reads it. */
+        feed_direct_barrier(f);
         char prefix[STG_ID_MAX + 2];
         int pl = stg_key_join(prefix, sizeof prefix, j->b, strlen(j->b), NULL, 0);
         stg_iter *it = stg_iter_prefix(f->db, STG_CF_PROFILE, prefix, (size_t)pl, true);
@@ -259,7 +245,7 @@ static void run_edge_job(feed *f, uint64_t id, job *j)
                 strcpy(floor_id, pid);
                 break;
             }
-            home_put(b, j->a, pid, j->b, now);
+            feed_home_put(b, j->a, pid, j->b, now);
             n++;
         }
         stg_iter_free(it);

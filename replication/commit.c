@@ -56,6 +56,7 @@ static repl_applier *txn_new(repl *r, const char *origin)
 
 static void discard(repl_applier *t)
 {
+    for (size_t i = 0; i < t->n; i++) feed_unstage(t->r->fd, t->v[i].job);
     stg_batch_clear(t->b);
     stg_lockset_release(t->locks);
     free(t->wire);
@@ -160,18 +161,13 @@ static int stage(repl_applier *t, stg_record *rec, const repl_local *w)
         rc = DF_ESTALE; /* only a caller-set version can lose */
         goto out;
     }
-    if (newer && feed_stages_job(rec, oldp) && feed_overloaded(r->fd)) {
-        rc = DF_EBUSY;
-        goto out;
-    }
+    uint64_t job = 0;
+    if (newer && (rc = feed_stage(r->fd, t->b, rec, oldp, &job)) < 0) goto out;
     staged *s = &t->v[t->n++];
     s->rec = *rec;
-    s->job = 0;
+    s->job = job;
     s->newer = newer;
-    if (newer) {
-        stg_record_stage(r->db, t->b, rec, oldp);
-        s->job = feed_stage(r->fd, t->b, rec, oldp);
-    }
+    if (newer) stg_record_stage(r->db, t->b, rec, oldp);
     if (t->local) {
         if (w && w->extra_key)
             stg_batch_put(t->b, w->extra_cf, w->extra_key, w->extra_klen, w->extra_val,
@@ -224,6 +220,7 @@ static int commit(repl_applier *t)
     }
     int rc = write_batch(t);
     size_t n = t->n;
+    if (rc == 0) t->n = 0; /* written: the commit events, not discard, finish the jobs */
     discard(t);
     if (rc < 0) return rc;
     peer *p = t->p;

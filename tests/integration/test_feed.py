@@ -413,6 +413,41 @@ class WideFollowTest(RegionCase):
             wait_drained(self.c)
 
 
+class DirectPostTest(RegionCase):
+    """A post by an author nobody follows writes its one home entry itself,
+    no fan-out job: a follow that lands while such posts are being made
+    must still see every one of them (the backfill waits for the posts that
+    read "no followers" to commit)."""
+    ROUNDS = 12
+    POSTS = 40
+    ARGS = ("--rate-limit", "0")
+
+    def test_a_follow_racing_posts_sees_every_post(self):
+        port = self.region.port
+        jobs_before = fanout(self.c)["jobs_done"]
+        lone = self.c.register("lone")
+        for i in range(5):
+            self.c.post_text(lone["token"], f"alone {i}")
+        wait_drained(self.c)
+        self.assertEqual(fanout(self.c)["jobs_done"], jobs_before,
+                         "posts of an author nobody follows ran fan-out jobs")
+        self.assertEqual(len(self.c.get("/v1/timeline", token=lone["token"]).json["items"]), 5)
+        for rnd in range(self.ROUNDS):
+            author = self.c.register(f"author{rnd}")
+            reader = self.c.register(f"reader{rnd}")
+
+            def act(c, i):
+                if i == self.POSTS // 2:
+                    return c.follow(reader["token"], author["id"])
+                return c.post_text(author["token"], f"round {rnd} post {i}")["id"]
+            ids = [x for x in parallel(port, act, range(self.POSTS + 1), threads=8) if isinstance(x, str)]
+            wait_drained(self.c)
+            got = {p["id"] for p in self.c.get("/v1/timeline?limit=100", token=reader["token"]).json["items"]}
+            self.assertEqual(set(ids) - got, set(), f"round {rnd}: posts missing from the follower's home")
+            own = {p["id"] for p in self.c.get("/v1/timeline?limit=100", token=author["token"]).json["items"]}
+            self.assertEqual(own, set(ids), f"round {rnd}: the author's own home")
+
+
 class RestartTest(RegionCase):
     FOLLOWERS = 20000
     POSTS = 6
@@ -572,6 +607,9 @@ class BackpressureTest(RegionCase):
         # writes something new (a write that changes nothing queues nothing).
         star, followers = self.star("writer")
         fan = self.c.register("fan")
+        # With a follower, fan's posts and deletes are fan-out jobs (an
+        # author nobody follows writes its one home entry with the post).
+        self.assertEqual(self.c.put(f"/v1/following/{fan['id']}", token=star["token"]).status, 200)
 
         def follow(i):
             idol = self.c.register(f"idol{i}")
@@ -614,6 +652,7 @@ class BackpressureTest(RegionCase):
         # writes nothing, so it queues nothing.
         star, _ = self.star("repeats")
         fan = self.c.register("repeater")
+        self.assertEqual(self.c.put(f"/v1/following/{fan['id']}", token=star["token"]).status, 200)
         key = {"Idempotency-Key": "retry-1"}
         first = self.c.post("/v1/posts", {"text": "once"}, token=fan["token"], headers=key)
         self.assertEqual(first.status, 201, first)
