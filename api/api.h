@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdio.h>
 
 /* ---- Configuration (config.c) ------------------------------------------------ */
 typedef struct api_config {
@@ -63,6 +64,8 @@ typedef struct api_config {
 /* Fills cfg from argv (and --config FILE). Returns 0; 1 if --help was
  * printed; -1 on a bad flag (message on stderr). */
 int api_config_parse(api_config *cfg, int argc, char **argv);
+/* The usage text, made from the settings table (--help). */
+void api_config_usage(FILE *out);
 /* Frees what parsing allocated (the peer table). */
 void api_config_free(api_config *cfg);
 

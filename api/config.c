@@ -1,8 +1,10 @@
-/* config.c -- command-line flags (and --config FILE with the same names). */
+/* config.c -- command-line flags (and --config FILE with the same names), from
+ * one table: name, value, where it lands, default and help; the usage text
+ * and the defaults are made from it. */
 #include "api.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,183 +12,139 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum {
-    O_REGION = 1000,
-    O_PORT,
-    O_BIND,
-    O_DATA,
-    O_REDIS,
-    O_PEERS,
-    O_PEER_REDIS,
-    O_DELAY,
-    O_PUBLIC_URL,
-    O_WEB,
-    O_ADMIN_TOKEN,
-    O_ADMIN_TOKEN_FILE,
-    O_KEY_DIR,
-    O_KEYGEN,
-    O_REDIS_AUTH,
-    O_PEER_REDIS_AUTH,
-    O_DEMO,
-    O_SYNC,
-    O_CLOCK,
-    O_LINGER,
-    O_THREADS,
-    O_WORKERS,
-    O_LARGE,
-    O_CAP,
-    O_QUEUE,
-    O_MAXCONN,
-    O_PERIP,
-    O_TIMEOUT,
-    O_RATE,
-    O_BURST,
-    O_SIGNUP_RATE,
-    O_SIGNUP_BURST,
-    O_IDEM_WINDOW,
-    O_STREAMS_PER_USER,
-    O_MAX_STREAMS,
-    O_LOG,
-    O_CONFIG,
-    O_HELP,
-    O_CACHE,
-    O_POST_CACHE,
-    O_MEMTABLE,
-    O_PAGE_CACHE,
+/* ---- The settings: one row each, the only place a flag is named ---------------------- */
+
+typedef enum {
+    T_STR, /* a string into a char array */
+    T_INT, /* an integer from lo to hi, into an int or an int64_t (by the field's size) */
+    T_REAL, /* an integer from lo to hi, into a double */
+    T_FLAG, /* no value: sets a bool */
+    T_SECRET, /* a path: the first line of that file (mode 0600), into a char array */
+    T_CALL, /* parsed by call */
+} kind;
+
+typedef struct setting {
+    const char *name;
+    const char *meta; /* the value in the usage ("N", "DIR"); NULL for a flag */
+    kind kind;
+    size_t off, size; /* where it lands in api_config */
+    long long lo, hi;
+    const char *def; /* parsed like a flag's value before the flags; NULL: none */
+    const char *shown; /* the default as the usage says it, when def does not */
+    const char *help; /* lines of the usage, "\n" between them */
+    int (*call)(api_config *c, const char *arg);
+} setting;
+
+#define AT(f) offsetof(api_config, f), sizeof(((api_config *)0)->f)
+#define STR(f) T_STR, AT(f), 0, 0
+#define INT(f, lo, hi) T_INT, AT(f), lo, hi
+#define FLAG(f) T_FLAG, AT(f), 0, 0
+#define CALL 0, 0, 0, 0
+
+static int set_region(api_config *c, const char *arg);
+static int set_log_level(api_config *c, const char *arg);
+static int refuse_admin_token(api_config *c, const char *arg);
+static int parse_file(api_config *c, const char *path);
+
+static const setting settings[] = {
+    {"region", "NAME", T_CALL, CALL, "local", 0, "region name, [a-z0-9_]", set_region},
+    {"port", "N", INT(port, 1, 65535), "8080", 0, "HTTP port", 0},
+    {"bind", "ADDR", STR(bind), "127.0.0.1", 0, "IPv4 address to listen on", 0},
+    {"data", "DIR", STR(data), 0, "var/REGION", "RocksDB directory, created if missing", 0},
+    {"redis", "HOST:PORT", STR(redis), 0, 0,
+     "Redis for this region's replication log; without it the\nregion runs alone (full API, no "
+     "replication)", 0},
+    {"peers", "A,B", STR(peers_raw), 0, 0, "peer regions to replicate with", 0},
+    {"peer-redis", "A=H:P,...", STR(peer_redis_raw), 0, "--redis", "where a peer's log lives", 0},
+    {"delay", "A=MS,...", STR(delays_raw), 0, 0,
+     "initial simulated distance to peers (apply delay)", 0},
+    {"key-dir", "DIR", STR(key_dir), 0, 0,
+     "log keys: DIR/REGION.key (secret, mode 0600) and DIR/PEER.pub\nfor every peer; records "
+     "are signed and checked (without it\nthe log is not authenticated)", 0},
+    {"keygen", 0, FLAG(keygen), 0, 0,
+     "create DIR/REGION.key and .pub in --key-dir (kept if present)\nand exit", 0},
+    {"redis-auth-file", "PATH", T_SECRET, AT(redis_auth), 0, 0, 0, 0,
+     "Redis AUTH for --redis: \"password\" or \"user password\"", 0},
+    {"peer-redis-auth-file", "A=PATH,...", STR(peer_redis_auth_raw), 0, "--redis-auth-file",
+     "the same per peer", 0},
+    {"public-url", "URL", STR(public_url), 0, "http://BIND:PORT",
+     "URL announced for /v1/cluster", 0},
+    {"web", "DIR", STR(web_dir), DF_WEB_DIR, "the source tree's web/", "browser demo files", 0},
+    {"demo", 0, FLAG(demo), 0, 0, "enable /v1/admin/replication for loopback clients", 0},
+    {"admin-token", "TOKEN", T_CALL, CALL, 0, 0, 0, refuse_admin_token}, /* gone: not in the usage */
+    {"admin-token-file", "PATH", T_SECRET, AT(admin_token), 0, 0, 0, 0,
+     "enable /v1/admin/replication for the bearer token in PATH\n(or in the environment: "
+     "DRIFTFEED_ADMIN_TOKEN)", 0},
+    {"sync", 0, FLAG(sync), 0, 0,
+     "fsync the WAL on every write (survives machine crashes;\ndefault: WAL without fsync, "
+     "survives process crashes)", 0},
+    {"cache-mb", "N", INT(cache_mb, 8, 1 << 20), "64", 0,
+     "RocksDB block cache, index and filters included, MiB", 0},
+    {"memtable-mb", "N", INT(memtable_mb, 16, 1 << 20), "64", 0,
+     "RocksDB memtables of all column families, MiB", 0},
+    {"post-cache-mb", "N", INT(post_cache_mb, 1, 1 << 20), "32", 0,
+     "post values kept in memory for timelines, MiB", 0},
+    {"page-cache-mb", "N", INT(page_cache_mb, 0, 1 << 20), "64", 0,
+     "rendered first timeline pages kept, MiB, 0 = off", 0},
+    {"clock-offset-ms", "N", INT(clock_offset_ms, -86400000LL, 86400000LL), 0, 0,
+     "shift this region's wall clock (tests of clock skew)", 0},
+    {"publish-linger-ms", "N", INT(linger_ms, 0, 1000), "5", 0,
+     "a busy publisher gathers records this long", 0},
+    {"threads", "N", INT(threads, 1, 256), 0, "cores", "HTTP threads", 0},
+    {"fanout-workers", "N", INT(fanout_workers, 1, 64), "2", 0, "fan-out worker threads", 0},
+    {"large-threshold", "N", INT(large_threshold, 1, 1LL << 40), "10000", 0,
+     "followers above which posts merge at read", 0},
+    {"timeline-cap", "N", INT(timeline_cap, 1, 100000), "800", 0,
+     "home timeline entries per user", 0},
+    {"queue-max", "N", INT(queue_max, 1, 1LL << 40), "100000", 0,
+     "fan-out jobs queued before 503", 0},
+    {"max-connections", "N", INT(max_connections, 1, 1000000), "4096", 0, "open connections", 0},
+    {"per-ip-connections", "N", INT(per_ip_connections, 0, 1000000), "2048", 0,
+     "open connections per client address", 0},
+    {"timeout", "S", INT(timeout_s, 0, 86400), "30", 0, "idle connection timeout in seconds", 0},
+    {"rate-limit", "N", T_REAL, AT(rate_limit), 0, 100000000, "100", 0,
+     "writes per second per token; 0 turns every\nrate limit off, --signup-rate's included "
+     "(load tests)", 0},
+    {"rate-burst", "N", INT(rate_burst, 1, 100000000), 0, "2 x rate", "write burst per token", 0},
+    {"signup-rate", "N", INT(signup_rate, 0, 100000000), "10", 0,
+     "accounts created per minute per client address (an IPv6\nclient's /64), 429 past it; 0 = "
+     "off", 0},
+    {"signup-burst", "N", INT(signup_burst, 1, 100000000), "5", 0,
+     "signup burst per client address", 0},
+    {"idempotency-window-s", "S", INT(idem_window_s, 1, 366 * 86400), "86400", "86400, 24 h",
+     "how long a post's Idempotency-Key is remembered, seconds", 0},
+    {"streams-per-user", "N", INT(streams_per_user, 1, 100000), "16", 0,
+     "open event streams per user; one more ends the oldest", 0},
+    {"max-streams", "N", INT(max_streams, 1, 1000000), "1024", 0,
+     "open event streams per region, 503 past it", 0},
+    {"log-level", "LEVEL", T_CALL, CALL, "info", 0, "debug, info, warn or error", set_log_level},
+    {"config", "FILE", T_CALL, CALL, 0, 0,
+     "read flags from FILE: one \"name value\" per line, # comments", parse_file},
+    {"help", 0, T_CALL, CALL, 0, 0, "this text", 0},
 };
+#define NSETTINGS (sizeof settings / sizeof settings[0])
 
-static const struct option options[] = {
-    {"region", required_argument, 0, O_REGION},
-    {"port", required_argument, 0, O_PORT},
-    {"bind", required_argument, 0, O_BIND},
-    {"data", required_argument, 0, O_DATA},
-    {"redis", required_argument, 0, O_REDIS},
-    {"peers", required_argument, 0, O_PEERS},
-    {"peer-redis", required_argument, 0, O_PEER_REDIS},
-    {"delay", required_argument, 0, O_DELAY},
-    {"public-url", required_argument, 0, O_PUBLIC_URL},
-    {"web", required_argument, 0, O_WEB},
-    {"admin-token", required_argument, 0, O_ADMIN_TOKEN},
-    {"admin-token-file", required_argument, 0, O_ADMIN_TOKEN_FILE},
-    {"key-dir", required_argument, 0, O_KEY_DIR},
-    {"keygen", no_argument, 0, O_KEYGEN},
-    {"redis-auth-file", required_argument, 0, O_REDIS_AUTH},
-    {"peer-redis-auth-file", required_argument, 0, O_PEER_REDIS_AUTH},
-    {"demo", no_argument, 0, O_DEMO},
-    {"sync", no_argument, 0, O_SYNC},
-    {"cache-mb", required_argument, 0, O_CACHE},
-    {"post-cache-mb", required_argument, 0, O_POST_CACHE},
-    {"memtable-mb", required_argument, 0, O_MEMTABLE},
-    {"page-cache-mb", required_argument, 0, O_PAGE_CACHE},
-    {"clock-offset-ms", required_argument, 0, O_CLOCK},
-    {"publish-linger-ms", required_argument, 0, O_LINGER},
-    {"threads", required_argument, 0, O_THREADS},
-    {"fanout-workers", required_argument, 0, O_WORKERS},
-    {"large-threshold", required_argument, 0, O_LARGE},
-    {"timeline-cap", required_argument, 0, O_CAP},
-    {"queue-max", required_argument, 0, O_QUEUE},
-    {"max-connections", required_argument, 0, O_MAXCONN},
-    {"per-ip-connections", required_argument, 0, O_PERIP},
-    {"timeout", required_argument, 0, O_TIMEOUT},
-    {"rate-limit", required_argument, 0, O_RATE},
-    {"rate-burst", required_argument, 0, O_BURST},
-    {"signup-rate", required_argument, 0, O_SIGNUP_RATE},
-    {"signup-burst", required_argument, 0, O_SIGNUP_BURST},
-    {"idempotency-window-s", required_argument, 0, O_IDEM_WINDOW},
-    {"streams-per-user", required_argument, 0, O_STREAMS_PER_USER},
-    {"max-streams", required_argument, 0, O_MAX_STREAMS},
-    {"log-level", required_argument, 0, O_LOG},
-    {"config", required_argument, 0, O_CONFIG},
-    {"help", no_argument, 0, O_HELP},
-    {0, 0, 0, 0},
-};
-
-static const char usage[] =
-    "usage: driftfeed [flags]\n"
-    "\n"
-    "One driftfeed region: the HTTP/JSON API over its own RocksDB, replicating\n"
-    "through Redis streams to its peers.\n"
-    "\n"
-    "  --region NAME            region name, [a-z0-9_] (default: local)\n"
-    "  --port N                 HTTP port (default: 8080)\n"
-    "  --bind ADDR              IPv4 address to listen on (default: 127.0.0.1)\n"
-    "  --data DIR               RocksDB directory, created if missing (default: var/REGION)\n"
-    "  --redis HOST:PORT        Redis for this region's replication log; without it the\n"
-    "                           region runs alone (full API, no replication)\n"
-    "  --peers A,B              peer regions to replicate with\n"
-    "  --peer-redis A=H:P,...   where a peer's log lives (default: --redis)\n"
-    "  --delay A=MS,...         initial simulated distance to peers (apply delay)\n"
-    "  --key-dir DIR            log keys: DIR/REGION.key (secret, mode 0600) and DIR/PEER.pub\n"
-    "                           for every peer; records are signed and checked (without it\n"
-    "                           the log is not authenticated)\n"
-    "  --keygen                 create DIR/REGION.key and .pub in --key-dir (kept if present)\n"
-    "                           and exit\n"
-    "  --redis-auth-file PATH   Redis AUTH for --redis: \"password\" or \"user password\"\n"
-    "  --peer-redis-auth-file A=PATH,...  the same per peer (default: --redis-auth-file)\n"
-    "  --public-url URL         URL announced for /v1/cluster (default: http://BIND:PORT)\n"
-    "  --web DIR                browser demo files (default: the source tree's web/)\n"
-    "  --demo                   enable /v1/admin/replication for loopback clients\n"
-    "  --admin-token-file PATH  enable /v1/admin/replication for the bearer token in PATH\n"
-    "                           (or in the environment: DRIFTFEED_ADMIN_TOKEN)\n"
-    "  --sync                   fsync the WAL on every write (survives machine crashes;\n"
-    "                           default: WAL without fsync, survives process crashes)\n"
-    "  --cache-mb N             RocksDB block cache, index and filters included, MiB (default: "
-    "64)\n"
-    "  --memtable-mb N          RocksDB memtables of all column families, MiB (default: 64)\n"
-    "  --post-cache-mb N        post values kept in memory for timelines, MiB (default: 32)\n"
-    "  --page-cache-mb N        rendered first timeline pages kept, MiB, 0 = off (default: 64)\n"
-    "  --clock-offset-ms N      shift this region's wall clock (tests of clock skew)\n"
-    "  --publish-linger-ms N    a busy publisher gathers records this long (default: 5)\n"
-    "  --threads N              HTTP threads (default: cores)\n"
-    "  --fanout-workers N       fan-out worker threads (default: 2)\n"
-    "  --large-threshold N      followers above which posts merge at read (default: 10000)\n"
-    "  --timeline-cap N         home timeline entries per user (default: 800)\n"
-    "  --queue-max N            fan-out jobs queued before 503 (default: 100000)\n"
-    "  --max-connections N      open connections (default: 4096)\n"
-    "  --per-ip-connections N   open connections per client address (default: 2048)\n"
-    "  --timeout S              idle connection timeout in seconds (default: 30)\n"
-    "  --rate-limit N           writes per second per token (default: 100); 0 turns every\n"
-    "                           rate limit off, --signup-rate's included (load tests)\n"
-    "  --rate-burst N           write burst per token (default: 2 x rate)\n"
-    "  --signup-rate N          accounts created per minute per client address (an IPv6\n"
-    "                           client's /64), 429 past it; 0 = off (default: 10)\n"
-    "  --signup-burst N         signup burst per client address (default: 5)\n"
-    "  --idempotency-window-s S how long a post's Idempotency-Key is remembered, seconds\n"
-    "                           (default: 86400, 24 h)\n"
-    "  --streams-per-user N     open event streams per user; one more ends the oldest\n"
-    "                           (default: 16)\n"
-    "  --max-streams N          open event streams per region, 503 past it (default: 1024)\n"
-    "  --log-level LEVEL        debug, info, warn or error (default: info)\n"
-    "  --config FILE            read flags from FILE: one \"name value\" per line, # comments\n"
-    "  --help                   this text\n";
-
-static void defaults(api_config *c)
+void api_config_usage(FILE *out)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->region, sizeof c->region, "local");
-    snprintf(c->bind, sizeof c->bind, "127.0.0.1");
-    c->port = 8080;
-    snprintf(c->web_dir, sizeof c->web_dir, "%s", DF_WEB_DIR);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    c->threads = cores > 0 ? (int)cores : 2;
-    c->fanout_workers = 2;
-    c->large_threshold = 10000;
-    c->timeline_cap = 800;
-    c->post_cache_mb = 32;
-    c->memtable_mb = 64;
-    c->linger_ms = 5;
-    c->page_cache_mb = 64;
-    c->queue_max = 100000;
-    c->max_connections = 4096;
-    c->per_ip_connections = 2048;
-    c->timeout_s = 30;
-    c->rate_limit = 100;
-    c->signup_rate = 10;
-    c->signup_burst = 5;
-    c->idem_window_s = API_IDEM_WINDOW_S;
-    c->streams_per_user = 16;
-    c->max_streams = 1024;
-    c->log_level = DF_LOG_INFO;
+    fputs("usage: driftfeed [flags]\n\nOne driftfeed region: the HTTP/JSON API over its own "
+          "RocksDB, replicating\nthrough Redis streams to its peers.\n\n",
+          out);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting *s = &settings[i];
+        if (!s->help) continue;
+        char head[64];
+        snprintf(head, sizeof head, "--%s%s%s", s->name, s->meta ? " " : "", s->meta ? s->meta : "");
+        const char *def = s->shown ? s->shown : s->def;
+        if (strlen(head) > 24)
+            fprintf(out, "  %s\n  %-24s ", head, "");
+        else
+            fprintf(out, "  %-24s ", head);
+        for (const char *p = s->help; *p; p++) {
+            fputc(*p, out);
+            if (*p == '\n') fprintf(out, "  %-24s ", "");
+        }
+        fprintf(out, def ? " (default: %s)\n" : "\n", def);
+    }
 }
 
 static int copy(char *dst, size_t cap, const char *src, const char *flag)
@@ -211,8 +169,6 @@ static int number(const char *s, long long lo, long long hi, long long *out, con
     *out = v;
     return 0;
 }
-
-static int parse_file(api_config *c, const char *path);
 
 /* The first line of a secret's file, trimmed, into out. A secret readable
  * by group or others is refused: it is the same as no secret. */
@@ -247,143 +203,74 @@ static int read_secret(const char *path, char *out, size_t cap, const char *flag
     return 0;
 }
 
-static int apply(api_config *c, int opt, const char *arg)
+static int set_region(api_config *c, const char *arg)
 {
-    long long v = 0;
-    switch (opt) {
-    case O_REGION:
-        if (!stg_valid_name(arg, strlen(arg), STG_ORIGIN_MAX)) {
-            fprintf(stderr, "driftfeed: --region must match [a-z0-9_]{1,32}\n");
-            return -1;
-        }
-        return copy(c->region, sizeof c->region, arg, "region");
-    case O_PORT:
-        if (number(arg, 1, 65535, &v, "port") < 0) return -1;
-        c->port = (int)v;
-        return 0;
-    case O_BIND: return copy(c->bind, sizeof c->bind, arg, "bind");
-    case O_DATA: return copy(c->data, sizeof c->data, arg, "data");
-    case O_REDIS: return copy(c->redis, sizeof c->redis, arg, "redis");
-    case O_PEERS: return copy(c->peers_raw, sizeof c->peers_raw, arg, "peers");
-    case O_PEER_REDIS: return copy(c->peer_redis_raw, sizeof c->peer_redis_raw, arg, "peer-redis");
-    case O_DELAY: return copy(c->delays_raw, sizeof c->delays_raw, arg, "delay");
-    case O_PUBLIC_URL: return copy(c->public_url, sizeof c->public_url, arg, "public-url");
-    case O_WEB: return copy(c->web_dir, sizeof c->web_dir, arg, "web");
-    case O_ADMIN_TOKEN:
-        fprintf(stderr, "driftfeed: --admin-token is gone (argv is visible in ps): put the token "
-                        "in a file for --admin-token-file, or in DRIFTFEED_ADMIN_TOKEN\n");
+    if (!stg_valid_name(arg, strlen(arg), STG_ORIGIN_MAX)) {
+        fprintf(stderr, "driftfeed: --region must match [a-z0-9_]{1,32}\n");
         return -1;
-    case O_ADMIN_TOKEN_FILE:
-        return read_secret(arg, c->admin_token, sizeof c->admin_token, "admin-token-file");
-    case O_KEY_DIR: return copy(c->key_dir, sizeof c->key_dir, arg, "key-dir");
-    case O_KEYGEN: c->keygen = true; return 0;
-    case O_REDIS_AUTH: return read_secret(arg, c->redis_auth, sizeof c->redis_auth, "redis-auth-file");
-    case O_PEER_REDIS_AUTH:
-        return copy(c->peer_redis_auth_raw, sizeof c->peer_redis_auth_raw, arg,
-                    "peer-redis-auth-file");
-    case O_DEMO: c->demo = true; return 0;
-    case O_SYNC: c->sync = true; return 0;
-    case O_CACHE:
-        if (number(arg, 8, 1 << 20, &v, "cache-mb") < 0) return -1;
-        c->cache_mb = (int)v;
-        return 0;
-    case O_MEMTABLE:
-        if (number(arg, 16, 1 << 20, &v, "memtable-mb") < 0) return -1;
-        c->memtable_mb = (int)v;
-        return 0;
-    case O_POST_CACHE:
-        if (number(arg, 1, 1 << 20, &v, "post-cache-mb") < 0) return -1;
-        c->post_cache_mb = (int)v;
-        return 0;
-    case O_PAGE_CACHE:
-        if (number(arg, 0, 1 << 20, &v, "page-cache-mb") < 0) return -1;
-        c->page_cache_mb = (int)v;
-        return 0;
-    case O_CLOCK:
-        if (number(arg, -86400000LL, 86400000LL, &v, "clock-offset-ms") < 0) return -1;
-        c->clock_offset_ms = v;
-        return 0;
-    case O_LINGER:
-        if (number(arg, 0, 1000, &v, "publish-linger-ms") < 0) return -1;
-        c->linger_ms = (int)v;
-        return 0;
-    case O_THREADS:
-        if (number(arg, 1, 256, &v, "threads") < 0) return -1;
-        c->threads = (int)v;
-        return 0;
-    case O_WORKERS:
-        if (number(arg, 1, 64, &v, "fanout-workers") < 0) return -1;
-        c->fanout_workers = (int)v;
-        return 0;
-    case O_LARGE:
-        if (number(arg, 1, 1LL << 40, &v, "large-threshold") < 0) return -1;
-        c->large_threshold = v;
-        return 0;
-    case O_CAP:
-        if (number(arg, 1, 100000, &v, "timeline-cap") < 0) return -1;
-        c->timeline_cap = (int)v;
-        return 0;
-    case O_QUEUE:
-        if (number(arg, 1, 1LL << 40, &v, "queue-max") < 0) return -1;
-        c->queue_max = (uint64_t)v;
-        return 0;
-    case O_MAXCONN:
-        if (number(arg, 1, 1000000, &v, "max-connections") < 0) return -1;
-        c->max_connections = (int)v;
-        return 0;
-    case O_PERIP:
-        if (number(arg, 0, 1000000, &v, "per-ip-connections") < 0) return -1;
-        c->per_ip_connections = (int)v;
-        return 0;
-    case O_TIMEOUT:
-        if (number(arg, 0, 86400, &v, "timeout") < 0) return -1;
-        c->timeout_s = (int)v;
-        return 0;
-    case O_RATE:
-        if (number(arg, 0, 100000000, &v, "rate-limit") < 0) return -1;
-        c->rate_limit = (double)v;
-        return 0;
-    case O_BURST:
-        if (number(arg, 1, 100000000, &v, "rate-burst") < 0) return -1;
-        c->rate_burst = (int)v;
-        return 0;
-    case O_SIGNUP_RATE:
-        if (number(arg, 0, 100000000, &v, "signup-rate") < 0) return -1;
-        c->signup_rate = (int)v;
-        return 0;
-    case O_SIGNUP_BURST:
-        if (number(arg, 1, 100000000, &v, "signup-burst") < 0) return -1;
-        c->signup_burst = (int)v;
-        return 0;
-    case O_IDEM_WINDOW:
-        if (number(arg, 1, 366 * 86400, &v, "idempotency-window-s") < 0) return -1;
-        c->idem_window_s = (int)v;
-        return 0;
-    case O_STREAMS_PER_USER:
-        if (number(arg, 1, 100000, &v, "streams-per-user") < 0) return -1;
-        c->streams_per_user = (int)v;
-        return 0;
-    case O_MAX_STREAMS:
-        if (number(arg, 1, 1000000, &v, "max-streams") < 0) return -1;
-        c->max_streams = (int)v;
-        return 0;
-    case O_LOG:
-        if (!strcmp(arg, "debug"))
-            c->log_level = DF_LOG_DEBUG;
-        else if (!strcmp(arg, "info"))
-            c->log_level = DF_LOG_INFO;
-        else if (!strcmp(arg, "warn"))
-            c->log_level = DF_LOG_WARN;
-        else if (!strcmp(arg, "error"))
-            c->log_level = DF_LOG_ERROR;
-        else {
-            fprintf(stderr, "driftfeed: --log-level is debug, info, warn or error\n");
-            return -1;
+    }
+    return copy(c->region, sizeof c->region, arg, "region");
+}
+
+static int set_log_level(api_config *c, const char *arg)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    static const int levels[] = {DF_LOG_DEBUG, DF_LOG_INFO, DF_LOG_WARN, DF_LOG_ERROR};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(arg, names[i])) {
+            c->log_level = levels[i];
+            return 0;
         }
+    fprintf(stderr, "driftfeed: --log-level is debug, info, warn or error\n");
+    return -1;
+}
+
+static int refuse_admin_token(api_config *c, const char *arg)
+{
+    (void)c, (void)arg;
+    fprintf(stderr, "driftfeed: --admin-token is gone (argv is visible in ps): put the token "
+                    "in a file for --admin-token-file, or in DRIFTFEED_ADMIN_TOKEN\n");
+    return -1;
+}
+
+static const setting *find(const char *name)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (!strcmp(settings[i].name, name)) return &settings[i];
+    return NULL;
+}
+
+/* Sets s from arg (NULL for a flag). */
+static int apply(api_config *c, const setting *s, const char *arg)
+{
+    char *field = (char *)c + s->off;
+    long long v;
+    switch (s->kind) {
+    case T_STR: return copy(field, s->size, arg, s->name);
+    case T_SECRET: return read_secret(arg, field, s->size, s->name);
+    case T_FLAG: *(bool *)field = true; return 0;
+    case T_CALL: return s->call(c, arg);
+    case T_REAL:
+    case T_INT:
+        if (number(arg, s->lo, s->hi, &v, s->name) < 0) return -1;
+        if (s->kind == T_REAL)
+            *(double *)field = (double)v;
+        else if (s->size == sizeof(int))
+            *(int *)field = (int)v;
+        else
+            *(int64_t *)field = v;
         return 0;
-    case O_CONFIG: return parse_file(c, arg);
     }
     return -1;
+}
+
+static void defaults(api_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].def && apply(c, &settings[i], settings[i].def) < 0) abort(); /* a bad row */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = cores > 0 ? (int)cores : 2;
 }
 
 static int parse_file(api_config *c, const char *path)
@@ -404,13 +291,12 @@ static int parse_file(api_config *c, const char *path)
         if (*val) *val++ = '\0';
         val += strspn(val, " \t=");
         for (char *e = val + strlen(val); e > val && (e[-1] == ' ' || e[-1] == '\t');) *--e = '\0';
-        const struct option *o = options;
-        while (o->name && strcmp(o->name, name) != 0) o++;
-        if (!o->name || o->val == O_CONFIG || o->val == O_HELP) {
+        const setting *st = find(name);
+        if (!st || !strcmp(name, "config") || !strcmp(name, "help")) {
             fprintf(stderr, "driftfeed: %s:%d: unknown setting \"%s\"\n", path, lineno, name);
             rc = -1;
         } else {
-            rc = apply(c, o->val, val);
+            rc = apply(c, st, st->kind == T_FLAG ? NULL : val);
         }
     }
     fclose(f);
@@ -470,21 +356,41 @@ static int peers_from(api_config *c)
 int api_config_parse(api_config *c, int argc, char **argv)
 {
     defaults(c);
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        if (opt == O_HELP) {
-            fputs(usage, stdout);
+    for (int i = 1; i < argc; i++) {
+        /* --name VALUE or --name=VALUE; a flag takes none. */
+        const char *a = argv[i], *eq = strchr(a, '=');
+        char name[64];
+        size_t n = eq ? (size_t)(eq - a) : strlen(a);
+        if (strncmp(a, "--", 2) != 0 || n < 3 || n - 2 >= sizeof name) {
+            fprintf(stderr, "driftfeed: unexpected argument \"%s\"; see --help\n", a);
+            return -1;
+        }
+        memcpy(name, a + 2, n - 2);
+        name[n - 2] = '\0';
+        const setting *s = find(name);
+        if (!s) {
+            fprintf(stderr, "driftfeed: unknown flag --%s; see --help\n", name);
+            return -1;
+        }
+        if (!strcmp(name, "help")) {
+            api_config_usage(stdout);
             return 1;
         }
-        if (opt == '?' || apply(c, opt, optarg) < 0) {
+        const char *val = NULL;
+        if (s->kind != T_FLAG) {
+            val = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (!val) {
+                fprintf(stderr, "driftfeed: --%s wants a value; see --help\n", name);
+                return -1;
+            }
+        } else if (eq) {
+            fprintf(stderr, "driftfeed: --%s takes no value\n", name);
+            return -1;
+        }
+        if (apply(c, s, val) < 0) {
             fprintf(stderr, "driftfeed: see --help\n");
             return -1;
         }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "driftfeed: unexpected argument \"%s\"; see --help\n", argv[optind]);
-        return -1;
     }
     const char *env_token = getenv("DRIFTFEED_ADMIN_TOKEN");
     if (!c->admin_token[0] && env_token && *env_token &&
