@@ -141,7 +141,10 @@ static int stage(repl_applier *t, stg_record *rec, const repl_local *w)
     }
     stg_record old;
     char *raw = NULL;
-    rc = stg_record_load(r->db, rec->kind, rec->key, rec->keylen, &old, &raw);
+    /* A key made from a fresh version names nothing stored yet: the clock
+     * never hands out a value twice, not even across restarts. */
+    rc = named_by_version ? DF_ENOTFOUND
+                          : stg_record_load(r->db, rec->kind, rec->key, rec->keylen, &old, &raw);
     if (rc < 0 && rc != DF_ENOTFOUND) return rc;
     const stg_record *oldp = rc == 0 ? &old : NULL;
     if (t->local && (rc = local_checks(w, oldp)) < 0) goto out;
