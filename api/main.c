@@ -4,8 +4,8 @@
  * lost: every one is in RocksDB's WAL before it is acknowledged). While it
  * waits, it hands memory the allocator holds free back to the system every
  * few seconds: the caches replace entries all the time, and glibc keeps
- * freed pages in its arenas, so RSS crept up long after every cache was
- * full (+6-10% over a 10-minute soak). */
+ * freed pages in its arenas, so RSS would creep up long after every cache
+ * is full. */
 #include "api.h"
 
 #include <malloc.h>

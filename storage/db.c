@@ -118,7 +118,7 @@ static void no_destroy(void *state) {}
 
 /* Fan-out inserts ~10 home entries per post: in one skip list of every
  * user's entries each insert is a ~20-level search with a cache miss a
- * level (40% of a region's CPU under posts). Hashing the memtable by user
+ * level. Hashing the memtable by user
  * leaves a short skip list per user to search, and the prefix bloom lets a
  * read skip table files without the user. */
 static rocksdb_options_t *home_options(const rocksdb_options_t *base)
@@ -173,8 +173,7 @@ static rocksdb_compactionfilter_t *sweep_begin(void *state, rocksdb_compactionfi
  * written (per post: ~10 home entries, the post, its outbox record). Not
  * one shared budget: RocksDB's write buffer manager flushes the family
  * with the oldest memtable when the budget is full, which cut the small
- * families into hundreds of tiny table files (measured: 1,528 flushes and
- * 83 posts files of ~1 MB after a 10-minute soak). A family holds at most
+ * families into hundreds of tiny table files. A family holds at most
  * two memtables (one being flushed). */
 static const int memtable_share[STG_CF_COUNT] = {
     [STG_CF_META] = 2,     [STG_CF_USERS] = 2,     [STG_CF_FOLLOWS] = 2, [STG_CF_POSTS] = 8,
@@ -248,7 +247,7 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
      * within --cache-mb however much data there is, in 4 KiB partitions
      * under a small pinned top level: a whole large index is bigger than a
      * cache shard, and one that cannot stay is read and decompressed again
-     * on every lookup (measured: 85% of the CPU of a timeline read). */
+     * on every lookup. */
     rocksdb_block_based_options_set_index_type(
         db->table, rocksdb_block_based_table_index_type_two_level_index_search);
     rocksdb_block_based_options_set_partition_filters(db->table, 1);
