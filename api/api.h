@@ -292,6 +292,10 @@ void api_users_following(api_req *r);
 void api_users_followers(api_req *r);
 void api_follow(api_req *r);
 void api_unfollow(api_req *r);
+/* A post id parameter (params[0]) that is valid, or 400 answered. */
+int api_post_param_or_400(api_req *r);
+/* Answers the stored, live post id with status (404 when deleted or absent). */
+void api_reply_post(api_req *r, int status, const char *id, size_t idlen);
 void api_posts_create(api_req *r);
 void api_posts_get(api_req *r);
 void api_posts_delete(api_req *r);

@@ -1,4 +1,4 @@
-/* posts.c -- POST /v1/posts, GET and DELETE /v1/posts/{id}.
+/* posts.c -- POST /v1/posts.
  *
  * Idempotency-Key: the first POST with a key stores (author, key) -> entry
  * in the same batch as the post. Until the entry's deadline a repeat with
@@ -131,24 +131,6 @@ bool api_idem_sweep(stg_db *db, const char *key, size_t klen, stg_sweep_memo *me
     return expired;
 }
 
-/* Answers the stored post id with status (used for idempotent repeats). */
-static void reply_post(api_req *r, int status, const char *id, size_t idlen)
-{
-    stg_record rec;
-    char *raw;
-    int rc = stg_record_load(r->ctx->db, STG_KIND_POST, id, idlen, &rec, &raw);
-    if (rc == 0 && rec.tombstone) {
-        free(raw);
-        rc = DF_ENOTFOUND;
-    }
-    if (rc < 0) {
-        api_error_df(r, rc, "post");
-        return;
-    }
-    api_reply_raw(r, status, rec.payload, rec.paylen, "application/json");
-    free(raw);
-}
-
 static void create(api_req *r, const char *text, idem *ik)
 {
     stg_record rec = {.kind = STG_KIND_POST, .owner = r->user, .ownerlen = strlen(r->user)};
@@ -203,7 +185,7 @@ void api_posts_create(api_req *r)
                   "this Idempotency-Key was used for a post with another body; "
                   "use a new key for a new post");
     } else if (live) {
-        reply_post(r, 201, e.post_id, e.idlen);
+        api_reply_post(r, 201, e.post_id, e.idlen);
     } else if (rc == 0 || rc == DF_ENOTFOUND) {
         ik.deadline_ms = now + (uint64_t)r->ctx->cfg->idem_window_s * 1000;
         create(r, in.text, &ik);
@@ -212,42 +194,4 @@ void api_posts_create(api_req *r)
     }
     if (rc == 0) free(v);
     pthread_mutex_unlock(mu);
-}
-
-static int valid_post_param_or_400(api_req *r)
-{
-    const char *id = r->params[0];
-    if (stg_valid_id(id, strlen(id))) return 0;
-    char q[API_EXCERPT_MAX + 4];
-    api_error(r, 400, "invalid_id", "\"%s\" is not a post id", api_excerpt(q, id));
-    return -1;
-}
-
-void api_posts_get(api_req *r)
-{
-    if (valid_post_param_or_400(r) < 0) return;
-    reply_post(r, 200, r->params[0], strlen(r->params[0]));
-}
-
-void api_posts_delete(api_req *r)
-{
-    if (api_auth_or_401(r, false) < 0) return;
-    if (valid_post_param_or_400(r) < 0 || api_rate_or_429(r) < 0) return;
-    const char *id = r->params[0];
-    stg_record rec = {.kind = STG_KIND_POST,
-                      .key = id,
-                      .keylen = strlen(id),
-                      .tombstone = true,
-                      .owner = r->user,
-                      .ownerlen = strlen(r->user),
-                      .payload = "",
-                      .paylen = 0};
-    repl_local w = {.flags = REPL_MUST_EXIST};
-    int rc = repl_write(r->ctx->rp, &rec, &w);
-    if (rc == DF_EPERM)
-        api_error(r, 403, "forbidden", "only the author may delete a post");
-    else if (rc < 0)
-        api_error_df(r, rc, "post");
-    else
-        api_reply_empty(r, 204);
 }
