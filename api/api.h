@@ -166,6 +166,8 @@ void api_error_retry(api_req *r, int status, const char *code, int retry_s, cons
 void api_error_df(api_req *r, int err, const char *what);
 
 /* The path parameter is the id of a live user here; 400/404 otherwise. */
+/* 0 if id is a live user of this region, else -1 with 404 answered. */
+int api_known_user_or_404(api_req *r, const char *id);
 int api_user_param_or_4xx(api_req *r);
 
 /* ---- Request bodies (decode.c): pure functions, fuzzed ------------------------------- */

@@ -40,17 +40,7 @@ static void write_edge(api_req *r, bool follow)
     size_t kl;
     if (edge_or_4xx(r, key, sizeof key, &kl) < 0) return;
     const char *target = r->params[0];
-    if (follow) {
-        stg_record u;
-        char *raw;
-        int rc = stg_record_load(r->ctx->db, STG_KIND_USER, target, strlen(target), &u, &raw);
-        bool live = rc == 0 && !u.tombstone;
-        if (rc == 0) free(raw);
-        if (!live) {
-            api_error(r, 404, "not_found", "user %s is unknown in this region", target);
-            return;
-        }
-    }
+    if (follow && api_known_user_or_404(r, target) < 0) return;
     stg_record rec = {.kind = STG_KIND_FOLLOW,
                       .key = key,
                       .keylen = kl,

@@ -46,19 +46,11 @@ void api_messages_send(api_req *r)
         api_error(r, 400, "invalid_id", "you cannot message yourself");
         return;
     }
-    stg_record u;
-    char *raw;
-    int rc = stg_record_load(r->ctx->db, STG_KIND_USER, to, strlen(to), &u, &raw);
-    bool live = rc == 0 && !u.tombstone;
-    if (rc == 0) free(raw);
-    if (!live) {
-        api_error(r, 404, "not_found", "user %s is unknown in this region", to);
-        return;
-    }
+    if (api_known_user_or_404(r, to) < 0) return;
     new_message nm = {.to = to, .text = text};
     stg_record rec = {.kind = STG_KIND_MESSAGE, .owner = r->user, .ownerlen = strlen(r->user)};
     repl_local w = {.render = render_message, .arg = &nm};
-    rc = repl_write(r->ctx->rp, &rec, &w);
+    int rc = repl_write(r->ctx->rp, &rec, &w);
     if (rc < 0)
         api_error_df(r, rc, "message");
     else

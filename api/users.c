@@ -87,6 +87,18 @@ int api_user_param_or_4xx(api_req *r)
     return 0;
 }
 
+int api_known_user_or_404(api_req *r, const char *id)
+{
+    stg_record u;
+    char *raw;
+    int rc = stg_record_load(r->ctx->db, STG_KIND_USER, id, strlen(id), &u, &raw);
+    bool live = rc == 0 && !u.tombstone;
+    if (rc == 0) free(raw);
+    if (live) return 0;
+    api_error(r, 404, "not_found", "user %s is unknown in this region", id);
+    return -1;
+}
+
 void api_users_get(api_req *r)
 {
     stg_record rec;
