@@ -259,6 +259,11 @@ void api_streams_free(struct api_streams *s);
 void api_stream_closed(api_req *r);
 
 /* ---- Shared JSON for records ---------------------------------------------------------------- */
+/* A new record's id (its version's) and creation time (RFC 3339). */
+void api_version_names(const stg_version *v, char id[STG_ID_MAX + 1], char created[32]);
+/* Makes j (taken; NULL fails) rec's payload: *out holds the bytes (free()).
+ * Returns 0 or DF_EINVAL. */
+int api_set_payload(stg_record *rec, json_t *j, char **out);
 /* The stored payload of a record as a JSON object (new reference), or
  * NULL if it does not parse. */
 json_t *api_payload_json(const stg_record *rec);

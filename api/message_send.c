@@ -17,22 +17,16 @@ typedef struct new_message {
 static int render_message(void *arg, stg_record *rec)
 {
     new_message *nm = arg;
-    char created[32];
-    stg_make_id(nm->id, &rec->ver);
-    df_format_time(repl_hlc_ms(rec->ver.hlc), created);
-    char from[STG_ID_MAX + 1];
+    char created[32], from[STG_ID_MAX + 1];
+    api_version_names(&rec->ver, nm->id, created);
     snprintf(from, sizeof from, "%.*s", (int)rec->ownerlen, rec->owner);
     int kl = stg_key_message(nm->key, sizeof nm->key, from, nm->to, nm->id);
     if (kl < 0) return DF_EINVAL;
     json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", nm->id, "from", from, "to", nm->to,
                           "text", nm->text, "created_at", created, "region", rec->ver.origin);
-    nm->payload = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(m);
-    if (!nm->payload) return DF_EINVAL;
+    if (api_set_payload(rec, m, &nm->payload) < 0) return DF_EINVAL;
     rec->key = nm->key;
     rec->keylen = (size_t)kl;
-    rec->payload = nm->payload;
-    rec->paylen = strlen(nm->payload);
     return 0;
 }
 

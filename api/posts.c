@@ -86,18 +86,13 @@ static int render_post(void *arg, stg_record *rec)
 {
     new_post *np = arg;
     char created[32];
-    stg_make_id(np->id, &rec->ver);
-    df_format_time(repl_hlc_ms(rec->ver.hlc), created);
+    api_version_names(&rec->ver, np->id, created);
     json_t *p = json_pack("{s:s,s:s#,s:s,s:s,s:s}", "id", np->id, "author", rec->owner,
                           (int)rec->ownerlen, "text", np->text, "created_at", created, "region",
                           rec->ver.origin);
-    np->payload = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(p);
-    if (!np->payload) return DF_EINVAL;
+    if (api_set_payload(rec, p, &np->payload) < 0) return DF_EINVAL;
     rec->key = np->id;
     rec->keylen = strlen(np->id);
-    rec->payload = np->payload;
-    rec->paylen = strlen(np->payload);
     if (np->ik) {
         idem *ik = np->ik;
         ik->value[0] = IDEM_FORMAT;

@@ -179,3 +179,19 @@ void api_reply_page(api_req *r, const feed_page *page)
     api_render_page(&b, page);
     api_reply_buf(r, 200, &b, "application/json");
 }
+
+void api_version_names(const stg_version *v, char id[STG_ID_MAX + 1], char created[32])
+{
+    stg_make_id(id, v);
+    df_format_time(repl_hlc_ms(v->hlc), created);
+}
+
+int api_set_payload(stg_record *rec, json_t *j, char **out)
+{
+    *out = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!*out) return DF_EINVAL;
+    rec->payload = *out;
+    rec->paylen = strlen(*out);
+    return 0;
+}

@@ -163,7 +163,18 @@ def settled(reps):
     return True
 
 
-def wait_settled(ports, timeout, what="replication and fan-out", quiet=False):
+def wait_until(cond, timeout, what, interval=0.05):
+    """Polls cond() every `interval` seconds until it is true; returns the
+    seconds waited. Raises LoadError at the deadline."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 >= timeout:
+            raise LoadError(f"{what}: not within {timeout:.0f}s")
+        time.sleep(interval)
+    return time.monotonic() - t0
+
+
+def wait_settled(ports, timeout, what="replication and fan-out", quiet=False, interval=0.25):
     """Polls until settled(); returns seconds waited. Raises LoadError at the
     deadline, with the last state."""
     t0 = time.monotonic()
@@ -179,7 +190,7 @@ def wait_settled(ports, timeout, what="replication and fan-out", quiet=False):
         if not quiet and now - last_print >= 10:
             print(f"  waiting for {what}: {summary(reps)}", flush=True)
             last_print = now
-        time.sleep(0.25)
+        time.sleep(interval)
 
 
 def summary(reps):
