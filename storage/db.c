@@ -9,7 +9,7 @@
  * stripes never deadlock. Writes go to the WAL without fsync unless the
  * database was opened with sync: a process crash (kill -9) loses nothing,
  * a machine crash may lose the last moments of acknowledged writes. */
-#include "storage.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <rocksdb/c.h>
@@ -24,7 +24,7 @@ static const char *cf_names[STG_CF_COUNT] = {
     [STG_CF_POSTS] = "posts",     [STG_CF_MESSAGES] = "messages", [STG_CF_FOLLOWERS] = "followers",
     [STG_CF_PROFILE] = "profile", [STG_CF_CONVS] = "convs",       [STG_CF_COUNTS] = "counts",
     [STG_CF_HOME] = "home",       [STG_CF_FANOUT] = "fanout",     [STG_CF_OUTBOX] = "outbox",
-    [STG_CF_IDEM] = "idem",       [STG_CF_CONV_TIMES] = "conv_times",
+    [STG_CF_IDEM] = "idem",       [STG_CF_CONV_TIMES] = "conv_times", [STG_CF_TREE] = "tree",
 };
 
 struct stg_db {
@@ -39,8 +39,7 @@ struct stg_db {
     rocksdb_writeoptions_t *wopts;
     rocksdb_readoptions_t *ropts;
     pthread_mutex_t stripes[NSTRIPES];
-    pthread_mutex_t digest_mu;
-    stg_digest_sum digest; /* of the committed records (digest.c) */
+    stg_tree *tree; /* the committed records' Merkle tree (tree.c) */
     struct sweep {
         stg_db *db;
         stg_sweep_fn fn;
@@ -56,8 +55,8 @@ struct stg_db {
 struct stg_batch {
     rocksdb_writebatch_t *wb;
     rocksdb_column_family_handle_t **cf; /* the database's handles */
-    stg_digest_sum digest; /* the change of the staged records */
-    bool digested; /* digest holds a change */
+    stg_tree_change *changes; /* the staged records' changes to the tree */
+    size_t nchanges, capchanges;
 };
 
 /* ---- Merge operator: int64 counters ---------------------------------------- */
@@ -179,7 +178,7 @@ static const int memtable_share[STG_CF_COUNT] = {
     [STG_CF_META] = 2,     [STG_CF_USERS] = 2,     [STG_CF_FOLLOWS] = 2, [STG_CF_POSTS] = 8,
     [STG_CF_MESSAGES] = 4, [STG_CF_FOLLOWERS] = 2, [STG_CF_PROFILE] = 2, [STG_CF_CONVS] = 2,
     [STG_CF_COUNTS] = 2,   [STG_CF_HOME] = 24,     [STG_CF_FANOUT] = 4,  [STG_CF_OUTBOX] = 8,
-    [STG_CF_IDEM] = 2,     [STG_CF_CONV_TIMES] = 2,
+    [STG_CF_IDEM] = 2,     [STG_CF_CONV_TIMES] = 2, [STG_CF_TREE] = 4,
 };
 
 /* Regions on one host get the same deliveries, so their memtables filled
@@ -284,17 +283,20 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     db->ropts = rocksdb_readoptions_create();
     atomic_store(&db->ready, true);
     for (int i = 0; i < NSTRIPES; i++) pthread_mutex_init(&db->stripes[i], NULL);
-    pthread_mutex_init(&db->digest_mu, NULL);
-    /* Nothing writes yet, so the scan and the running sum agree. */
+    /* Nothing writes yet, so the tree's entries and its sums agree. */
     uint64_t t0 = df_now_ms();
-    int rc = stg_digest_scan(db, &db->digest);
+    db->tree = stg_tree_new();
+    int rc = stg_tree_load(db, db->tree);
     if (rc == 0) rc = stg_conv_times_build(db);
     if (rc < 0) {
         stg_close(db);
         return rc;
     }
+    uint64_t records;
+    char hex[33];
+    stg_digest(db, hex, &records);
     df_log(DF_LOG_INFO, "digest: %llu source records summed in %llu ms",
-           (unsigned long long)db->digest.records, (unsigned long long)(df_now_ms() - t0));
+           (unsigned long long)records, (unsigned long long)(df_now_ms() - t0));
     *out = db;
     return 0;
 }
@@ -320,7 +322,6 @@ void stg_close(stg_db *db)
         for (int i = 0; i < STG_CF_COUNT; i++) rocksdb_column_family_handle_destroy(db->cf[i]);
         rocksdb_close(db->db);
         for (int i = 0; i < NSTRIPES; i++) pthread_mutex_destroy(&db->stripes[i]);
-        pthread_mutex_destroy(&db->digest_mu);
     }
     if (db->wopts) rocksdb_writeoptions_destroy(db->wopts);
     if (db->ropts) rocksdb_readoptions_destroy(db->ropts);
@@ -329,6 +330,7 @@ void stg_close(stg_db *db)
         if (db->cf_opts[i]) rocksdb_options_destroy(db->cf_opts[i]);
     rocksdb_block_based_options_destroy(db->table); /* and the bloom filter */
     rocksdb_cache_destroy(db->cache);
+    stg_tree_free(db->tree);
     free(db);
 }
 
@@ -422,21 +424,26 @@ void stg_batch_free(stg_batch *b)
 {
     if (!b) return;
     rocksdb_writebatch_destroy(b->wb);
+    free(b->changes);
     free(b);
 }
 
 void stg_batch_clear(stg_batch *b)
 {
     rocksdb_writebatch_clear(b->wb);
-    memset(&b->digest, 0, sizeof b->digest);
-    b->digested = false;
+    b->nchanges = 0;
 }
 
-stg_digest_sum *stg_batch_digest(stg_batch *b)
+void stg_batch_tree_change(stg_batch *b, uint32_t leaf, const stg_digest_sum *d)
 {
-    b->digested = true;
-    return &b->digest;
+    if (b->nchanges == b->capchanges) {
+        b->capchanges = b->capchanges ? 2 * b->capchanges : 8;
+        b->changes = xrealloc(b->changes, b->capchanges * sizeof *b->changes);
+    }
+    b->changes[b->nchanges++] = (stg_tree_change){leaf % STG_TREE_LEAVES, *d};
 }
+
+stg_tree *stg_db_tree(stg_db *db) { return db->tree; }
 
 void stg_batch_put(stg_batch *b, stg_cf cf, const char *k, size_t kl, const char *v, size_t vl)
 {
@@ -466,25 +473,11 @@ int stg_write(stg_db *db, stg_batch *b)
         rocksdb_free(err);
         return DF_EIO;
     }
-    if (b->digested) {
-        pthread_mutex_lock(&db->digest_mu);
-        db->digest.lane[0] += b->digest.lane[0];
-        db->digest.lane[1] += b->digest.lane[1];
-        db->digest.records += b->digest.records;
-        pthread_mutex_unlock(&db->digest_mu);
-        memset(&b->digest, 0, sizeof b->digest); /* committed: a second write changes nothing */
-        b->digested = false;
+    if (b->nchanges) {
+        stg_tree_apply(db->tree, b->changes, b->nchanges);
+        b->nchanges = 0; /* committed: a second write changes nothing */
     }
     return 0;
-}
-
-void stg_digest(stg_db *db, char hex[33], uint64_t *records)
-{
-    pthread_mutex_lock(&db->digest_mu);
-    stg_digest_sum s = db->digest;
-    pthread_mutex_unlock(&db->digest_mu);
-    stg_digest_hex(&s, hex);
-    if (records) *records = s.records;
 }
 
 /* ---- Iterators ------------------------------------------------------------------------ */

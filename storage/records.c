@@ -7,7 +7,7 @@
  * every region that holds the same records derives the same indexes. They
  * are staged in the same write batch as the record, under the record's lock
  * stripe, so they can never disagree with it. */
-#include "storage.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -170,17 +170,27 @@ void stg_record_stage(stg_db *db, stg_batch *b, const stg_record *rec, const stg
     size_t vlen;
     stg_value_encode(rec, &val, &vlen);
     stg_batch_put(b, stg_kind_cf(rec->kind), rec->key, rec->keylen, val, vlen);
-    stg_digest_sum *sum = stg_batch_digest(b);
-    stg_digest_add(sum, rec->kind, rec->key, rec->keylen, val, vlen, 1);
+    unsigned char h[STG_DIGEST_HASH_LEN];
+    stg_digest_sum d = {0};
+    stg_digest_hash(rec->kind, rec->key, rec->keylen, val, vlen, h);
+    stg_digest_add(&d, h, 1);
     free(val);
     if (old) { /* what is stored goes out: its bytes as loaded, else re-encoded */
         char *oval = NULL;
         size_t olen = old->valuelen;
+        unsigned char oh[STG_DIGEST_HASH_LEN];
         if (!old->value) stg_value_encode(old, &oval, &olen);
-        stg_digest_add(sum, rec->kind, rec->key, rec->keylen, old->value ? old->value : oval, olen,
-                       -1);
+        stg_digest_hash(rec->kind, rec->key, rec->keylen, old->value ? old->value : oval, olen, oh);
+        stg_digest_add(&d, oh, -1);
         free(oval);
     }
+    /* The record's leaf: its entry (the same key for every version) and
+     * the change to the sums. */
+    uint32_t leaf = stg_tree_leaf(rec->kind, rec->key, rec->keylen);
+    char tk[STG_TREE_KEY_MAX];
+    size_t tl = stg_tree_key(tk, leaf, rec->kind, rec->key, rec->keylen);
+    stg_batch_put(b, STG_CF_TREE, tk, tl, (const char *)h, sizeof h);
+    stg_batch_tree_change(b, leaf, &d);
     switch (rec->kind) {
     case STG_KIND_FOLLOW: stage_follow(b, rec, old); break;
     case STG_KIND_POST: stage_post(b, rec, old); break;

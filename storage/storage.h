@@ -145,6 +145,7 @@ typedef enum stg_cf {
     STG_CF_OUTBOX, /* replication: seq -> replication record */
     STG_CF_IDEM, /* api: user \0 idempotency key -> post id */
     STG_CF_CONV_TIMES, /* derived: user \0 latest message id -> peer (CONVS by time) */
+    STG_CF_TREE, /* derived: leaf | kind | key -> the record's digest hash (tree.c) */
     STG_CF_COUNT
 } stg_cf;
 
@@ -346,29 +347,64 @@ int stg_conv_times_build(stg_db *db);
 int64_t stg_follower_count(stg_db *db, const char *user);
 
 /* ---- Convergence digest (digest.c) ------------------------------------------ */
-/* Order-independent digest of all source records, tombstones included: the
- * sum (mod 2^64, per half) of a 128-bit BLAKE2b hash of (kind, key, value)
- * for every record, and their count. Equal sets of records give equal
- * digests. A sum can take a record out as easily as put it in, so the
- * database keeps a running one: stg_record_stage adds each record's
- * change to its batch's sum (stg_batch_digest), stg_write adds a committed
- * batch's sum to the database's, and stg_open starts from a scan. */
+/* Order-independent digest of a set of source records, tombstones included:
+ * the sum (mod 2^64, per half) of a 128-bit BLAKE2b hash of (kind, key,
+ * value) for every record, and their count. Equal sets of records give
+ * equal sums, and a sum can take a record out as easily as put it in. */
+#define STG_DIGEST_HASH_LEN 16
 typedef struct stg_digest_sum {
     uint64_t lane[2];
     uint64_t records; /* mod 2^64: a batch's change may be negative */
 } stg_digest_sum;
-/* Adds (sign 1) or takes out (-1) the record of kind at key with stored
- * value val. */
-void stg_digest_add(stg_digest_sum *s, stg_kind kind, const char *key, size_t klen, const char *val,
-                    size_t vlen, int sign);
+/* The hash of the record of kind at key with stored value val. */
+void stg_digest_hash(stg_kind kind, const char *key, size_t klen, const char *val, size_t vlen,
+                     unsigned char h[STG_DIGEST_HASH_LEN]);
+/* Adds (sign 1) or takes out (-1) a record's hash. */
+void stg_digest_add(stg_digest_sum *s, const unsigned char h[STG_DIGEST_HASH_LEN], int sign);
+/* Adds (sign 1) or takes out (-1) sum d. */
+void stg_digest_merge(stg_digest_sum *s, const stg_digest_sum *d, int sign);
+bool stg_digest_equal(const stg_digest_sum *a, const stg_digest_sum *b);
 /* s as 32 hex digits + NUL. */
 void stg_digest_hex(const stg_digest_sum *s, char hex[33]);
 /* The sum over every stored record, by reading them all. Returns 0 or DF_EIO. */
 int stg_digest_scan(stg_db *db, stg_digest_sum *out);
-/* The database's running digest as 32 hex digits + NUL, and its record
- * count: the same as a scan's once the writes in flight have committed. */
+/* The root of the database's Merkle tree (below) as 32 hex digits + NUL,
+ * and its record count: a scan's sum once the writes in flight commit. */
 void stg_digest(stg_db *db, char hex[33], uint64_t *records);
-/* The change a batch's staged records make (db.c). */
-stg_digest_sum *stg_batch_digest(stg_batch *b);
+
+/* ---- Merkle tree (tree.c) ------------------------------------------------------ */
+/* The digest, split by key: every record belongs to one of STG_TREE_LEAVES
+ * leaves (by a hash of its kind and key, the same in every region); a leaf
+ * holds the digest sum of its records, and a node the sum of its
+ * STG_TREE_FANOUT children, up to the root at level 0, which is the
+ * database's digest. Two stores compare roots, then the children of the
+ * nodes that differ, down to the leaves, whose records (STG_CF_TREE, kept
+ * with each record in its batch) say which keys differ.
+ *
+ * The sums live in memory, summed from STG_CF_TREE at open and changed by
+ * every committed batch: stg_record_stage records each record's change in
+ * its batch, stg_write adds a committed batch's changes. */
+#define STG_TREE_FANOUT 16
+#define STG_TREE_DEPTH 3 /* levels below the root */
+#define STG_TREE_LEAVES 4096 /* STG_TREE_FANOUT ^ STG_TREE_DEPTH */
+/* Number of nodes at level (0..STG_TREE_DEPTH). */
+uint32_t stg_tree_width(unsigned level);
+/* The leaf of the record of kind at key. */
+uint32_t stg_tree_leaf(stg_kind kind, const char *key, size_t klen);
+/* The sums of the nodes idx[0..n) of level. Returns 0, or DF_EINVAL for a
+ * level or index out of range. */
+int stg_tree_nodes(stg_db *db, unsigned level, const uint32_t *idx, size_t n, stg_digest_sum *out);
+/* Calls fn for every record of leaf, in key order, until it returns false.
+ * Returns 0, DF_EIO or DF_ECORRUPT. */
+typedef bool (*stg_tree_fn)(void *arg, stg_kind kind, const char *key, size_t klen,
+                            const unsigned char hash[STG_DIGEST_HASH_LEN]);
+int stg_tree_leaf_scan(stg_db *db, uint32_t leaf, stg_tree_fn fn, void *arg);
+/* Records in b a change d to leaf, added to the tree when b commits. */
+void stg_batch_tree_change(stg_batch *b, uint32_t leaf, const stg_digest_sum *d);
+/* Takes the record of kind at key out of the store, as if it had been
+ * lost: its record, its tree entry and its share of the sums, nothing
+ * derived from it. For tools and tests that make a store lose data.
+ * Returns 0, DF_ENOTFOUND or DF_EIO. */
+int stg_record_drop(stg_db *db, stg_kind kind, const char *key, size_t klen);
 
 #endif

@@ -1,7 +1,7 @@
 /* test_digest.c -- storage/digest.c and storage/records.c on a real RocksDB:
  * the convergence digest is a function of the set of source records, and
  * the derived indexes (followers, follower counts, profiles, conversations)
- * follow from the records staged. */
+ * follow from the records staged; the Merkle tree splits the digest by key. */
 #include "../unit.h"
 #include "storage.h"
 
@@ -679,6 +679,148 @@ START_TEST(test_messages_keep_newest_in_conversation)
 }
 END_TEST
 
+
+/* ---- Merkle tree -------------------------------------------------------------------- */
+
+/* Every node is the sum of its children, the root is a scan's digest, and
+ * each leaf's entries are the records whose key falls in it. */
+static bool count_entry(void *arg, stg_kind kind, const char *key, size_t klen,
+                        const unsigned char *hash)
+{
+    (void)hash;
+    uint32_t *leaf = arg;
+    ck_assert_uint_eq(stg_tree_leaf(kind, key, klen), leaf[0]);
+    leaf[1]++;
+    return true;
+}
+
+static void check_tree(stg_db *db)
+{
+    static uint32_t idx[STG_TREE_LEAVES];
+    static stg_digest_sum lv[STG_TREE_DEPTH + 1][STG_TREE_LEAVES];
+    for (unsigned l = 0; l <= STG_TREE_DEPTH; l++) {
+        uint32_t w = stg_tree_width(l);
+        for (uint32_t i = 0; i < w; i++) idx[i] = i;
+        ck_assert_int_eq(stg_tree_nodes(db, l, idx, w, lv[l]), 0);
+    }
+    for (unsigned l = 0; l < STG_TREE_DEPTH; l++)
+        for (uint32_t i = 0; i < stg_tree_width(l); i++) {
+            stg_digest_sum sum = {0};
+            for (uint32_t c = 0; c < STG_TREE_FANOUT; c++)
+                stg_digest_merge(&sum, &lv[l + 1][i * STG_TREE_FANOUT + c], 1);
+            ck_assert(stg_digest_equal(&sum, &lv[l][i]));
+        }
+    stg_digest_sum scan;
+    ck_assert_int_eq(stg_digest_scan(db, &scan), 0);
+    ck_assert(stg_digest_equal(&scan, &lv[0][0]));
+    for (uint32_t leaf = 0; leaf < STG_TREE_LEAVES; leaf++) {
+        uint32_t arg[2] = {leaf, 0};
+        ck_assert_int_eq(stg_tree_leaf_scan(db, leaf, count_entry, arg), 0);
+        ck_assert_uint_eq(arg[1], lv[STG_TREE_DEPTH][leaf].records);
+    }
+}
+
+START_TEST(test_tree_sums_follow_writes)
+{
+    tdb t = tdb_open();
+    enum { N = 600 };
+    trec *recs = record_set(N);
+    put_all(t.db, recs, NULL, N, 16);
+    check_tree(t.db);
+    /* Overwrites and tombstones move sums, not counts. */
+    for (size_t i = 0; i < N; i += 5) {
+        trec d = tombstone_of(&recs[i]);
+        stg_batch *b = stg_batch_new(t.db);
+        stage_over(t.db, b, &d);
+        ck_assert_int_eq(stg_write(t.db, b), 0);
+        stg_batch_free(b);
+    }
+    check_tree(t.db);
+    char before[33], after[33];
+    uint64_t n;
+    stg_digest(t.db, before, &n);
+    ck_assert_uint_eq(n, N);
+    tdb_reopen(&t);
+    stg_digest(t.db, after, &n);
+    ck_assert_str_eq(before, after);
+    check_tree(t.db);
+    free(recs);
+    tdb_close(&t);
+}
+END_TEST
+
+/* Two stores that differ in one record differ in one node of each level,
+ * on the path to that record's leaf. */
+START_TEST(test_tree_difference_is_one_path)
+{
+    tdb a = tdb_open(), b = tdb_open();
+    enum { N = 400 };
+    trec *recs = record_set(N);
+    put_all(a.db, recs, NULL, N, 32);
+    put_all(b.db, recs, NULL, N, 7);
+    const trec *lost = &recs[123];
+    ck_assert_int_eq(stg_record_drop(b.db, lost->kind, lost->key, lost->keylen), 0);
+    ck_assert_int_eq(stg_record_drop(b.db, lost->kind, lost->key, lost->keylen), DF_ENOTFOUND);
+    check_tree(b.db);
+    uint32_t leaf = stg_tree_leaf(lost->kind, lost->key, lost->keylen);
+    static uint32_t idx[STG_TREE_LEAVES];
+    static stg_digest_sum na[STG_TREE_LEAVES], nb[STG_TREE_LEAVES];
+    for (unsigned l = 0; l <= STG_TREE_DEPTH; l++) {
+        uint32_t w = stg_tree_width(l);
+        for (uint32_t i = 0; i < w; i++) idx[i] = i;
+        ck_assert_int_eq(stg_tree_nodes(a.db, l, idx, w, na), 0);
+        ck_assert_int_eq(stg_tree_nodes(b.db, l, idx, w, nb), 0);
+        for (uint32_t i = 0; i < w; i++) {
+            bool on_path = i == leaf >> (4 * (STG_TREE_DEPTH - l));
+            ck_assert_int_eq(!stg_digest_equal(&na[i], &nb[i]), on_path);
+        }
+    }
+    uint32_t bad = STG_TREE_LEAVES;
+    ck_assert_int_eq(stg_tree_nodes(a.db, STG_TREE_DEPTH, &bad, 1, na), DF_EINVAL);
+    ck_assert_int_eq(stg_tree_nodes(a.db, STG_TREE_DEPTH + 1, idx, 1, na), DF_EINVAL);
+    /* Putting it back makes them equal again. */
+    put_one(b.db, lost, NULL);
+    char ha[33], hb[33];
+    uint64_t ca, cb;
+    stg_digest(a.db, ha, &ca);
+    stg_digest(b.db, hb, &cb);
+    ck_assert_str_eq(ha, hb);
+    free(recs);
+    tdb_close(&a);
+    tdb_close(&b);
+}
+END_TEST
+
+/* A store written before the tree existed gets its entries at open. */
+START_TEST(test_tree_built_for_older_store)
+{
+    tdb t = tdb_open();
+    enum { N = 300 };
+    trec *recs = record_set(N);
+    put_all(t.db, recs, NULL, N, 10);
+    char want[33], got[33];
+    uint64_t n;
+    stg_digest(t.db, want, &n);
+    /* What an older store looks like: no tree family entries, no mark. */
+    stg_batch *b = stg_batch_new(t.db);
+    stg_iter *it = stg_iter_range(t.db, STG_CF_TREE, NULL, 0, NULL, 0, false);
+    const char *k, *v;
+    size_t kl, vl;
+    while (stg_iter_next(it, &k, &kl, &v, &vl)) stg_batch_delete(b, STG_CF_TREE, k, kl);
+    ck_assert_int_eq(stg_iter_close(it), 0);
+    stg_batch_delete(b, STG_CF_META, "tree_built", strlen("tree_built"));
+    ck_assert_int_eq(stg_write(t.db, b), 0);
+    stg_batch_free(b);
+    tdb_reopen(&t);
+    stg_digest(t.db, got, &n);
+    ck_assert_str_eq(got, want);
+    ck_assert_uint_eq(n, N);
+    check_tree(t.db);
+    free(recs);
+    tdb_close(&t);
+}
+END_TEST
+
 static Suite *digest_suite(void)
 {
     Suite *s = suite_create("storage/digest");
@@ -696,6 +838,12 @@ static Suite *digest_suite(void)
     tcase_add_test(idx, test_post_tombstone_removes_profile_entry);
     tcase_add_test(idx, test_messages_keep_newest_in_conversation);
     suite_add_tcase(s, idx);
+    TCase *tree = tcase_create("tree");
+    tcase_set_timeout(tree, 60);
+    tcase_add_test(tree, test_tree_sums_follow_writes);
+    tcase_add_test(tree, test_tree_difference_is_one_path);
+    tcase_add_test(tree, test_tree_built_for_older_store);
+    suite_add_tcase(s, tree);
     return s;
 }
 
