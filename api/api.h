@@ -32,6 +32,7 @@ typedef struct api_config {
     char admin_token[256]; /* from --admin-token-file or DRIFTFEED_ADMIN_TOKEN */
     char key_dir[512]; /* "" = the log is not authenticated */
     bool keygen; /* --keygen: create the region's key pair and exit */
+    char drop_records[4096]; /* --drop-records: "kind:id,..." to take out, then exit */
     char redis_auth[512]; /* from --redis-auth-file */
     char peer_redis_auth_raw[2048]; /* "tokyo=/etc/df/tokyo.auth,..." */
     bool demo;
@@ -42,6 +43,7 @@ typedef struct api_config {
     int page_cache_mb;
     int64_t clock_offset_ms;
     int linger_ms;
+    int repair_interval_ms;
     int threads;
     int fanout_workers;
     int64_t large_threshold;
@@ -68,6 +70,9 @@ int api_config_parse(api_config *cfg, int argc, char **argv);
 void api_config_usage(FILE *out);
 /* Frees what parsing allocated (the peer table). */
 void api_config_free(api_config *cfg);
+/* --drop-records (drop.c): takes the listed records out of cfg->data as if
+ * the store had lost them. Returns 0, or -1 (reported on stderr). */
+int api_drop_records(const api_config *cfg);
 
 /* ---- The server (http.c) --------------------------------------------------------- */
 typedef struct api_server api_server;

@@ -63,6 +63,9 @@ static const setting settings[] = {
      "are signed and checked (without it\nthe log is not authenticated)", 0},
     {"keygen", 0, FLAG(keygen), 0, 0,
      "create DIR/REGION.key and .pub in --key-dir (kept if present)\nand exit", 0},
+    {"drop-records", "KIND:ID,...", STR(drop_records), 0, 0,
+     "take these records (user:ID or post:ID) out of --data as if\nthe store had lost them, and "
+     "exit: for tests of repair", 0},
     {"redis-auth-file", "PATH", T_SECRET, AT(redis_auth), 0, 0, 0, 0,
      "Redis AUTH for --redis: \"password\" or \"user password\"", 0},
     {"peer-redis-auth-file", "A=PATH,...", STR(peer_redis_auth_raw), 0, "--redis-auth-file",
@@ -90,6 +93,8 @@ static const setting settings[] = {
      "shift this region's wall clock (tests of clock skew)", 0},
     {"publish-linger-ms", "N", INT(linger_ms, 0, 1000), "5", 0,
      "a busy publisher gathers records this long", 0},
+    {"repair-interval-ms", "N", INT(repair_interval_ms, 0, 86400000LL), "3000", 0,
+     "anti-entropy: a Merkle tree round per peer this often (with\n--key-dir), 0 = off", 0},
     {"threads", "N", INT(threads, 1, 256), 0, "cores", "HTTP threads", 0},
     {"fanout-workers", "N", INT(fanout_workers, 1, 64), "2", 0, "fan-out worker threads", 0},
     {"large-threshold", "N", INT(large_threshold, 1, 1LL << 40), "10000", 0,
@@ -423,6 +428,7 @@ int api_config_parse(api_config *c, int argc, char **argv)
     c->repl.public_url = c->public_url;
     c->repl.clock_offset_ms = c->clock_offset_ms;
     c->repl.linger_ms = (uint32_t)c->linger_ms;
+    c->repl.repair_interval_ms = (uint32_t)c->repair_interval_ms;
     c->repl.key_dir = c->key_dir[0] ? c->key_dir : NULL;
     c->repl.redis_auth = c->redis_auth[0] ? c->redis_auth : NULL;
     return 0;

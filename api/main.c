@@ -50,6 +50,12 @@ int main(int argc, char **argv)
         return rc == 0 ? 0 : 1;
     }
 
+    if (cfg.drop_records[0]) {
+        rc = api_drop_records(&cfg);
+        api_config_free(&cfg);
+        return rc == 0 ? 0 : 1;
+    }
+
     /* Signals are taken by sigwait below; every thread inherits the mask. */
     sigset_t sigs;
     sigemptyset(&sigs);

@@ -149,7 +149,12 @@ void api_metrics(api_req *r)
                        "# TYPE driftfeed_replication_applied_total counter\n"
                        "# TYPE driftfeed_replication_streaming gauge\n"
                        "# TYPE driftfeed_replication_rejected_total counter\n"
-                       "# TYPE driftfeed_replication_gap_seqs gauge\n");
+                       "# TYPE driftfeed_replication_gap_seqs gauge\n"
+                       "# TYPE driftfeed_repair_rounds_total counter\n"
+                       "# TYPE driftfeed_repair_records_sent_total counter\n"
+                       "# TYPE driftfeed_repair_records_received_total counter\n"
+                       "# TYPE driftfeed_repair_rejected_total counter\n"
+                       "# TYPE driftfeed_repair_last_equal_at_seconds gauge\n");
     for (size_t i = 0; i < rs.npeers; i++) {
         const repl_peer_status *p = &rs.peers[i];
         uint64_t behind = p->published_seq > p->applied_seq ? p->published_seq - p->applied_seq : 0;
@@ -170,6 +175,17 @@ void api_metrics(api_req *r)
                                                       : 1;
         api_buf_printf(&b, "driftfeed_replication_gap_seqs{peer=\"%s\"} %llu\n", p->name,
                        (unsigned long long)missing);
+        api_buf_printf(&b,
+                       "driftfeed_repair_rounds_total{peer=\"%s\"} %llu\n"
+                       "driftfeed_repair_records_sent_total{peer=\"%s\"} %llu\n"
+                       "driftfeed_repair_records_received_total{peer=\"%s\"} %llu\n"
+                       "driftfeed_repair_rejected_total{peer=\"%s\"} %llu\n"
+                       "driftfeed_repair_last_equal_at_seconds{peer=\"%s\"} %.3f\n",
+                       p->name, (unsigned long long)p->repair_rounds, p->name,
+                       (unsigned long long)p->repair_sent, p->name,
+                       (unsigned long long)p->repair_received, p->name,
+                       (unsigned long long)p->repair_rejected, p->name,
+                       (double)p->repair_equal_at / 1000.0);
         for (int k = REPL_REJECT_NONE + 1; k < REPL_REJECT_N; k++)
             api_buf_printf(&b, "driftfeed_replication_rejected_total{peer=\"%s\",reason=\"%s\"} %llu\n",
                            p->name, repl_reject_name((repl_reject)k),

@@ -30,6 +30,7 @@ struct repl_applier {
     repl *r;
     peer *p; /* NULL when local, or for an origin that is not our peer (tests) */
     bool local;
+    bool repair; /* records a repair round got from origin: no cursor */
     char origin[STG_ORIGIN_MAX + 1]; /* "" when local */
     stg_batch *b;
     stg_lockset *locks;
@@ -196,7 +197,7 @@ void repl_cursor_key(char *buf, size_t cap, const char *origin)
 static int write_batch(repl_applier *t)
 {
     repl *r = t->r;
-    if (!t->local) {
+    if (!t->local && !t->repair) {
         char ck[64];
         repl_cursor_key(ck, sizeof ck, t->origin);
         stg_batch_meta_u64(t->b, ck, t->seq);
@@ -226,7 +227,7 @@ static int commit(repl_applier *t)
     if (rc == 0) t->n = 0; /* written: the commit events, not discard, finish the jobs */
     discard(t);
     if (rc < 0) return rc;
-    peer *p = t->p;
+    peer *p = t->repair ? NULL : t->p; /* a repair moves no cursor and has no lag */
     uint64_t now = df_now_ms();
     for (size_t i = 0; i < n; i++) {
         const staged *s = &t->v[i];
@@ -263,6 +264,13 @@ int repl_write(repl *r, stg_record *rec, const repl_local *w)
 /* ---- A peer's log ------------------------------------------------------------------ */
 
 repl_applier *repl_applier_new(repl *r, const char *origin) { return txn_new(r, origin); }
+
+repl_applier *repl_repair_applier_new(repl *r, const char *from)
+{
+    repl_applier *t = txn_new(r, from);
+    t->repair = true;
+    return t;
+}
 
 void repl_applier_free(repl_applier *a) { txn_free(a); }
 

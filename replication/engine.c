@@ -24,6 +24,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     r->public_url = xstrdup(cfg->public_url ? cfg->public_url : "");
     r->redis_auth = cfg->redis_auth ? xstrdup(cfg->redis_auth) : NULL;
     r->linger_ms = cfg->linger_ms;
+    r->repair_interval_ms = cfg->repair_interval_ms;
     pthread_mutex_init(&r->seq_mu, NULL);
     pthread_cond_init(&r->seq_cv, NULL);
     pthread_mutex_init(&r->cluster_mu, NULL);
@@ -70,6 +71,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
         atomic_store(&p->delay_ms, cfg->delay_ms[i]);
         atomic_store(&p->state, r->log_addr || p->redis_addr ? REPL_DISCONNECTED : REPL_STANDALONE);
         df_window_init(&p->lag);
+        pthread_mutex_init(&p->repair_mu, NULL);
         char ck[64];
         repl_cursor_key(ck, sizeof ck, p->name);
         uint64_t applied = 0;
@@ -122,6 +124,13 @@ int repl_start(repl *r)
         if (pthread_create(&p->thread, NULL, repl_subscriber_main, p) != 0) return DF_EIO;
         p->started = true;
     }
+    /* Anti-entropy answers and asks with signed messages only. */
+    if (r->authenticated && r->log_addr && r->npeers > 0 && r->repair_interval_ms > 0) {
+        if (pthread_create(&r->repair_server, NULL, repl_repair_server_main, r) != 0) return DF_EIO;
+        r->repair_server_started = true;
+        if (pthread_create(&r->repair, NULL, repl_repair_main, r) != 0) return DF_EIO;
+        r->repair_started = true;
+    }
     return 0;
 }
 
@@ -133,11 +142,14 @@ void repl_close(repl *r)
     pthread_cond_broadcast(&r->seq_cv);
     pthread_mutex_unlock(&r->seq_mu);
     if (r->publisher_started) pthread_join(r->publisher, NULL);
+    if (r->repair_started) pthread_join(r->repair, NULL);
+    if (r->repair_server_started) pthread_join(r->repair_server, NULL);
     for (size_t i = 0; i < r->npeers; i++) {
         if (r->peers[i].started) pthread_join(r->peers[i].thread, NULL);
         free(r->peers[i].redis_addr);
         free(r->peers[i].redis_auth);
         df_window_destroy(&r->peers[i].lag);
+        pthread_mutex_destroy(&r->peers[i].repair_mu);
     }
     repl_hlc_free(r->clock);
     repl_txn_pool_free(r);
@@ -237,6 +249,7 @@ void repl_get_status(repl *r, repl_status *out)
     out->paused = atomic_load(&r->paused);
     out->connected = atomic_load(&r->log_connected);
     out->authenticated = r->authenticated;
+    out->repairing = r->repair_started;
     out->log_rewrites = atomic_load(&r->log_rewrites);
     out->npeers = r->npeers;
     for (size_t i = 0; i < r->npeers; i++) {
@@ -252,6 +265,11 @@ void repl_get_status(repl *r, repl_status *out)
         s->rewinds = atomic_load(&p->rewinds);
         s->gap_from = atomic_load(&p->gap_from);
         s->gap_to = atomic_load(&p->gap_to);
+        s->repair_rounds = atomic_load(&p->repair_rounds);
+        s->repair_sent = atomic_load(&p->repair_sent);
+        s->repair_received = atomic_load(&p->repair_received);
+        s->repair_rejected = atomic_load(&p->repair_rejected);
+        s->repair_equal_at = atomic_load(&p->repair_equal_at);
         df_quantiles q = df_window_quantiles(&p->lag);
         s->lag_p50_ms = q.p50;
         s->lag_p99_ms = q.p99;

@@ -39,6 +39,15 @@ typedef struct peer {
     uint64_t generation; /* the peer's last stream rewrite we followed (durable) */
     uint64_t epoch; /* the peer's store incarnation we follow (durable; 0: none seen) */
     _Atomic uint64_t rewinds; /* times the cursor went back: a rewrite, a restored peer */
+    /* Anti-entropy (repair.c): rounds completed against the peer, records
+     * we served it and received from it, answers refused, and when a round
+     * last found our trees equal (wall ms, 0: never). */
+    _Atomic uint64_t repair_rounds, repair_sent, repair_received, repair_rejected;
+    _Atomic uint64_t repair_equal_at;
+    /* The last complete round: everything the peer's store (epoch) wrote up
+     * to seq is here; the subscriber moves its cursor past a gap to it. */
+    pthread_mutex_t repair_mu;
+    uint64_t repaired_epoch, repaired_seq;
 } peer;
 
 struct repl {
@@ -77,6 +86,9 @@ struct repl {
     peer peers[REPL_MAX_PEERS];
     pthread_t publisher;
     bool publisher_started;
+    uint32_t repair_interval_ms; /* 0: no anti-entropy */
+    pthread_t repair, repair_server;
+    bool repair_started, repair_server_started;
     _Atomic bool stopping, paused;
 
     pthread_mutex_t pool_mu; /* local transactions kept for reuse (commit.c) */
@@ -150,6 +162,32 @@ bool repl_parse_u64(const char *s, size_t n, uint64_t *out);
 /* Exactly k decimal u64s joined by '.' ("<seq>.<generation>.<epoch>", say)
  * into v[0..k); false if s is not that. */
 bool repl_parse_dotted(const char *s, size_t n, uint64_t *v, size_t k);
+
+/* repair_wire.c: writing repair messages (repl.h has the format). */
+typedef struct repl_writer {
+    char *p;
+    size_t len, cap;
+} repl_writer;
+void repl_write_bytes(repl_writer *w, const void *p, size_t n);
+void repl_write_uint(repl_writer *w, uint64_t v, unsigned bytes); /* big-endian */
+/* Starts w over with a message's header. */
+void repl_repair_header(repl_writer *w, unsigned type, const char *from, const char *to,
+                        uint64_t nonce);
+
+/* repair_server.c: the lists repair messages travel in (requests to
+ * region, or answers to it), signing, and sending (RPUSH, bounded, expiring). */
+void repl_repair_list(char *buf, size_t cap, const char *region, bool answers);
+void repl_repair_seal(const struct repl *r, repl_writer *w, const char *list);
+bool repl_repair_push(redisContext **c, const char *list, const repl_writer *w);
+void *repl_repair_server_main(void *arg);
+void *repl_repair_main(void *arg); /* repair.c */
+/* commit.c: a transaction applying records a repair round got from peer
+ * from: like its log's, without a cursor. */
+struct repl_applier *repl_repair_applier_new(struct repl *r, const char *from);
+
+/* A record from further ahead of our clock waits (its log) or is left for
+ * a later round (repair): it would drag our HLC with it. */
+#define MAX_FUTURE_MS (60 * 60 * 1000ull)
 
 void *repl_publisher_main(void *arg);
 void *repl_subscriber_main(void *arg);

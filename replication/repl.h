@@ -58,6 +58,69 @@ const char *repl_reject_name(repl_reject why);
  * by a participant's home region. Returns REPL_REJECT_NONE or the reason. */
 repl_reject repl_record_check(const char *origin, const stg_record *rec);
 
+/* ---- Anti-entropy messages (repair_wire.c) ---------------------------------- */
+/* A repair request or answer as it travels through Redis (see repair.c):
+ *   "DFR1" | u8 type | u8 n, from | u8 n, to | u64 nonce | payload | signature
+ * integers big-endian; the signature (when authenticated) covers all before
+ * it. An answer's type has REPL_REPAIR_ANSWER set. Payloads:
+ *   NODES    request: u8 level | u16 n | n x u32 index
+ *            answer:  u64 epoch | u64 seq | u8 level | u16 n | n x (u64, u64, u64) sum
+ *   LEAVES   request: u16 n | n x u32 leaf
+ *            answer:  u32 n | n x entry (u32 leaf | u8 kind | u16 n, key | 16 hash | u64 hlc)
+ *   RECORDS  request: u16 n | n x (u8 kind | u16 n, key)
+ *            answer:  u16 n | n x (u32 n, replication record)
+ * A NODES answer's epoch and seq are the answering region's store and last
+ * local seq, read before its tree: everything it wrote up to seq is in it. */
+enum { REPL_REPAIR_NODES = 1, REPL_REPAIR_LEAVES = 2, REPL_REPAIR_RECORDS = 3 };
+#define REPL_REPAIR_ANSWER 0x80u
+#define REPL_REPAIR_NODES_MAX 1024 /* indexes in one NODES request */
+#define REPL_REPAIR_LEAVES_MAX 32 /* leaves in one LEAVES request */
+#define REPL_REPAIR_RECORDS_MAX 128 /* keys in one RECORDS request */
+
+typedef struct repl_repair_msg {
+    unsigned type;
+    char from[STG_ORIGIN_MAX + 1], to[STG_ORIGIN_MAX + 1];
+    uint64_t nonce;
+    const char *payload, *sig; /* into the message */
+    size_t paylen, siglen, bodylen; /* bodylen: the bytes the signature covers */
+} repl_repair_msg;
+/* Splits a message (with a signature of exactly sig_len bytes at its end,
+ * 0: none) into m; checks the header only. Returns 0 or DF_EINVAL. */
+int repl_repair_decode(const char *buf, size_t len, size_t sig_len, repl_repair_msg *m);
+
+/* Reading a payload: every read past the end sets bad and returns 0/NULL. */
+typedef struct repl_reader {
+    const char *p;
+    size_t n, off;
+    bool bad;
+} repl_reader;
+uint64_t repl_read_uint(repl_reader *rd, unsigned bytes); /* 1, 2, 4 or 8, big-endian */
+const char *repl_read_bytes(repl_reader *rd, size_t n);
+bool repl_read_end(const repl_reader *rd); /* everything read, nothing bad */
+
+typedef struct repl_repair_entry {
+    uint32_t leaf;
+    stg_kind kind;
+    const char *key;
+    size_t klen;
+    const unsigned char *hash; /* STG_DIGEST_HASH_LEN */
+    uint64_t hlc;
+} repl_repair_entry;
+/* Payload parsers; each returns false for a payload that is not one. The
+ * list ones read one item per call: 1, 0 at the end, -1 if malformed. */
+bool repl_repair_nodes_request(repl_reader *rd, unsigned *level, uint32_t *idx, size_t *n);
+bool repl_repair_nodes_answer(repl_reader *rd, uint64_t *epoch, uint64_t *seq, unsigned *level,
+                              stg_digest_sum *sums, size_t max, size_t *n);
+bool repl_repair_leaves_request(repl_reader *rd, uint32_t *leaves, size_t *n);
+/* LEAVES answer: first the count, then the entries. */
+bool repl_repair_count(repl_reader *rd, unsigned bytes, uint64_t *n);
+int repl_repair_entry_next(repl_reader *rd, uint64_t *left, repl_repair_entry *e);
+/* RECORDS request (after a u16 count): one key. */
+int repl_repair_key_next(repl_reader *rd, uint64_t *left, stg_kind *kind, const char **key,
+                         size_t *klen);
+/* RECORDS answer (after a u16 count): one encoded record. */
+int repl_repair_blob_next(repl_reader *rd, uint64_t *left, const char **p, size_t *n);
+
 /* ---- The replication engine (engine.c) -------------------------------------- */
 typedef struct repl repl;
 
@@ -76,6 +139,7 @@ typedef struct repl_config {
     const char *key_dir; /* <region>.key and every <peer>.pub; NULL: unauthenticated */
     const char *redis_auth; /* AUTH for log_redis: "password" or "user password" */
     const char *peer_redis_auth[REPL_MAX_PEERS]; /* per peer; NULL: redis_auth */
+    uint32_t repair_interval_ms; /* anti-entropy rounds per peer (with keys); 0: none */
 } repl_config;
 
 /* Creates dir/<region>.key (secret, 0600) and dir/<region>.pub unless the
@@ -166,6 +230,10 @@ typedef struct repl_peer_status {
     uint64_t rejected[REPL_REJECT_N]; /* entries not applied, by reason */
     uint64_t gap_from, gap_to; /* state gap: the seqs missing (gap_to 0: unknown) */
     uint64_t rewinds; /* times we read the peer's log again: it was rewritten or went back */
+    /* Anti-entropy (cumulative): rounds against the peer, records sent to
+     * and received from it, its answers refused; when a round last found
+     * our trees equal (wall ms, 0: never). */
+    uint64_t repair_rounds, repair_sent, repair_received, repair_rejected, repair_equal_at;
 } repl_peer_status;
 
 typedef struct repl_status {
@@ -176,6 +244,7 @@ typedef struct repl_status {
     bool paused;
     bool connected; /* our log's Redis */
     bool authenticated; /* records are signed and checked */
+    bool repairing; /* anti-entropy rounds run */
     uint64_t log_rewrites; /* times our stream held entries we did not write and was rewritten */
     size_t npeers;
     repl_peer_status peers[REPL_MAX_PEERS];

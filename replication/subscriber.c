@@ -122,7 +122,6 @@ static void publish_progress(peer *p, redisContext **c)
  * HLC with it, so its stream waits instead -- visibly, as records behind.
  * What the applier holds is committed before any wait. False if stopping,
  * paused, or that commit failed. */
-#define MAX_FUTURE_MS (60 * 60 * 1000ull)
 
 static bool hold(peer *p, const stg_record *rec, repl_applier *a)
 {
@@ -342,6 +341,25 @@ static apply_result apply_entries(peer *p, repl_applier *a, const redisReply *en
     return APPLY_OK;
 }
 
+/* A complete repair round brought everything the peer wrote up to its seq
+ * at the time: past a gap, the cursor moves there. Returns whether it did. */
+static bool fill_gap(peer *p, repl_applier *a)
+{
+    pthread_mutex_lock(&p->repair_mu);
+    uint64_t epoch = p->repaired_epoch, seq = p->repaired_seq;
+    pthread_mutex_unlock(&p->repair_mu);
+    uint64_t from = atomic_load(&p->gap_from);
+    if (!from || epoch != p->epoch || seq < from) return false;
+    repl_applier_skip(a, seq);
+    if (repl_applier_commit(a) < 0) return false;
+    df_log(DF_LOG_INFO, "replication: %s log's gap at %llu filled by repair through seq %llu",
+           p->name, (unsigned long long)from, (unsigned long long)seq);
+    atomic_store(&p->gap_from, 0);
+    atomic_store(&p->gap_to, 0);
+    p->read_ms = p->read_sq = 0;
+    return true;
+}
+
 void *repl_subscriber_main(void *arg)
 {
     peer *p = arg;
@@ -380,6 +398,7 @@ void *repl_subscriber_main(void *arg)
             repl_nap(r, 50);
             continue;
         }
+        fill_gap(p, a);
         atomic_store(&p->state, atomic_load(&p->gap_from) ? REPL_GAP : REPL_STREAMING);
         /* One round trip: the progress of the last batch, then the next read. */
         int n = 0;

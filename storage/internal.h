@@ -23,5 +23,9 @@ stg_tree *stg_db_tree(stg_db *db);
 /* The STG_CF_TREE key of a record: leaf (u16 BE) | kind | key. */
 #define STG_TREE_KEY_MAX (3 + STG_KEY_MAX)
 size_t stg_tree_key(char *buf, uint32_t leaf, stg_kind kind, const char *key, size_t klen);
+/* Its value: the record's digest hash, then its version's hlc (u64 BE). */
+#define STG_TREE_VALUE_LEN (STG_DIGEST_HASH_LEN + 8)
+void stg_tree_value(char out[STG_TREE_VALUE_LEN], stg_kind kind, const char *key, size_t klen,
+                    const char *val, size_t vlen, uint64_t hlc);
 
 #endif

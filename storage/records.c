@@ -170,10 +170,10 @@ void stg_record_stage(stg_db *db, stg_batch *b, const stg_record *rec, const stg
     size_t vlen;
     stg_value_encode(rec, &val, &vlen);
     stg_batch_put(b, stg_kind_cf(rec->kind), rec->key, rec->keylen, val, vlen);
-    unsigned char h[STG_DIGEST_HASH_LEN];
+    char tv[STG_TREE_VALUE_LEN]; /* the hash, then the hlc */
     stg_digest_sum d = {0};
-    stg_digest_hash(rec->kind, rec->key, rec->keylen, val, vlen, h);
-    stg_digest_add(&d, h, 1);
+    stg_tree_value(tv, rec->kind, rec->key, rec->keylen, val, vlen, rec->ver.hlc);
+    stg_digest_add(&d, (const unsigned char *)tv, 1);
     free(val);
     if (old) { /* what is stored goes out: its bytes as loaded, else re-encoded */
         char *oval = NULL;
@@ -189,7 +189,7 @@ void stg_record_stage(stg_db *db, stg_batch *b, const stg_record *rec, const stg
     uint32_t leaf = stg_tree_leaf(rec->kind, rec->key, rec->keylen);
     char tk[STG_TREE_KEY_MAX];
     size_t tl = stg_tree_key(tk, leaf, rec->kind, rec->key, rec->keylen);
-    stg_batch_put(b, STG_CF_TREE, tk, tl, (const char *)h, sizeof h);
+    stg_batch_put(b, STG_CF_TREE, tk, tl, tv, sizeof tv);
     stg_batch_tree_change(b, leaf, &d);
     switch (rec->kind) {
     case STG_KIND_FOLLOW: stage_follow(b, rec, old); break;

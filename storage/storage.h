@@ -145,7 +145,7 @@ typedef enum stg_cf {
     STG_CF_OUTBOX, /* replication: seq -> replication record */
     STG_CF_IDEM, /* api: user \0 idempotency key -> post id */
     STG_CF_CONV_TIMES, /* derived: user \0 latest message id -> peer (CONVS by time) */
-    STG_CF_TREE, /* derived: leaf | kind | key -> the record's digest hash (tree.c) */
+    STG_CF_TREE, /* derived: leaf | kind | key -> the record's digest hash and hlc (tree.c) */
     STG_CF_COUNT
 } stg_cf;
 
@@ -394,11 +394,16 @@ uint32_t stg_tree_leaf(stg_kind kind, const char *key, size_t klen);
 /* The sums of the nodes idx[0..n) of level. Returns 0, or DF_EINVAL for a
  * level or index out of range. */
 int stg_tree_nodes(stg_db *db, unsigned level, const uint32_t *idx, size_t n, stg_digest_sum *out);
-/* Calls fn for every record of leaf, in key order, until it returns false.
+/* Calls fn for every record of leaf, in (kind, key) order, with its digest
+ * hash and its version's hlc, until fn returns false.
  * Returns 0, DF_EIO or DF_ECORRUPT. */
 typedef bool (*stg_tree_fn)(void *arg, stg_kind kind, const char *key, size_t klen,
-                            const unsigned char hash[STG_DIGEST_HASH_LEN]);
+                            const unsigned char hash[STG_DIGEST_HASH_LEN], uint64_t hlc);
 int stg_tree_leaf_scan(stg_db *db, uint32_t leaf, stg_tree_fn fn, void *arg);
+/* The tree entry of the record of kind at key: its digest hash and hlc.
+ * Returns 0, DF_ENOTFOUND, DF_EIO or DF_ECORRUPT. */
+int stg_tree_get(stg_db *db, stg_kind kind, const char *key, size_t klen,
+                 unsigned char hash[STG_DIGEST_HASH_LEN], uint64_t *hlc);
 /* Records in b a change d to leaf, added to the tree when b commits. */
 void stg_batch_tree_change(stg_batch *b, uint32_t leaf, const stg_digest_sum *d);
 /* Takes the record of kind at key out of the store, as if it had been

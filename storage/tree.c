@@ -39,6 +39,13 @@ uint32_t stg_tree_leaf(stg_kind kind, const char *key, size_t klen)
     return (((uint32_t)h[0] << 8) | h[1]) % STG_TREE_LEAVES;
 }
 
+void stg_tree_value(char out[STG_TREE_VALUE_LEN], stg_kind kind, const char *key, size_t klen,
+                    const char *val, size_t vlen, uint64_t hlc)
+{
+    stg_digest_hash(kind, key, klen, val, vlen, (unsigned char *)out);
+    stg_key_u64(out + STG_DIGEST_HASH_LEN, hlc);
+}
+
 size_t stg_tree_key(char *buf, uint32_t leaf, stg_kind kind, const char *key, size_t klen)
 {
     if (klen > STG_KEY_MAX) klen = STG_KEY_MAX;
@@ -100,7 +107,7 @@ void stg_digest(stg_db *db, char hex[33], uint64_t *records)
 /* A tree entry's leaf, kind and key; false if the entry is not one. */
 static bool parse_entry(const char *k, size_t kl, size_t vl, uint32_t *leaf, stg_kind *kind)
 {
-    if (kl < 3 || vl != STG_DIGEST_HASH_LEN) return false;
+    if (kl < 3 || vl != STG_TREE_VALUE_LEN) return false;
     *leaf = ((uint32_t)(unsigned char)k[0] << 8) | (unsigned char)k[1];
     *kind = (stg_kind)(unsigned char)k[2];
     return *leaf < STG_TREE_LEAVES && *kind >= STG_KIND_USER && *kind <= STG_KIND_MAX;
@@ -121,10 +128,30 @@ int stg_tree_leaf_scan(stg_db *db, uint32_t leaf, stg_tree_fn fn, void *arg)
             rc = DF_ECORRUPT;
             break;
         }
-        if (!fn(arg, kind, k + 3, kl - 3, (const unsigned char *)v)) break;
+        if (!fn(arg, kind, k + 3, kl - 3, (const unsigned char *)v,
+                stg_key_get_u64(v + STG_DIGEST_HASH_LEN)))
+            break;
     }
     int irc = stg_iter_close(it);
     return rc < 0 ? rc : irc;
+}
+
+int stg_tree_get(stg_db *db, stg_kind kind, const char *key, size_t klen,
+                 unsigned char hash[STG_DIGEST_HASH_LEN], uint64_t *hlc)
+{
+    char tk[STG_TREE_KEY_MAX], *v;
+    size_t vl;
+    int rc = stg_get(db, STG_CF_TREE, tk, stg_tree_key(tk, stg_tree_leaf(kind, key, klen), kind,
+                                                       key, klen),
+                     &v, &vl);
+    if (rc < 0) return rc;
+    if (vl != STG_TREE_VALUE_LEN) rc = DF_ECORRUPT;
+    if (rc == 0) {
+        memcpy(hash, v, STG_DIGEST_HASH_LEN);
+        *hlc = stg_key_get_u64(v + STG_DIGEST_HASH_LEN);
+    }
+    free(v);
+    return rc;
 }
 
 /* Writes a tree entry for every record of a store made before the tree. */
@@ -140,11 +167,15 @@ static int build(stg_db *db)
         const char *k, *v;
         size_t kl, vl;
         while (rc == 0 && stg_iter_next(it, &k, &kl, &v, &vl)) {
-            char tk[STG_TREE_KEY_MAX];
-            unsigned char h[STG_DIGEST_HASH_LEN];
-            stg_digest_hash(kinds[i], k, kl, v, vl, h);
+            char tk[STG_TREE_KEY_MAX], tv[STG_TREE_VALUE_LEN];
+            stg_record rec;
+            if (stg_value_decode(v, vl, &rec) < 0) {
+                rc = DF_ECORRUPT;
+                break;
+            }
             size_t tl = stg_tree_key(tk, stg_tree_leaf(kinds[i], k, kl), kinds[i], k, kl);
-            stg_batch_put(b, STG_CF_TREE, tk, tl, (const char *)h, sizeof h);
+            stg_tree_value(tv, kinds[i], k, kl, v, vl, rec.ver.hlc);
+            stg_batch_put(b, STG_CF_TREE, tk, tl, tv, sizeof tv);
             if (++n % 1024 == 0) {
                 rc = stg_write(db, b);
                 stg_batch_clear(b);

@@ -897,6 +897,13 @@
           Number.isFinite(p.lag_ms_p50) ? `${Math.round(p.lag_ms_p50)} ms` : '–',
           h('small', { text: Number.isFinite(p.lag_ms_p99) ? ` p99 ${Math.round(p.lag_ms_p99)}` : '' })),
         h('span', { class: 'peer-behind' + (behind > 0 ? ' lagging' : ''), text: behind > 0 ? `${behind} behind` : 'up to date' }));
+      // Anti-entropy: records this region got by comparing Merkle trees with
+      // the peer (ones the log lost), counted since the region started.
+      const repaired = p.repair ? Number(p.repair.records_received) || 0 : 0;
+      if (repaired > 0) {
+        li.append(h('span', { class: 'peer-repair', title: 'records the log lost, brought back by comparing Merkle trees',
+          text: `repaired ${repaired} record${repaired === 1 ? '' : 's'}` }));
+      }
       ui.peers.append(li);
     }
   }

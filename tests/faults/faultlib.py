@@ -17,6 +17,7 @@ resurrected (a delete or unfollow that was acknowledged, yet the post or the
 edge is back in some region). Nothing here sleeps where a poll with a
 deadline works; the load paces itself with Event.wait.
 """
+import datetime
 import http.client
 import json
 import os
@@ -529,17 +530,48 @@ def fanout_idle(endpoints):
     return True
 
 
+def repairs_equal(endpoints, since):
+    """Whether every region's repair rounds (where they run: signed logs)
+    found every peer's tree equal to its own after wall time since (s)."""
+    for region, (host, port) in endpoints.items():
+        h = harness.Client(port, host=host, timeout=5)
+        try:
+            r = h.get("/v1/replication")
+        finally:
+            h.close()
+        if r.status != 200:
+            return False
+        if not r.json["repairing"]:
+            continue
+        for p in r.json["peers"]:
+            at = p["repair"]["last_equal_at"]
+            if at is None or _parse_time(at) < since:
+                return False
+    return True
+
+
+def _parse_time(s):
+    """Seconds since the epoch of an API time ("2026-12-07T09:09:09.561Z")."""
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
 def verify_healed(test, endpoints, users, ledger, converge_bound, timeline_bound=60, label="",
                   healed_at=None):
     """The whole check after healing: equal digests within converge_bound
     (counted from healed_at, default now), then every acknowledged write
     classified, then timelines. Prints the counts; fails the test on any
     lost or resurrected write. Returns (report, seconds to converge)."""
+    healed_wall = time.time() - (time.monotonic() - healed_at if healed_at else 0)
     try:
         secs = wait_converged(endpoints, converge_bound, healed_at)
     except AssertionError as e:
         raise AssertionError(f"{label}: regions did not converge within {converge_bound}s: "
                              f"{digests(endpoints)}") from e
+    # Anti-entropy agrees: in every region a repair round against every peer
+    # has found the trees equal since the heal.
+    wait_for(lambda: repairs_equal(endpoints, healed_wall), converge_bound, interval=0.2,
+             what="repair rounds finding equal trees")
     rep, following = check_writes(endpoints, users, ledger)
     wait_for(lambda: fanout_idle(endpoints), timeline_bound, interval=0.1, what="fan-out queues drained")
     last = []

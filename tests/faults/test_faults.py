@@ -14,7 +14,7 @@ Faults (overlapping, each on a region nothing else is doing to right now):
 Knobs (environment): FAULT_SEED (repeat a run), FAULT_DURATION_S (seconds of
 load, default 60), FAULT_FAULTS (how many faults, default 6), FAULT_RATE
 (writes/s per worker, default 8), FAULT_CONVERGE_S (bound on convergence
-after healing, default 60). A long run: FAULT_DURATION_S=600 FAULT_FAULTS=60.
+after healing, default 30). A long run: FAULT_DURATION_S=600 FAULT_FAULTS=60.
 The network partition between regions on separate hosts is test_partition.
 
 CrossRegionSession: one user whose consecutive follow/unfollow of one edge go
@@ -169,7 +169,7 @@ class FaultInjection(unittest.TestCase):
         self.duration = faultlib.env_float("FAULT_DURATION_S", 60)
         self.nfaults = faultlib.env_int("FAULT_FAULTS", 6)
         self.rate = faultlib.env_float("FAULT_RATE", 8)
-        self.bound = faultlib.env_float("FAULT_CONVERGE_S", 60)
+        self.bound = faultlib.env_float("FAULT_CONVERGE_S", 30)
         self.cluster = harness.Cluster(
             args=["--rate-limit", "0", "--demo", "--timeline-cap", "100000"])
         self.addCleanup(self.cluster.stop)

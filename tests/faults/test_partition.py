@@ -13,7 +13,7 @@ failure (tearDownClass, and atexit in netns.py).
 
 Knobs: FAULT_SEED, PARTITION_ROUNDS (default 2), PARTITION_S (seconds of
 writes during each partition, default 8), PARTITION_RATE (writes/s per
-worker, default 8), FAULT_CONVERGE_S (default 60).
+worker, default 8), FAULT_CONVERGE_S (default 30).
 """
 import os
 import random
@@ -137,7 +137,7 @@ class Partition(unittest.TestCase):
         rounds = faultlib.env_int("PARTITION_ROUNDS", 2)
         seconds = faultlib.env_float("PARTITION_S", 8)
         rate = faultlib.env_float("PARTITION_RATE", 8)
-        bound = faultlib.env_float("FAULT_CONVERGE_S", 60)
+        bound = faultlib.env_float("FAULT_CONVERGE_S", 30)
         net, ep = self.net, self.endpoints
         print(f"namespaces {', '.join(net.namespaces)}; regions at "
               + ", ".join(f"{n}={a}" for n, a in net.addr.items()) + f"; host {net.host_addr}", flush=True)

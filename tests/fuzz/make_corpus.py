@@ -116,3 +116,28 @@ for name, data in seeds("ids"):
     write("request", "user-" + name, req(b"GET", b"/v1/users/" + data.replace(b"\n", b"") + b"/posts"))
 for name, data in seeds("cursor"):
     write("request", "cursor-" + name, req(b"GET", b"/v1/timeline?cursor=" + data.replace(b"\n", b""), AUTH))
+
+
+# ---- repair messages (replication/repl.h) ----------------------------------------
+def repair(t, payload, frm=b"tokyo", to=b"paris", sig=b"\x00" * 64):
+    return (b"DFR1" + bytes([t, len(frm)]) + frm + bytes([len(to)]) + to +
+            struct.pack(">Q", 0x0102030405060708) + payload + sig)
+
+
+def rkey(kind, key):
+    return bytes([kind]) + struct.pack(">H", len(key)) + key
+
+
+sum0 = struct.pack(">QQQ", 1, 2, 3)
+write("repair", "nodes-root", repair(1, bytes([0]) + struct.pack(">HI", 1, 0)))
+write("repair", "nodes-level2", repair(1, bytes([2]) + struct.pack(">H", 2) + struct.pack(">II", 17, 255)))
+write("repair", "nodes-answer", repair(0x81, struct.pack(">QQ", 7, 42) + bytes([0]) + struct.pack(">H", 1) + sum0))
+write("repair", "leaves", repair(2, struct.pack(">HII", 2, 5, 4095)))
+write("repair", "leaves-answer", repair(0x82, struct.pack(">I", 1) + struct.pack(">I", 5) +
+                                        rkey(3, b"01a215eac54e0003-paris") + b"\x11" * 16 +
+                                        struct.pack(">Q", hlc)))
+write("repair", "records", repair(3, struct.pack(">H", 2) + rkey(1, b"alice@paris") +
+                                  rkey(3, b"01a215eac54e0003-paris")))
+write("repair", "records-answer", repair(0x83, struct.pack(">H", 1) +
+                                         struct.pack(">I", len(recs["post"])) + recs["post"]))
+write("repair", "unsigned-bad-leaf", repair(2, struct.pack(">HI", 1, 4096), sig=b""))

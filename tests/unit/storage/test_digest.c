@@ -685,9 +685,10 @@ END_TEST
 /* Every node is the sum of its children, the root is a scan's digest, and
  * each leaf's entries are the records whose key falls in it. */
 static bool count_entry(void *arg, stg_kind kind, const char *key, size_t klen,
-                        const unsigned char *hash)
+                        const unsigned char *hash, uint64_t hlc)
 {
     (void)hash;
+    ck_assert_uint_ne(hlc, 0);
     uint32_t *leaf = arg;
     ck_assert_uint_eq(stg_tree_leaf(kind, key, klen), leaf[0]);
     leaf[1]++;

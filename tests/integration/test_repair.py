@@ -1,0 +1,139 @@
+"""test_repair.py -- anti-entropy against real regions and a real Redis.
+
+A region whose store lost records (taken out with --drop-records while it
+was stopped, as a disk might lose them) gets them back from its peer by
+comparing Merkle trees, and the repair moves tens of records, not the
+store. An answer that claims to be a peer's but is not signed by it is
+refused and counted; a request not signed by a peer is not answered.
+"""
+import os
+import unittest
+
+from harness import BIN, Cluster, wait_for
+from test_log_auth import post_status, replication, stop_checked
+
+CONVERGE_S = 60  # generous: the ASan build is several times slower
+ARGS = ["--demo", "--rate-limit", "0", "--repair-interval-ms", "300"]
+MAGIC = b"DFR1"
+
+
+def repair(region, peer_name):
+    p = next(p for p in replication(region)["peers"] if p["name"] == peer_name)
+    return p["repair"]
+
+
+def digest_of(region):
+    return region.client.get("/v1/digest").json
+
+
+def parse_request(msg):
+    """(type, from, to, nonce) of a repair message (replication/repl.h)."""
+    assert msg[:4] == MAGIC, msg[:8]
+    t = msg[4]
+    n = msg[5]
+    frm = msg[6:6 + n].decode()
+    at = 6 + n
+    m = msg[at]
+    to = msg[at + 1:at + 1 + m].decode()
+    at += 1 + m
+    nonce = msg[at:at + 8]
+    return t, frm, to, nonce
+
+
+def message(t, frm, to, nonce, payload, sig=b"\x00" * 64):
+    return MAGIC + bytes([t, len(frm)]) + frm.encode() + bytes([len(to)]) + to.encode() + \
+        nonce + payload + sig
+
+
+class Repair(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(names=("paris", "tokyo"), args=ARGS)
+        cls.paris, cls.tokyo, cls.redis = cls.c["paris"], cls.c["tokyo"], cls.c.redis
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_checked(cls.c)
+
+    def test_lost_records_come_back_and_only_they_move(self):
+        users = [self.paris.client.register(f"lost{i}") for i in range(20)]
+        posts = [self.paris.client.post_text(u["token"], f"post {j} of {u['name']}")
+                 for u in users for j in range(10)]
+        self.c.wait_converged(CONVERGE_S)
+        total = digest_of(self.tokyo)["records"]
+        self.assertGreaterEqual(total, 220)
+        before = repair(self.tokyo, "paris")
+        sent_before = repair(self.paris, "tokyo")["records_sent"]
+
+        lost_posts = [p["id"] for p in posts[::20]]  # 10 posts
+        lost_users = [u["id"] for u in users[:2]]
+        self.assertEqual(self.tokyo.stop(), 0)
+        drop = ",".join([f"post:{p}" for p in lost_posts] + [f"user:{u}" for u in lost_users])
+        out = os.popen(f"{BIN} --region tokyo --data {self.tokyo.data} --drop-records {drop}").read()
+        self.assertIn("12 records dropped", out)
+        self.tokyo.start()
+        # Right after the start tokyo lacks them...
+        self.assertEqual(digest_of(self.tokyo)["records"], total - 12)
+        # ...and repair brings every one back, with the same digest as paris.
+        self.c.wait_converged(30)
+        for p in lost_posts:
+            self.assertEqual(post_status(self.tokyo, p), 200)
+        for u in lost_users:
+            self.assertEqual(self.tokyo.client.get(f"/v1/users/{u}").status, 200)
+        after = repair(self.tokyo, "paris")
+        moved = after["records_received"] - before["records_received"]
+        self.assertGreaterEqual(moved, 12, after)
+        self.assertLess(moved, 60, f"{moved} of {total} records moved: {after}")
+        self.assertGreater(after["rounds"], 0)
+        wait_for(lambda: repair(self.tokyo, "paris")["last_equal_at"] is not None, CONVERGE_S,
+                 what="a round that finds the trees equal")
+        sent = repair(self.paris, "tokyo")["records_sent"] - sent_before
+        self.assertGreaterEqual(sent, 12)
+        self.assertLess(sent, 60)
+        metrics = self.tokyo.client.get("/metrics").body
+        self.assertIn('driftfeed_repair_records_received_total{peer="paris"}', metrics)
+        self.assertTrue(replication(self.tokyo)["repairing"])
+
+    def test_forged_answer_is_refused_and_unsigned_request_unanswered(self):
+        # With paris stopped, tokyo's requests wait in paris's list, where
+        # whoever can read Redis sees their nonces.
+        self.assertEqual(self.paris.stop(), 0)
+        try:
+            def pending():
+                for msg in self.redis.call("LRANGE", "df:repair:paris", 0, -1):
+                    t, frm, to, nonce = parse_request(msg)
+                    if frm == "tokyo" and t == 1:
+                        return nonce
+                return None
+            rejected = repair(self.tokyo, "paris")["rejected"]
+            # An answer with tokyo's nonce, a root equal to nothing, signed by
+            # no one: refused, counted, and no round completes on it.
+            def forge():
+                nonce = pending()
+                if nonce is None:
+                    return False
+                payload = (0).to_bytes(8, "big") * 2 + bytes([0]) + (1).to_bytes(2, "big") + \
+                    b"\x00" * 24
+                self.redis.call("RPUSH", "df:repair:answers:tokyo",
+                                message(0x81, "paris", "tokyo", nonce, payload))
+                return repair(self.tokyo, "paris")["rejected"] > rejected
+            wait_for(forge, CONVERGE_S, interval=0.2, what="a forged answer counted")
+        finally:
+            self.redis.call("DEL", "df:repair:paris")
+            self.paris.start()
+        # A request in tokyo's name that tokyo did not sign: paris drops it.
+        sent = repair(self.paris, "tokyo")["records_sent"]
+        key = self.paris.client.register("secret")["id"].encode()
+        payload = (1).to_bytes(2, "big") + bytes([1]) + len(key).to_bytes(2, "big") + key
+        self.redis.call("RPUSH", "df:repair:paris",
+                        message(3, "tokyo", "paris", b"\x01" * 8, payload))
+        wait_for(lambda: self.redis.call("LLEN", "df:repair:paris") == 0, CONVERGE_S,
+                 what="paris reading its requests")
+        wait_for(lambda: "dropped a request" in open(self.paris.logpath, errors="replace").read(),
+                 CONVERGE_S, what="the unsigned request logged")
+        self.assertEqual(repair(self.paris, "tokyo")["records_sent"], sent)
+        self.c.wait_converged(CONVERGE_S)
+
+
+if __name__ == "__main__":
+    unittest.main()
