@@ -95,6 +95,10 @@ static const setting settings[] = {
      "a busy publisher gathers records this long", 0},
     {"repair-interval-ms", "N", INT(repair_interval_ms, 0, 86400000LL), "3000", 0,
      "anti-entropy: a Merkle tree round per peer this often (with\n--key-dir), 0 = off", 0},
+    {"log-retention", "N", INT(retain_records, 0, 1LL << 40), "1000000", 0,
+     "with repair: the log keeps at most N records a peer has not\napplied (0 = no bound)", 0},
+    {"log-retention-s", "S", INT(retain_s, 0, 1LL << 32), "604800", 0,
+     "with repair: and none older than S seconds (0 = no bound)", 0},
     {"threads", "N", INT(threads, 1, 256), 0, "cores", "HTTP threads", 0},
     {"fanout-workers", "N", INT(fanout_workers, 1, 64), "2", 0, "fan-out worker threads", 0},
     {"large-threshold", "N", INT(large_threshold, 1, 1LL << 40), "10000", 0,
@@ -429,6 +433,8 @@ int api_config_parse(api_config *c, int argc, char **argv)
     c->repl.clock_offset_ms = c->clock_offset_ms;
     c->repl.linger_ms = (uint32_t)c->linger_ms;
     c->repl.repair_interval_ms = (uint32_t)c->repair_interval_ms;
+    c->repl.retain_records = (uint64_t)c->retain_records;
+    c->repl.retain_ms = (uint64_t)c->retain_s * 1000;
     c->repl.key_dir = c->key_dir[0] ? c->key_dir : NULL;
     c->repl.redis_auth = c->redis_auth[0] ? c->redis_auth : NULL;
     return 0;

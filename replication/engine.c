@@ -25,6 +25,8 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     r->redis_auth = cfg->redis_auth ? xstrdup(cfg->redis_auth) : NULL;
     r->linger_ms = cfg->linger_ms;
     r->repair_interval_ms = cfg->repair_interval_ms;
+    r->retain_records = cfg->retain_records;
+    r->retain_ms = cfg->retain_ms;
     pthread_mutex_init(&r->seq_mu, NULL);
     pthread_cond_init(&r->seq_cv, NULL);
     pthread_mutex_init(&r->cluster_mu, NULL);

@@ -87,6 +87,7 @@ struct repl {
     pthread_t publisher;
     bool publisher_started;
     uint32_t repair_interval_ms; /* 0: no anti-entropy */
+    uint64_t retain_records, retain_ms; /* the log's retention (with repair), 0: none */
     pthread_t repair, repair_server;
     bool repair_started, repair_server_started;
     _Atomic bool stopping, paused;

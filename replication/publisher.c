@@ -314,6 +314,39 @@ static int publish_chunk(repl *r, redisContext **c, const char *key, uint64_t up
     return n;
 }
 
+/* The last seq to truncate: what every peer applied (min) -- or, where
+ * anti-entropy runs, also what is past the retention by count or age, so a
+ * peer that is away for long no longer holds the outbox and the stream
+ * back: it finds a gap when it returns, and repair fills it. */
+#define RETENTION_SCAN_MAX 100000 /* outbox entries read for their age a pass */
+static uint64_t retained_below(repl *r, uint64_t min, uint64_t floor, uint64_t published)
+{
+    if (!r->repair_interval_ms || !r->authenticated) return min;
+    uint64_t cut = min;
+    if (r->retain_records && published > r->retain_records && published - r->retain_records > cut)
+        cut = published - r->retain_records;
+    if (r->retain_ms) {
+        uint64_t now = df_now_ms(), n = 0;
+        char lo[8], hi[8];
+        stg_key_u64(lo, cut + 1 > floor ? cut + 1 : floor);
+        stg_key_u64(hi, published + 1);
+        stg_iter *it = stg_iter_range(r->db, STG_CF_OUTBOX, lo, 8, hi, 8, false);
+        const char *k, *v;
+        size_t kl, vl;
+        stg_record rec;
+        while (n++ < RETENTION_SCAN_MAX && stg_iter_next(it, &k, &kl, &v, &vl) && kl == 8 &&
+               repl_record_decode(v, vl, &rec) == 0 &&
+               repl_hlc_ms(rec.ver.hlc) + r->retain_ms < now)
+            cut = stg_key_get_u64(k);
+        stg_iter_free(it);
+    }
+    if (cut > min)
+        df_log(DF_LOG_INFO, "replication: retention drops seqs %llu..%llu of our log before every "
+                            "peer applied them (repair catches a returning peer up)",
+               (unsigned long long)(min + 1), (unsigned long long)cut);
+    return cut;
+}
+
 /* Announces, reads the cluster, publishes our seq, truncates. */
 static void housekeeping(repl *r, redisContext **c, const char *key)
 {
@@ -396,8 +429,9 @@ static void housekeeping(repl *r, redisContext **c, const char *key)
         return;
     }
     uint64_t published = atomic_load(&r->published);
-    if (min > published) min = published;
     uint64_t floor = atomic_load(&r->floor);
+    if (min != UINT64_MAX) min = retained_below(r, min, floor, published);
+    if (min > published) min = published;
     if (!*c || min == UINT64_MAX || min < floor) return;
     char lo[8], hi[8];
     stg_key_u64(lo, floor);

@@ -140,6 +140,10 @@ typedef struct repl_config {
     const char *redis_auth; /* AUTH for log_redis: "password" or "user password" */
     const char *peer_redis_auth[REPL_MAX_PEERS]; /* per peer; NULL: redis_auth */
     uint32_t repair_interval_ms; /* anti-entropy rounds per peer (with keys); 0: none */
+    /* With anti-entropy, the outbox and the stream keep at most this many
+     * records, none older than retain_ms, even if a peer has not applied
+     * them (0: no bound); without it, what a peer lacks is kept. */
+    uint64_t retain_records, retain_ms;
 } repl_config;
 
 /* Creates dir/<region>.key (secret, 0600) and dir/<region>.pub unless the

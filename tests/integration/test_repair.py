@@ -3,17 +3,24 @@
 A region whose store lost records (taken out with --drop-records while it
 was stopped, as a disk might lose them) gets them back from its peer by
 comparing Merkle trees, and the repair moves tens of records, not the
-store. An answer that claims to be a peer's but is not signed by it is
+store. A region whose data directory is replaced by an older copy gets
+back from its peer what it wrote and applied since the copy, and what it
+writes afterwards reaches the peer. A peer away longer than the log's retention no longer holds the
+outbox back; when it returns it finds a gap, and repair fills it. An
+answer that claims to be a peer's but is not signed by it is
 refused and counted; a request not signed by a peer is not answered.
 """
 import os
+import shutil
 import unittest
 
 from harness import BIN, Cluster, wait_for
 from test_log_auth import post_status, replication, stop_checked
 
 CONVERGE_S = 60  # generous: the ASan build is several times slower
-ARGS = ["--demo", "--rate-limit", "0", "--repair-interval-ms", "300"]
+RETAIN = 40
+ARGS = ["--demo", "--rate-limit", "0", "--repair-interval-ms", "300",
+        "--log-retention", str(RETAIN)]
 MAGIC = b"DFR1"
 
 
@@ -133,6 +140,76 @@ class Repair(unittest.TestCase):
                  CONVERGE_S, what="the unsigned request logged")
         self.assertEqual(repair(self.paris, "tokyo")["records_sent"], sent)
         self.c.wait_converged(CONVERGE_S)
+
+    def test_peer_away_past_retention_catches_up_through_repair(self):
+        author = self.paris.client.register("longtrip")
+        self.c.wait_converged(CONVERGE_S)
+        self.assertEqual(self.tokyo.stop(), 0)
+        try:
+            posts = [self.paris.client.post_text(author["token"], f"while away {i}")
+                     for i in range(150)]
+            # Paris no longer keeps everything tokyo lacks: the outbox and the
+            # stream shrink to the retention (plus what one pass leaves).
+            wait_for(lambda: replication(self.paris)["outbox_depth"] <= RETAIN + 1, CONVERGE_S,
+                     what="paris's outbox down to the retention")
+            wait_for(lambda: self.redis.call("XLEN", "df:log:paris") <= RETAIN + 1, CONVERGE_S,
+                     what="paris's stream down to the retention")
+        finally:
+            self.tokyo.start()
+        # Tokyo finds the start of what is left is past its cursor: a gap,
+        # filled by repair; then it streams the rest of the log.
+        self.c.wait_converged(30)
+        for p in posts[::15]:
+            self.assertEqual(post_status(self.tokyo, p["id"]), 200)
+        tp = next(p for p in replication(self.tokyo)["peers"] if p["name"] == "paris")
+        self.assertGreaterEqual(tp["repair"]["records_received"], 150 - RETAIN - 1, tp)
+        wait_for(lambda: next(p for p in replication(self.tokyo)["peers"]
+                              if p["name"] == "paris")["state"] == "streaming", CONVERGE_S,
+                 what="tokyo streaming paris's log again")
+        self.assertIn("filled by repair", open(self.tokyo.logpath, errors="replace").read())
+        # And the log carries what paris writes next.
+        seq = replication(self.paris)["seq"]
+        late = self.paris.client.post_text(author["token"], "after the trip")
+        wait_for(lambda: post_status(self.tokyo, late["id"]) == 200, CONVERGE_S,
+                 what="a new post through the log")
+        wait_for(lambda: next(p for p in replication(self.tokyo)["peers"]
+                              if p["name"] == "paris")["applied_seq"] > seq, CONVERGE_S,
+                 what="tokyo's cursor past the gap")
+
+    def test_region_restored_from_an_older_copy_gets_everything_back(self):
+        author = self.paris.client.register("restorer")
+        tok = self.tokyo.client.register("tokyoite")
+        first = self.paris.client.post_text(author["token"], "before the backup")
+        self.c.wait_converged(CONVERGE_S)
+        backup = self.paris.data + ".backup"
+        self.assertEqual(self.paris.stop(), 0)
+        shutil.copytree(self.paris.data, backup)
+        self.paris.start()
+        since = [self.paris.client.post_text(author["token"], f"after the backup {i}")
+                 for i in range(5)]
+        theirs = self.tokyo.client.post_text(tok["token"], "tokyo, after the backup")
+        self.c.wait_converged(CONVERGE_S)
+        self.assertEqual(self.paris.stop(), 0)
+        shutil.rmtree(self.paris.data)
+        shutil.move(backup, self.paris.data)
+        self.paris.start()
+        # The copy lacks what paris wrote and applied after it...
+        self.assertEqual(post_status(self.paris, since[0]["id"]), 404)
+        self.assertEqual(post_status(self.paris, first["id"]), 200)
+        # ...and gets all of it back.
+        later = self.paris.client.post_text(author["token"], "after the restore")
+        self.c.wait_converged(30)
+        for p in since + [theirs]:
+            self.assertEqual(post_status(self.paris, p["id"]), 200, p)
+        # What it writes after the restore reaches tokyo: its seqs, which
+        # tokyo had seen before, were not dropped as duplicates.
+        self.assertEqual(post_status(self.tokyo, later["id"]), 200)
+        again = self.paris.client.post_text(author["token"], "and once more")
+        wait_for(lambda: post_status(self.tokyo, again["id"]) == 200, CONVERGE_S,
+                 what="a later post from the restored region")
+        # Its timeline has its own posts from both sides of the restore.
+        ids = self.paris.client.timeline_ids(author["token"])
+        self.assertTrue({p["id"] for p in since + [later, again]} <= set(ids), ids)
 
 
 if __name__ == "__main__":
