@@ -323,6 +323,7 @@ void api_cluster(api_req *r);
 void api_replication(api_req *r);
 void api_digest(api_req *r);
 void api_admin_replication(api_req *r);
+void api_admin_peer_remove(api_req *r);
 void api_health(api_req *r);
 void api_metrics(api_req *r);
 void api_static(api_req *r);

@@ -33,6 +33,7 @@ static const route routes[] = {
     {API_GET, "/v1/replication", "replication", api_replication},
     {API_GET, "/v1/digest", "digest", api_digest},
     {API_POST, "/v1/admin/replication", "admin_replication", api_admin_replication},
+    {API_DELETE, "/v1/admin/peers/*", "admin_peer_remove", api_admin_peer_remove},
     {API_GET, "/health", "health", api_health},
     {API_GET, "/metrics", "metrics", api_metrics},
     {API_GET, "/", "static", api_static},

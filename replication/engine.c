@@ -12,6 +12,72 @@ static int persist_mark(void *arg, uint64_t mark)
     return stg_meta_put_u64_sync(((repl *)arg)->db, "hlc_mark", mark);
 }
 
+/* Fills slot p for peer name: where its log is, and its cursor, stream
+ * generation and store epoch as this store last saw them. Returns 0 or
+ * DF_E* (then p holds nothing). */
+static int peer_init(repl *r, peer *p, const char *name, const char *addr, const char *auth,
+                     uint32_t delay_ms)
+{
+    char ck[64];
+    uint64_t applied = 0, generation = 0, epoch = 0;
+    int rc;
+    repl_cursor_key(ck, sizeof ck, name);
+    if ((rc = stg_meta_get_u64(r->db, ck, &applied)) < 0 && rc != DF_ENOTFOUND) return rc;
+    snprintf(ck, sizeof ck, "generation:%s", name);
+    if ((rc = stg_meta_get_u64(r->db, ck, &generation)) < 0 && rc != DF_ENOTFOUND) return rc;
+    snprintf(ck, sizeof ck, "epoch:%s", name);
+    if ((rc = stg_meta_get_u64(r->db, ck, &epoch)) < 0 && rc != DF_ENOTFOUND) return rc;
+    uint64_t removed = 0;
+    snprintf(ck, sizeof ck, "removed:%s", name);
+    if ((rc = stg_meta_get_u64(r->db, ck, &removed)) < 0 && rc != DF_ENOTFOUND) return rc;
+    p->r = r;
+    atomic_store(&p->removed, removed != 0);
+    p->index = (int)(p - r->peers);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->redis_addr = addr ? xstrdup(addr) : NULL;
+    p->redis_auth = auth ? xstrdup(auth) : NULL;
+    atomic_store(&p->delay_ms, delay_ms);
+    atomic_store(&p->state, removed                      ? REPL_REMOVED
+                            : r->log_addr || p->redis_addr ? REPL_DISCONNECTED
+                                                           : REPL_STANDALONE);
+    df_window_init(&p->lag);
+    pthread_mutex_init(&p->repair_mu, NULL);
+    atomic_store(&p->applied, applied);
+    p->generation = generation;
+    p->epoch = epoch;
+    return 0;
+}
+
+void repl_peer_join(repl *r, const char *name, const unsigned char pk[32])
+{
+    pthread_mutex_lock(&r->peers_mu);
+    size_t n = r->npeers;
+    bool known = strcmp(name, r->region) == 0;
+    for (size_t i = 0; i < n && !known; i++) known = strcmp(r->peers[i].name, name) == 0;
+    peer *p = &r->peers[n];
+    if (known || n == REPL_MAX_PEERS || atomic_load(&r->stopping) || !r->log_addr ||
+        peer_init(r, p, name, r->log_addr, r->redis_auth, 0) < 0) {
+        pthread_mutex_unlock(&r->peers_mu);
+        return;
+    }
+    if (atomic_load(&p->removed)) { /* decommissioned here once: stays out */
+        free(p->redis_addr);
+        free(p->redis_auth);
+        df_window_destroy(&p->lag);
+        pthread_mutex_destroy(&p->repair_mu);
+        memset(p, 0, sizeof *p);
+        pthread_mutex_unlock(&r->peers_mu);
+        return;
+    }
+    memcpy(p->pk, pk, sizeof p->pk);
+    atomic_store(&r->npeers, n + 1); /* the slot is complete: readers may see it */
+    p->started = pthread_create(&p->thread, NULL, repl_subscriber_main, p) == 0;
+    pthread_mutex_unlock(&r->peers_mu);
+    df_log(DF_LOG_INFO, "replication: %s announced itself, signed by %s/%s.pub: replicating with "
+                        "it (its log read from %s)",
+           name, r->key_dir, name, r->log_addr);
+}
+
 int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
 {
     if (!cfg->region || !stg_valid_name(cfg->region, strlen(cfg->region), STG_ORIGIN_MAX))
@@ -31,6 +97,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     pthread_cond_init(&r->seq_cv, NULL);
     pthread_mutex_init(&r->cluster_mu, NULL);
     pthread_mutex_init(&r->pool_mu, NULL);
+    pthread_mutex_init(&r->peers_mu, NULL);
 
     uint64_t mark = 0;
     int rc = stg_meta_get_u64(db, "hlc_mark", &mark);
@@ -57,33 +124,16 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     atomic_store(&r->published, floor - 1);
 
     for (size_t i = 0; i < cfg->npeers && i < REPL_MAX_PEERS; i++) {
-        peer *p = &r->peers[r->npeers];
         if (!stg_valid_name(cfg->peers[i], strlen(cfg->peers[i]), STG_ORIGIN_MAX) ||
             strcmp(cfg->peers[i], r->region) == 0) {
             rc = DF_EINVAL;
             goto fail;
         }
-        p->r = r;
-        p->index = (int)r->npeers;
-        snprintf(p->name, sizeof p->name, "%s", cfg->peers[i]);
         const char *addr = cfg->peer_redis[i] ? cfg->peer_redis[i] : cfg->log_redis;
-        p->redis_addr = addr ? xstrdup(addr) : NULL;
         const char *auth = cfg->peer_redis_auth[i] ? cfg->peer_redis_auth[i] : cfg->redis_auth;
-        p->redis_auth = auth ? xstrdup(auth) : NULL;
-        atomic_store(&p->delay_ms, cfg->delay_ms[i]);
-        atomic_store(&p->state, r->log_addr || p->redis_addr ? REPL_DISCONNECTED : REPL_STANDALONE);
-        df_window_init(&p->lag);
-        pthread_mutex_init(&p->repair_mu, NULL);
-        char ck[64];
-        repl_cursor_key(ck, sizeof ck, p->name);
-        uint64_t applied = 0;
-        rc = stg_meta_get_u64(db, ck, &applied);
-        if (rc < 0 && rc != DF_ENOTFOUND) goto fail;
-        atomic_store(&p->applied, applied);
-        snprintf(ck, sizeof ck, "generation:%s", p->name);
-        if ((rc = stg_meta_get_u64(db, ck, &p->generation)) < 0 && rc != DF_ENOTFOUND) goto fail;
-        snprintf(ck, sizeof ck, "epoch:%s", p->name);
-        if ((rc = stg_meta_get_u64(db, ck, &p->epoch)) < 0 && rc != DF_ENOTFOUND) goto fail;
+        if ((rc = peer_init(r, &r->peers[r->npeers], cfg->peers[i], addr, auth,
+                            cfg->delay_ms[i])) < 0)
+            goto fail;
         r->npeers++;
     }
     if ((rc = stg_meta_get_u64(db, "log_generation", &r->generation)) < 0 && rc != DF_ENOTFOUND)
@@ -122,7 +172,7 @@ int repl_start(repl *r)
     }
     for (size_t i = 0; i < r->npeers; i++) {
         peer *p = &r->peers[i];
-        if (!p->redis_addr) continue;
+        if (!p->redis_addr || atomic_load(&p->removed)) continue;
         if (pthread_create(&p->thread, NULL, repl_subscriber_main, p) != 0) return DF_EIO;
         p->started = true;
     }
@@ -140,6 +190,8 @@ void repl_close(repl *r)
 {
     if (!r) return;
     atomic_store(&r->stopping, true);
+    pthread_mutex_lock(&r->peers_mu); /* no join is half done */
+    pthread_mutex_unlock(&r->peers_mu);
     pthread_mutex_lock(&r->seq_mu);
     pthread_cond_broadcast(&r->seq_cv);
     pthread_mutex_unlock(&r->seq_mu);
@@ -159,6 +211,8 @@ void repl_close(repl *r)
     pthread_mutex_destroy(&r->seq_mu);
     pthread_cond_destroy(&r->seq_cv);
     pthread_mutex_destroy(&r->cluster_mu);
+    pthread_mutex_destroy(&r->peers_mu);
+    free(r->key_dir);
     free(r->log_addr);
     free(r->public_url);
     free(r->redis_auth);
@@ -234,6 +288,7 @@ const char *repl_state_name(repl_state s)
     case REPL_PAUSED: return "paused";
     case REPL_DISCONNECTED: return "disconnected";
     case REPL_GAP: return "gap";
+    case REPL_REMOVED: return "removed";
     }
     return "unknown";
 }
@@ -262,7 +317,7 @@ void repl_get_status(repl *r, repl_status *out)
         s->published_seq = atomic_load(&p->published);
         s->applied_total = atomic_load(&p->applied_total);
         s->delay_ms = atomic_load(&p->delay_ms);
-        s->state = (repl_state)atomic_load(&p->state);
+        s->state = atomic_load(&p->removed) ? REPL_REMOVED : (repl_state)atomic_load(&p->state);
         for (int k = 0; k < REPL_REJECT_N; k++) s->rejected[k] = atomic_load(&p->rejected[k]);
         s->rewinds = atomic_load(&p->rewinds);
         s->gap_from = atomic_load(&p->gap_from);
@@ -277,6 +332,32 @@ void repl_get_status(repl *r, repl_status *out)
         s->lag_p99_ms = q.p99;
         s->lag_max_ms = q.max;
     }
+}
+
+int repl_remove_peer(repl *r, const char *name)
+{
+    pthread_mutex_lock(&r->peers_mu);
+    peer *p = NULL;
+    for (size_t i = 0; i < r->npeers && !p; i++)
+        if (strcmp(r->peers[i].name, name) == 0) p = &r->peers[i];
+    int rc = p ? 0 : DF_ENOTFOUND;
+    if (p && !atomic_load(&p->removed)) {
+        char ck[64];
+        snprintf(ck, sizeof ck, "removed:%s", name);
+        if ((rc = stg_meta_put_u64_sync(r->db, ck, 1)) == 0) {
+            atomic_store(&p->removed, true); /* its subscriber stops at its next read */
+            df_log(DF_LOG_WARN, "replication: %s decommissioned; no longer read or waited for",
+                   name);
+        }
+    }
+    pthread_mutex_unlock(&r->peers_mu);
+    if (rc == 0) {
+        pthread_mutex_lock(&r->cluster_mu);
+        for (size_t j = 0; j < r->ncluster; j++)
+            if (strcmp(r->cluster[j].name, name) == 0) r->cluster[j] = r->cluster[--r->ncluster];
+        pthread_mutex_unlock(&r->cluster_mu);
+    }
+    return rc;
 }
 
 void repl_set_paused(repl *r, bool paused) { atomic_store(&r->paused, paused); }

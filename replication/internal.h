@@ -48,6 +48,7 @@ typedef struct peer {
      * to seq is here; the subscriber moves its cursor past a gap to it. */
     pthread_mutex_t repair_mu;
     uint64_t repaired_epoch, repaired_seq;
+    _Atomic bool removed; /* decommissioned (durable: meta "removed:<name>") */
 } peer;
 
 struct repl {
@@ -82,8 +83,13 @@ struct repl {
     uint64_t epoch;
     uint32_t linger_ms;
 
-    size_t npeers;
+    /* Peers: those configured, then any that joins (repl_peer_join). A slot
+     * is filled before npeers counts it and never changes after, so readers
+     * take npeers and read the slots below it without a lock. */
+    _Atomic size_t npeers;
     peer peers[REPL_MAX_PEERS];
+    pthread_mutex_t peers_mu; /* joins, one at a time */
+    char *key_dir; /* where peers' public keys are (NULL: unauthenticated) */
     pthread_t publisher;
     bool publisher_started;
     uint32_t repair_interval_ms; /* 0: no anti-entropy */
@@ -109,6 +115,11 @@ void repl_txn_pool_free(struct repl *r);
 #define REPL_SIG_LEN crypto_sign_BYTES
 #define REPL_HASH_LEN 32
 int repl_keys_load(struct repl *r, const char *dir);
+/* key_dir/name.pub into pk: DF_ENOTFOUND (quietly) if there is none. */
+int repl_peer_key_find(const struct repl *r, const char *name, unsigned char pk[32]);
+/* engine.c: a region that announced itself, signed by a key in key_dir,
+ * becomes a peer: read from our log's Redis, answered and asked by repair. */
+void repl_peer_join(struct repl *r, const char *name, const unsigned char pk[32]);
 /* Signs (verifies) val as written under Redis key and field. */
 void repl_sign(const struct repl *r, const char *key, const char *field, const void *val,
                size_t len, unsigned char sig[REPL_SIG_LEN]);

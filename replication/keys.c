@@ -133,8 +133,18 @@ int repl_keys_load(struct repl *r, const char *dir)
         key_path(path, sizeof path, dir, p->name, "pub");
         if ((rc = read_hex32(path, p->pk, false)) < 0) return rc;
     }
+    r->key_dir = xstrdup(dir);
     r->authenticated = true;
     return 0;
+}
+
+int repl_peer_key_find(const struct repl *r, const char *name, unsigned char pk[32])
+{
+    char path[512];
+    if (!r->key_dir) return DF_ENOTFOUND;
+    key_path(path, sizeof path, r->key_dir, name, "pub");
+    if (access(path, R_OK) != 0) return DF_ENOTFOUND;
+    return read_hex32(path, pk, false);
 }
 
 /* ---- Signatures ------------------------------------------------------------------ */

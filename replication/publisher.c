@@ -368,6 +368,7 @@ static void housekeeping(repl *r, redisContext **c, const char *key)
     }
     /* A peer stopped at a gap in our stream: is the entry there ours? */
     for (size_t i = 0; i < r->npeers && *c; i++) {
+        if (atomic_load(&r->peers[i].removed)) continue;
         char gk[64], num[32];
         uint64_t at = 0;
         snprintf(gk, sizeof gk, "df:gaps:%s", r->peers[i].name);
@@ -390,6 +391,7 @@ static void housekeeping(repl *r, redisContext **c, const char *key)
     uint64_t seq = r->seq;
     pthread_mutex_unlock(&r->seq_mu);
     for (size_t i = 0; i < r->npeers && *c; i++) {
+        if (atomic_load(&r->peers[i].removed)) continue; /* decommissioned: not waited for */
         char pk[64];
         snprintf(pk, sizeof pk, "df:progress:%s", r->peers[i].name);
         const char *get[] = {"HGET", pk, r->region};

@@ -175,20 +175,41 @@ static const unsigned char *announcer_key(const struct repl *r, const char *name
     return NULL;
 }
 
+static bool removed_peer(const struct repl *r, const char *name)
+{
+    for (size_t i = 0; i < r->npeers; i++)
+        if (strcmp(r->peers[i].name, name) == 0) return atomic_load(&r->peers[i].removed);
+    return false;
+}
+
 void repl_cluster_merge(struct repl *r, const redisReply *all)
 {
     if (!all || all->type != REDIS_REPLY_ARRAY) return;
+    struct {
+        char name[STG_ORIGIN_MAX + 1];
+        unsigned char pk[32];
+    } join[4]; /* at most a few new regions a pass */
+    size_t njoin = 0;
     pthread_mutex_lock(&r->cluster_mu);
     for (size_t i = 0; i + 1 < all->elements; i += 2) {
         const redisReply *n = all->element[i], *u = all->element[i + 1];
         if (n->type != REDIS_REPLY_STRING || u->type != REDIS_REPLY_STRING) continue;
-        if (!stg_valid_name(n->str, n->len, STG_ORIGIN_MAX)) continue;
+        if (!stg_valid_name(n->str, n->len, STG_ORIGIN_MAX) || removed_peer(r, n->str)) continue;
         const unsigned char *pk = r->authenticated ? announcer_key(r, n->str) : NULL;
         char url[256];
         int ul;
+        /* A region we do not replicate with, whose key is in our key dir:
+         * a region joining the cluster. */
+        bool joins = false;
+        if (r->authenticated && !pk && njoin < sizeof join / sizeof join[0] &&
+            repl_peer_key_find(r, n->str, join[njoin].pk) == 0) {
+            pk = join[njoin].pk;
+            joins = true;
+        }
         if (r->authenticated && !pk) continue; /* a region we hold no key for */
         ul = repl_value_open(pk, "df:regions", n->str, u->str, u->len, url, sizeof url);
         if (ul < 0 || !repl_valid_url(url, (size_t)ul)) continue;
+        if (joins) snprintf(join[njoin++].name, sizeof join[0].name, "%s", n->str);
         size_t j = 0;
         while (j < r->ncluster && strcmp(r->cluster[j].name, n->str) != 0) j++;
         if (j == r->ncluster) {
@@ -200,4 +221,5 @@ void repl_cluster_merge(struct repl *r, const redisReply *all)
         r->cluster[j].authenticated = pk != NULL || strcmp(n->str, r->region) == 0;
     }
     pthread_mutex_unlock(&r->cluster_mu);
+    for (size_t i = 0; i < njoin; i++) repl_peer_join(r, join[i].name, join[i].pk);
 }

@@ -301,14 +301,14 @@ void *repl_repair_main(void *arg)
     client c = {.r = r};
     repl_repair_list(c.answers, sizeof c.answers, r->region, true);
     uint64_t next[REPL_MAX_PEERS], last[REPL_MAX_PEERS] = {0};
-    /* The first round soon, spread over the peers. */
-    for (size_t i = 0; i < r->npeers; i++) next[i] = df_mono_ms() + 500 + 300 * i;
+    /* The first round soon, spread over the peers (and any that joins). */
+    for (size_t i = 0; i < REPL_MAX_PEERS; i++) next[i] = df_mono_ms() + 500 + 300 * i;
     while (!atomic_load(&r->stopping)) {
         for (size_t i = 0; i < r->npeers && !atomic_load(&r->stopping); i++) {
             peer *p = &r->peers[i];
             uint64_t now = df_mono_ms();
             bool gap = atomic_load(&p->gap_from) != 0;
-            if (atomic_load(&r->paused) || !p->redis_addr) continue;
+            if (atomic_load(&r->paused) || !p->redis_addr || atomic_load(&p->removed)) continue;
             if (now < next[i] && !(gap && now >= last[i] + GAP_ROUND_MS)) continue;
             last[i] = now;
             round_with(&c, p);

@@ -147,7 +147,7 @@ static bool answer(repl *r, const char *buf, size_t len, repl_writer *w, peer **
         if (strcmp(r->peers[i].name, m.from) == 0) p = &r->peers[i];
     char list[80];
     repl_repair_list(list, sizeof list, r->region, false);
-    if (!p || !p->redis_addr ||
+    if (!p || !p->redis_addr || atomic_load(&p->removed) ||
         !repl_verify(p->pk, list, "", buf, m.bodylen, (const unsigned char *)m.sig, m.siglen))
         return false;
     repl_reader rd = {m.payload, m.paylen, 0, false};

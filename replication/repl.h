@@ -220,7 +220,15 @@ void repl_applier_free(repl_applier *a); /* drops what is not committed; accepts
  * unauthentic entry at gap_from): nothing after it is applied until the
  * log holds the real records again (the publisher rewrites a tampered
  * stream) or a repair fills the gap. */
-typedef enum { REPL_STANDALONE, REPL_STREAMING, REPL_PAUSED, REPL_DISCONNECTED, REPL_GAP } repl_state;
+/* REPL_REMOVED: decommissioned (repl_remove_peer): not read, not waited for. */
+typedef enum {
+    REPL_STANDALONE,
+    REPL_STREAMING,
+    REPL_PAUSED,
+    REPL_DISCONNECTED,
+    REPL_GAP,
+    REPL_REMOVED
+} repl_state;
 const char *repl_state_name(repl_state s);
 
 typedef struct repl_peer_status {
@@ -255,6 +263,11 @@ typedef struct repl_status {
 } repl_status;
 
 void repl_get_status(repl *r, repl_status *out);
+/* Decommissions peer name, for good (durably; a removed name never joins
+ * again): its log is no longer read, the outbox and repair no longer wait
+ * for it, and /v1/cluster no longer lists it. What it wrote and we applied
+ * stays. Returns 0, DF_ENOTFOUND (no such peer) or DF_EIO. */
+int repl_remove_peer(repl *r, const char *name);
 /* Pauses or resumes applying every peer's log. */
 void repl_set_paused(repl *r, bool paused);
 /* Simulated distance: apply each record from peer no earlier than delay_ms

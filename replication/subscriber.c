@@ -371,7 +371,7 @@ void *repl_subscriber_main(void *arg)
     uint64_t backoff = 50, next_house = 0;
     bool progressed = false;
     repl_applier *a = repl_applier_new(r, p->name);
-    while (!atomic_load(&r->stopping)) {
+    while (!atomic_load(&r->stopping) && !atomic_load(&p->removed)) {
         if (!c) {
             atomic_store(&p->state, REPL_DISCONNECTED);
             if (!(c = repl_redis_reconnect(r, p->redis_addr, p->redis_auth, &backoff))) continue;
@@ -441,6 +441,7 @@ void *repl_subscriber_main(void *arg)
         }
         freeReplyObject(rep);
     }
+    if (atomic_load(&p->removed)) atomic_store(&p->state, REPL_REMOVED);
     repl_applier_free(a);
     if (c) redisFree(c);
     return NULL;

@@ -3,18 +3,25 @@
 A region whose store lost records (taken out with --drop-records while it
 was stopped, as a disk might lose them) gets them back from its peer by
 comparing Merkle trees, and the repair moves tens of records, not the
-store. A region whose data directory is replaced by an older copy gets
+store. A region that joins an existing cluster with an empty store, after
+its history was trimmed from the log, gets all of it, and the others start
+replicating with it without a restart; a decommissioned one is no longer
+waited for, and what it wrote stays. A region whose data directory is replaced by an older copy gets
 back from its peer what it wrote and applied since the copy, and what it
 writes afterwards reaches the peer. A peer away longer than the log's retention no longer holds the
 outbox back; when it returns it finds a gap, and repair fills it. An
 answer that claims to be a peer's but is not signed by it is
 refused and counted; a request not signed by a peer is not answered.
 """
+import json
 import os
 import shutil
+import subprocess
+import tempfile
 import unittest
+import urllib.request
 
-from harness import BIN, Cluster, wait_for
+from harness import BIN, ROOT, Cluster, Region, free_port, make_keys, wait_for
 from test_log_auth import post_status, replication, stop_checked
 
 CONVERGE_S = 60  # generous: the ASan build is several times slower
@@ -210,6 +217,160 @@ class Repair(unittest.TestCase):
         # Its timeline has its own posts from both sides of the restore.
         ids = self.paris.client.timeline_ids(author["token"])
         self.assertTrue({p["id"] for p in since + [later, again]} <= set(ids), ids)
+
+
+class Join(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster(names=("paris", "tokyo"), args=ARGS)
+        self.addCleanup(lambda: stop_checked(self.c))
+
+    def test_region_joining_after_history_was_trimmed_gets_it_all(self):
+        paris, tokyo = self.c["paris"], self.c["tokyo"]
+        authors = [paris.client.register(f"old{i}") for i in range(10)]
+        authors.append(tokyo.client.register("oldtokyo"))
+        for i in range(2000):
+            a = authors[i % len(authors)]
+            (tokyo if a["name"] == "oldtokyo" else paris).client.post_text(a["token"], f"h{i}")
+        self.c.wait_converged(CONVERGE_S)
+        # Both peers applied everything, so the logs are trimmed: the history
+        # is no longer in Redis for a newcomer to read.
+        wait_for(lambda: all(replication(r)["outbox_depth"] == 0 for r in (paris, tokyo)),
+                 CONVERGE_S, what="the outboxes truncated")
+        for name in ("paris", "tokyo"):
+            wait_for(lambda: self.c.redis.call("XLEN", f"df:log:{name}") <= 1, CONVERGE_S,
+                     what=f"df:log:{name} trimmed")
+        pids = {r.name: r.proc.pid for r in (paris, tokyo)}
+        make_keys(self.c.key_dir, ["lisbon"])
+        lisbon = Region("lisbon", self.c.workdir, redis=self.c.redis, peers=["paris", "tokyo"],
+                        args=["--key-dir", self.c.key_dir] + ARGS)
+        self.c.regions["lisbon"] = lisbon
+        d = self.c.wait_converged(CONVERGE_S)
+        self.assertEqual(digest_of(lisbon)["records"], digest_of(paris)["records"])
+        self.assertGreaterEqual(digest_of(lisbon)["records"], 2011, d)
+        got = sum(repair(lisbon, p)["records_received"] for p in ("paris", "tokyo"))
+        self.assertGreaterEqual(got, 2011)
+        # The others replicate with it now, without having been restarted.
+        for r in (paris, tokyo):
+            self.assertEqual(r.proc.pid, pids[r.name])
+            wait_for(lambda: any(p["name"] == "lisbon" and p["state"] == "streaming"
+                                 for p in replication(r)["peers"]), CONVERGE_S,
+                     what=f"{r.name} reading lisbon's log")
+        newcomer = lisbon.client.register("newcomer")
+        post = lisbon.client.post_text(newcomer["token"], "hello from lisbon")
+        for r in (paris, tokyo):
+            wait_for(lambda: post_status(r, post["id"]) == 200, CONVERGE_S,
+                     what=f"lisbon's post in {r.name}")
+        # Lisbon's subscribers moved past the trimmed history: they stream.
+        for p in ("paris", "tokyo"):
+            wait_for(lambda: next(x for x in replication(lisbon)["peers"]
+                                  if x["name"] == p)["state"] == "streaming", CONVERGE_S,
+                     what=f"lisbon streaming {p}")
+        self.c.wait_converged(CONVERGE_S)
+
+
+class Decommission(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster(names=("paris", "tokyo", "lisbon"), args=ARGS)
+        self.addCleanup(lambda: stop_checked(self.c))
+
+    def peer_state(self, region, name):
+        return next(p for p in replication(region)["peers"] if p["name"] == name)["state"]
+
+    def test_removed_region_is_not_waited_for_and_its_writes_stay(self):
+        paris, tokyo, lisbon = self.c["paris"], self.c["tokyo"], self.c["lisbon"]
+        leaving = lisbon.client.register("leaving")
+        posts = [lisbon.client.post_text(leaving["token"], f"last words {i}") for i in range(5)]
+        self.c.wait_converged(CONVERGE_S)
+        seq = replication(lisbon)["seq"]
+        for r in (paris, tokyo):
+            wait_for(lambda: next(p for p in replication(r)["peers"]
+                                  if p["name"] == "lisbon")["applied_seq"] >= seq, CONVERGE_S,
+                     what=f"{r.name} has all of lisbon's log")
+        self.assertEqual(lisbon.stop(), 0)
+        for r in (paris, tokyo):
+            resp = r.client.delete("/v1/admin/peers/lisbon")
+            self.assertEqual(resp.status, 200, resp)
+            self.assertEqual(self.peer_state(r, "lisbon"), "removed")
+            self.assertEqual(r.client.delete("/v1/admin/peers/lisbon").status, 200)  # again
+        self.assertEqual(paris.client.delete("/v1/admin/peers/nowhere").status, 404)
+        bad = paris.client.delete("/v1/admin/peers/No%20Such")
+        self.assertEqual(bad.status, 400, bad)
+        self.assertEqual(bad.json["error"]["code"], "invalid_peer")
+        # Nobody waits for lisbon's progress: paris's outbox empties once
+        # tokyo has applied it.
+        author = paris.client.register("staying")
+        for i in range(10):
+            paris.client.post_text(author["token"], f"after lisbon {i}")
+        wait_for(lambda: replication(paris)["outbox_depth"] == 0, CONVERGE_S,
+                 what="paris's outbox truncated without lisbon")
+        # Its announcement is still in Redis, yet the cluster list leaves it out.
+        wait_for(lambda: "lisbon" not in [x["name"] for x in
+                                          paris.client.get("/v1/cluster").json["regions"]],
+                 CONVERGE_S, what="lisbon gone from /v1/cluster")
+        for p in posts:
+            self.assertEqual(post_status(paris, p["id"]), 200)
+            self.assertEqual(post_status(tokyo, p["id"]), 200)
+        # Removed for good: a restart with lisbon still in --peers keeps it out.
+        paris.restart()
+        self.assertEqual(self.peer_state(paris, "lisbon"), "removed")
+        del self.c.regions["lisbon"]
+        self.c.wait_converged(CONVERGE_S)
+
+
+class DeployCluster(unittest.TestCase):
+    """deploy/cluster add and remove on a cluster of its own (temporary
+    directory and free ports)."""
+
+    def setUp(self):
+        self.script = os.path.join(ROOT, "deploy", "cluster")
+        self.var = tempfile.mkdtemp(prefix="driftfeed-deploy-")
+        base = free_port()
+        while not all(self.port_free(base + i) for i in range(4)):
+            base = free_port()
+        self.ports = {"paris": base, "newyork": base + 1, "tokyo": base + 2, "lisbon": base + 3}
+        self.env = dict(os.environ, DF_BIN=BIN, DF_VAR=self.var, DF_PORT_BASE=str(base),
+                        DF_REDIS_PORT=str(free_port()))
+        self.addCleanup(lambda: shutil.rmtree(self.var, ignore_errors=True))
+        self.addCleanup(lambda: self.run_script("stop"))
+        self.run_script("start")
+
+    @staticmethod
+    def port_free(port):
+        import socket
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) != 0
+
+    def run_script(self, *args):
+        r = subprocess.run([self.script, *args], env=self.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def get(self, region, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[region]}{path}", timeout=5) as f:
+            return json.load(f)
+
+    def digests(self):
+        return {self.get(r, "/v1/digest")["digest"] for r in self.ports if r != "lisbon"} | \
+            ({self.get("lisbon", "/v1/digest")["digest"]} if self.lisbon else set())
+
+    def test_add_then_remove_a_region(self):
+        self.lisbon = False
+        req = urllib.request.Request(f"http://127.0.0.1:{self.ports['paris']}/v1/users",
+                                     data=b'{"name":"early"}',
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5).close()
+        self.assertIn("lisbon joined", self.run_script("add", "lisbon", str(self.ports["lisbon"])))
+        self.lisbon = True
+        wait_for(lambda: len(self.digests()) == 1, CONVERGE_S, what="lisbon converged")
+        self.assertEqual(self.get("lisbon", "/v1/users/early@paris")["name"], "early")
+        self.assertIn("lisbon", self.run_script("status"))
+        self.assertIn("decommissioned", self.run_script("remove", "lisbon"))
+        self.lisbon = False
+        for r in ("paris", "newyork", "tokyo"):
+            states = {p["name"]: p["state"] for p in self.get(r, "/v1/replication")["peers"]}
+            self.assertEqual(states["lisbon"], "removed", states)
+        self.assertNotIn("lisbon", self.run_script("status"))
 
 
 if __name__ == "__main__":
