@@ -44,7 +44,7 @@ typedef struct api_config {
     int64_t clock_offset_ms;
     int linger_ms;
     int repair_interval_ms;
-    int64_t retain_records, retain_s;
+    int64_t retain_records, retain_s, tombstone_grace_s;
     int threads;
     int fanout_workers;
     int64_t large_threshold;

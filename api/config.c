@@ -99,6 +99,8 @@ static const setting settings[] = {
      "with repair: the log keeps at most N records a peer has not\napplied (0 = no bound)", 0},
     {"log-retention-s", "S", INT(retain_s, 0, 1LL << 32), "604800", 0,
      "with repair: and none older than S seconds (0 = no bound)", 0},
+    {"tombstone-grace-s", "S", INT(tombstone_grace_s, 1, 1LL << 32), "864000", 0,
+     "with repair: tombstones older than S seconds that every peer\nholds are purged", 0},
     {"threads", "N", INT(threads, 1, 256), 0, "cores", "HTTP threads", 0},
     {"fanout-workers", "N", INT(fanout_workers, 1, 64), "2", 0, "fan-out worker threads", 0},
     {"large-threshold", "N", INT(large_threshold, 1, 1LL << 40), "10000", 0,
@@ -435,6 +437,7 @@ int api_config_parse(api_config *c, int argc, char **argv)
     c->repl.repair_interval_ms = (uint32_t)c->repair_interval_ms;
     c->repl.retain_records = (uint64_t)c->retain_records;
     c->repl.retain_ms = (uint64_t)c->retain_s * 1000;
+    c->repl.tombstone_grace_ms = (uint64_t)c->tombstone_grace_s * 1000;
     c->repl.key_dir = c->key_dir[0] ? c->key_dir : NULL;
     c->repl.redis_auth = c->redis_auth[0] ? c->redis_auth : NULL;
     return 0;

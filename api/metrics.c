@@ -139,10 +139,13 @@ void api_metrics(api_req *r)
         "# TYPE driftfeed_outbox_depth gauge\ndriftfeed_outbox_depth %llu\n"
         "# TYPE driftfeed_replication_paused gauge\ndriftfeed_replication_paused %d\n"
         "# TYPE driftfeed_log_authenticated gauge\ndriftfeed_log_authenticated %d\n"
-        "# TYPE driftfeed_log_rewrites_total counter\ndriftfeed_log_rewrites_total %llu\n",
+        "# TYPE driftfeed_log_rewrites_total counter\ndriftfeed_log_rewrites_total %llu\n"
+        "# TYPE driftfeed_tombstones_purged_total counter\ndriftfeed_tombstones_purged_total %llu\n"
+        "# TYPE driftfeed_zombies_buried_total counter\ndriftfeed_zombies_buried_total %llu\n",
         (unsigned long long)rs.hlc, (unsigned long long)rs.seq,
         (unsigned long long)rs.published_seq, (unsigned long long)rs.outbox_depth,
-        rs.paused ? 1 : 0, rs.authenticated ? 1 : 0, (unsigned long long)rs.log_rewrites);
+        rs.paused ? 1 : 0, rs.authenticated ? 1 : 0, (unsigned long long)rs.log_rewrites,
+        (unsigned long long)rs.tombstones_purged, (unsigned long long)rs.zombies_buried);
     api_buf_printf(&b, "# TYPE driftfeed_replication_applied_seq gauge\n"
                        "# TYPE driftfeed_replication_behind gauge\n"
                        "# TYPE driftfeed_replication_lag_ms gauge\n"

@@ -51,13 +51,22 @@ void api_replication(api_req *r)
                   "latency_ms_p50", (json_int_t)fs.latency_p50_ms, "latency_ms_p99",
                   (json_int_t)fs.latency_p99_ms, "large_accounts", (json_int_t)fs.large_accounts);
     uint32_t delay = st.npeers ? st.peers[0].delay_ms : 0;
+    json_t *gc_horizon = json_null();
+    if (st.gc_horizon_ms) {
+        char t[32];
+        df_format_time(st.gc_horizon_ms, t);
+        gc_horizon = json_string(t);
+    }
+    json_t *gc = json_pack("{s:o,s:I,s:I}", "horizon", gc_horizon, "tombstones_purged",
+                           (json_int_t)st.tombstones_purged, "zombies_buried",
+                           (json_int_t)st.zombies_buried);
     api_reply_json(r, 200,
-                   json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:b,s:b,s:b,s:b,s:I,s:I,s:o}", "region",
+                   json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:b,s:b,s:b,s:b,s:I,s:o,s:I,s:o}", "region",
                              r->ctx->cfg->region, "hlc", hlc, "seq", (json_int_t)st.seq,
                              "published_seq", (json_int_t)st.published_seq, "outbox_depth",
                              (json_int_t)st.outbox_depth, "fanout_depth", (json_int_t)fs.depth,
                              "fanout", fanout, "paused", st.paused, "log_connected", st.connected,
                              "log_authenticated", st.authenticated, "repairing", st.repairing, "log_rewrites",
-                             (json_int_t)st.log_rewrites,
+                             (json_int_t)st.log_rewrites, "gc", gc,
                              "delay_ms", (json_int_t)delay, "peers", peers));
 }

@@ -161,6 +161,10 @@ static int stage(repl_applier *t, stg_record *rec, const repl_local *w)
         }
     }
     bool newer = !oldp || stg_version_cmp(&rec->ver, &oldp->ver) > 0;
+    /* A peer's record older than the GC horizon that we lack was deleted
+     * and its tombstone purged here: taking it would bring it back. */
+    if (!t->local && !oldp && repl_hlc_ms(rec->ver.hlc) < atomic_load(&r->gc_horizon))
+        newer = false;
     if (t->local && !newer) {
         rc = DF_ESTALE; /* only a caller-set version can lose */
         goto out;

@@ -27,9 +27,12 @@ static int peer_init(repl *r, peer *p, const char *name, const char *addr, const
     if ((rc = stg_meta_get_u64(r->db, ck, &generation)) < 0 && rc != DF_ENOTFOUND) return rc;
     snprintf(ck, sizeof ck, "epoch:%s", name);
     if ((rc = stg_meta_get_u64(r->db, ck, &epoch)) < 0 && rc != DF_ENOTFOUND) return rc;
-    uint64_t removed = 0;
+    uint64_t removed = 0, equal_at = 0;
     snprintf(ck, sizeof ck, "removed:%s", name);
     if ((rc = stg_meta_get_u64(r->db, ck, &removed)) < 0 && rc != DF_ENOTFOUND) return rc;
+    snprintf(ck, sizeof ck, "equal_at:%s", name);
+    if ((rc = stg_meta_get_u64(r->db, ck, &equal_at)) < 0 && rc != DF_ENOTFOUND) return rc;
+    atomic_store(&p->repair_equal_at, equal_at);
     p->r = r;
     atomic_store(&p->removed, removed != 0);
     p->index = (int)(p - r->peers);
@@ -93,6 +96,7 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
     r->repair_interval_ms = cfg->repair_interval_ms;
     r->retain_records = cfg->retain_records;
     r->retain_ms = cfg->retain_ms;
+    r->grace_ms = cfg->tombstone_grace_ms;
     pthread_mutex_init(&r->seq_mu, NULL);
     pthread_cond_init(&r->seq_cv, NULL);
     pthread_mutex_init(&r->cluster_mu, NULL);
@@ -146,6 +150,9 @@ int repl_open(repl **out, stg_db *db, feed *fd, const repl_config *cfg)
         rc = stg_meta_put_u64_sync(db, "log_epoch", r->epoch);
     }
     if (rc < 0) goto fail;
+    uint64_t horizon = 0;
+    if ((rc = stg_meta_get_u64(db, "gc_horizon", &horizon)) < 0 && rc != DF_ENOTFOUND) goto fail;
+    atomic_store(&r->gc_horizon, horizon);
     if (cfg->key_dir && (rc = repl_keys_load(r, cfg->key_dir)) < 0) goto fail;
     bool replicating = r->log_addr != NULL;
     for (size_t i = 0; i < r->npeers; i++) replicating = replicating || r->peers[i].redis_addr;
@@ -307,6 +314,9 @@ void repl_get_status(repl *r, repl_status *out)
     out->connected = atomic_load(&r->log_connected);
     out->authenticated = r->authenticated;
     out->repairing = r->repair_started;
+    out->gc_horizon_ms = atomic_load(&r->gc_horizon);
+    out->tombstones_purged = atomic_load(&r->tombstones_purged);
+    out->zombies_buried = atomic_load(&r->zombies_buried);
     out->log_rewrites = atomic_load(&r->log_rewrites);
     out->npeers = r->npeers;
     for (size_t i = 0; i < r->npeers; i++) {

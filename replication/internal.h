@@ -94,6 +94,12 @@ struct repl {
     bool publisher_started;
     uint32_t repair_interval_ms; /* 0: no anti-entropy */
     uint64_t retain_records, retain_ms; /* the log's retention (with repair), 0: none */
+    /* Tombstone GC (gc.c): every record older than the horizon (ms) was in
+     * every peer's store when they last compared equal with us, so one we
+     * lack older than it was deleted and purged: it is refused (commit.c). */
+    uint64_t grace_ms;
+    _Atomic uint64_t gc_horizon;
+    _Atomic uint64_t tombstones_purged, zombies_buried;
     pthread_t repair, repair_server;
     bool repair_started, repair_server_started;
     _Atomic bool stopping, paused;
@@ -193,6 +199,11 @@ void repl_repair_seal(const struct repl *r, repl_writer *w, const char *list);
 bool repl_repair_push(redisContext **c, const char *list, const repl_writer *w);
 void *repl_repair_server_main(void *arg);
 void *repl_repair_main(void *arg); /* repair.c */
+/* gc.c: a tombstone GC pass, when one is due (the repair thread). */
+void repl_gc_maybe(struct repl *r);
+/* Persists when a round last found peer p's tree equal to ours (the GC's
+ * evidence that p holds what we hold). */
+void repl_note_equal(struct repl *r, peer *p, uint64_t at_ms);
 /* commit.c: a transaction applying records a repair round got from peer
  * from: like its log's, without a cursor. */
 struct repl_applier *repl_repair_applier_new(struct repl *r, const char *from);

@@ -46,8 +46,10 @@ typedef struct client {
     repl_writer w;
     uint64_t nonce;
     redisReply *rep; /* the last answer; its payload is read in place */
-    want *wants;
+    want *wants; /* records to ask for */
     size_t nwants, capwants;
+    want *zombies; /* records of ours the peer purged as deleted */
+    size_t nzombies, capzombies;
     bool rejected_logged;
 } client;
 
@@ -111,7 +113,7 @@ static bool ask(client *c, peer *p, unsigned type, repl_reader *out)
 
 /* Asks for the sums of nodes idx[0..n) of level; *epoch and *seq are p's. */
 static bool ask_nodes(client *c, peer *p, unsigned level, const uint32_t *idx, size_t n,
-                      stg_digest_sum *sums, uint64_t *epoch, uint64_t *seq)
+                      stg_digest_sum *sums, uint64_t *epoch, uint64_t *seq, uint64_t *horizon)
 {
     begin(c, p, REPL_REPAIR_NODES);
     repl_write_uint(&c->w, level, 1);
@@ -121,7 +123,7 @@ static bool ask_nodes(client *c, peer *p, unsigned level, const uint32_t *idx, s
     unsigned got_level;
     size_t got;
     if (!ask(c, p, REPL_REPAIR_NODES, &rd)) return false;
-    return repl_repair_nodes_answer(&rd, epoch, seq, &got_level, sums, n, &got) &&
+    return repl_repair_nodes_answer(&rd, epoch, seq, horizon, &got_level, sums, n, &got) &&
            got_level == level && got == n;
 }
 
@@ -136,8 +138,8 @@ static bool descend(client *c, peer *p, unsigned level, uint32_t *diff, size_t *
         for (uint32_t k = 0; k < STG_TREE_FANOUT; k++) kids[nk++] = diff[i] * STG_TREE_FANOUT + k;
     for (size_t at = 0; at < nk; at += REPL_REPAIR_NODES_MAX) {
         size_t n = nk - at < REPL_REPAIR_NODES_MAX ? nk - at : REPL_REPAIR_NODES_MAX;
-        uint64_t epoch, seq;
-        if (!ask_nodes(c, p, level, kids + at, n, theirs, &epoch, &seq) ||
+        uint64_t epoch, seq, horizon;
+        if (!ask_nodes(c, p, level, kids + at, n, theirs, &epoch, &seq, &horizon) ||
             stg_tree_nodes(c->r->db, level, kids + at, n, ours) < 0)
             return false;
         for (size_t i = 0; i < n; i++)
@@ -159,7 +161,9 @@ static bool wanted(client *c, const repl_repair_entry *e, uint64_t settle_ms, bo
     unsigned char h[STG_DIGEST_HASH_LEN];
     uint64_t hlc;
     int rc = stg_tree_get(c->r->db, e->kind, e->key, e->klen, h, &hlc);
-    if (rc == DF_ENOTFOUND) return true;
+    /* Lacking one older than our GC horizon: we purged it (the commit
+     * would refuse it anyway). */
+    if (rc == DF_ENOTFOUND) return repl_hlc_ms(e->hlc) >= atomic_load(&c->r->gc_horizon);
     return rc == 0 && memcmp(h, e->hash, sizeof h) != 0 && hlc <= e->hlc;
 }
 
@@ -234,30 +238,135 @@ static bool fetch(client *c, peer *p, repl_applier *a, bool *complete)
     return true;
 }
 
-/* The entries of the differing leaves, a chunk at a time; what we want of
- * each chunk is fetched before the next. */
-static bool compare_leaves(client *c, peer *p, const uint32_t *leaves, size_t nl,
-                           uint64_t settle_ms, repl_applier *a, bool *complete)
+/* One of the peer's entries in the chunk being compared. */
+typedef struct entry_ref {
+    stg_kind kind;
+    const char *key;
+    size_t klen;
+} entry_ref;
+
+static int ref_cmp(const void *pa, const void *pb)
 {
-    for (size_t at = 0; at < nl; at += REPL_REPAIR_LEAVES_MAX) {
+    const entry_ref *a = pa, *b = pb;
+    if (a->kind != b->kind) return a->kind < b->kind ? -1 : 1;
+    size_t m = a->klen < b->klen ? a->klen : b->klen;
+    int c = memcmp(a->key, b->key, m);
+    return c ? c : a->klen < b->klen ? -1 : a->klen > b->klen;
+}
+
+typedef struct zombie_scan {
+    client *c;
+    const entry_ref *theirs;
+    size_t n;
+    uint64_t horizon;
+} zombie_scan;
+
+/* One of our entries: older than the peer's GC horizon and absent there,
+ * it is a zombie (see gc.c). */
+static bool find_zombie(void *arg, stg_kind kind, const char *key, size_t klen,
+                        const unsigned char *hash, uint64_t hlc)
+{
+    (void)hash;
+    zombie_scan *z = arg;
+    entry_ref k = {kind, key, klen};
+    if (repl_hlc_ms(hlc) >= z->horizon || bsearch(&k, z->theirs, z->n, sizeof k, ref_cmp))
+        return true;
+    client *c = z->c;
+    if (c->nzombies == c->capzombies)
+        c->zombies = xrealloc(c->zombies, (c->capzombies = c->capzombies ? 2 * c->capzombies : 16) *
+                                              sizeof *c->zombies);
+    want *w = &c->zombies[c->nzombies++];
+    w->kind = kind;
+    w->klen = klen;
+    memcpy(w->key, key, klen);
+    return true;
+}
+
+/* A record we hold that the peer deleted and purged: deleted here too (a
+ * tombstone through the commit, so the derived views follow), then purged
+ * like the peer's; a tombstone the peer purged first is purged. False
+ * stops the round. */
+static bool bury(client *c, repl_applier *a, const want *z)
+{
+    repl *r = c->r;
+    stg_record rec;
+    char *raw;
+    int rc = stg_record_load(r->db, z->kind, z->key, z->klen, &rec, &raw);
+    if (rc == DF_ENOTFOUND) return true;
+    if (rc < 0) return false;
+    uint64_t hlc = rec.ver.hlc;
+    bool zombie = !rec.tombstone; /* else just a tombstone the peer purged first */
+    if (zombie) {
+        stg_record t = rec;
+        t.tombstone = true;
+        t.payload = NULL;
+        t.paylen = 0;
+        t.value = NULL;
+        t.ver.hlc = ++hlc;
+        rc = repl_applier_add(a, 0, &t);
+        if (rc >= 0) rc = repl_applier_commit(a);
+    }
+    free(raw);
+    if (rc < 0) return false;
+    if (stg_record_purge(r->db, z->kind, z->key, z->klen, repl_hlc_ms(hlc) + 1) != 1)
+        return true;
+    if (!zombie) {
+        atomic_fetch_add(&r->tombstones_purged, 1);
+        return true;
+    }
+    atomic_fetch_add(&r->zombies_buried, 1);
+    df_log(DF_LOG_WARN, "gc: a record older than a peer's GC horizon, deleted and purged there, "
+                        "was still here (a store older than the grace?); deleted");
+    return true;
+}
+
+/* The entries of the differing leaves, a chunk at a time; what we want of
+ * each chunk is fetched, and our zombies in it buried, before the next. */
+static bool compare_leaves(client *c, peer *p, const uint32_t *leaves, size_t nl,
+                           uint64_t settle_ms, uint64_t horizon, repl_applier *a, bool *complete)
+{
+    entry_ref *theirs = NULL;
+    size_t cap = 0;
+    bool ok = true;
+    for (size_t at = 0; ok && at < nl; at += REPL_REPAIR_LEAVES_MAX) {
         size_t n = nl - at < REPL_REPAIR_LEAVES_MAX ? nl - at : REPL_REPAIR_LEAVES_MAX;
         begin(c, p, REPL_REPAIR_LEAVES);
         repl_write_uint(&c->w, n, 2);
         for (size_t i = 0; i < n; i++) repl_write_uint(&c->w, leaves[at + i], 4);
         repl_reader rd;
         uint64_t left;
-        if (!ask(c, p, REPL_REPAIR_LEAVES, &rd) || !repl_repair_count(&rd, 4, &left)) return false;
+        if (!ask(c, p, REPL_REPAIR_LEAVES, &rd) || !repl_repair_count(&rd, 4, &left)) {
+            ok = false;
+            break;
+        }
         repl_repair_entry e;
         int more;
         bool fresh = false;
-        c->nwants = 0;
-        while ((more = repl_repair_entry_next(&rd, &left, &e)) == 1)
+        size_t nt = 0;
+        c->nwants = c->nzombies = 0;
+        while ((more = repl_repair_entry_next(&rd, &left, &e)) == 1) {
             if (wanted(c, &e, settle_ms, &fresh)) add_want(c, &e);
-        if (more < 0) return false;
+            if (nt == cap) theirs = xrealloc(theirs, (cap = cap ? 2 * cap : 256) * sizeof *theirs);
+            theirs[nt++] = (entry_ref){e.kind, e.key, e.klen};
+        }
+        if (more < 0) {
+            ok = false;
+            break;
+        }
         if (fresh) *complete = false;
-        if (!fetch(c, p, a, complete)) return false;
+        /* Ours that the peer purged, looked up among its entries (which
+         * point into its answer: before the next ask). */
+        if (horizon) {
+            qsort(theirs, nt, sizeof *theirs, ref_cmp);
+            zombie_scan z = {c, theirs, nt, horizon};
+            for (size_t i = 0; i < n; i++)
+                if (stg_tree_leaf_scan(c->r->db, leaves[at + i], find_zombie, &z) < 0) ok = false;
+        }
+        ok = ok && fetch(c, p, a, complete);
+        for (size_t i = 0; ok && i < c->nzombies; i++) ok = bury(c, a, &c->zombies[i]);
     }
-    return true;
+    free(theirs);
+    return ok;
 }
 
 /* One round against p. */
@@ -267,12 +376,12 @@ static void round_with(client *c, peer *p)
     repl *r = c->r;
     uint32_t root = 0;
     stg_digest_sum theirs, ours;
-    uint64_t epoch, seq;
-    if (!ask_nodes(c, p, 0, &root, 1, &theirs, &epoch, &seq)) return;
+    uint64_t epoch, seq, horizon;
+    if (!ask_nodes(c, p, 0, &root, 1, &theirs, &epoch, &seq, &horizon)) return;
     stg_tree_nodes(r->db, 0, &root, 1, &ours);
     bool complete = true;
     if (stg_digest_equal(&theirs, &ours)) {
-        atomic_store(&p->repair_equal_at, df_now_ms());
+        repl_note_equal(r, p, df_now_ms());
     } else {
         /* In a gap nothing waits for the log; else what is in flight does. */
         uint64_t settle = atomic_load(&p->gap_from) ? 0 : SETTLE_MS + atomic_load(&p->delay_ms);
@@ -281,7 +390,7 @@ static void round_with(client *c, peer *p)
         for (unsigned level = 1; level <= STG_TREE_DEPTH; level++)
             if (!descend(c, p, level, diff, &nd)) return;
         repl_applier *a = repl_repair_applier_new(r, p->name);
-        bool ok = compare_leaves(c, p, diff, nd, settle, a, &complete);
+        bool ok = compare_leaves(c, p, diff, nd, settle, horizon, a, &complete);
         repl_applier_free(a);
         if (!ok) return;
     }
@@ -314,6 +423,7 @@ void *repl_repair_main(void *arg)
             round_with(&c, p);
             next[i] = df_mono_ms() + r->repair_interval_ms;
         }
+        repl_gc_maybe(r);
         repl_nap(r, 100);
     }
     if (c.rep) freeReplyObject(c.rep);
@@ -322,5 +432,6 @@ void *repl_repair_main(void *arg)
         if (c.pc[i]) redisFree(c.pc[i]);
     free(c.w.p);
     free(c.wants);
+    free(c.zombies);
     return NULL;
 }

@@ -58,6 +58,7 @@ static bool answer_nodes(repl *r, repl_reader *rd, repl_writer *w)
     if (stg_tree_nodes(r->db, level, idx, n, sums) < 0) return false;
     repl_write_uint(w, r->epoch, 8);
     repl_write_uint(w, seq, 8);
+    repl_write_uint(w, atomic_load(&r->gc_horizon), 8);
     repl_write_uint(w, level, 1);
     repl_write_uint(w, n, 2);
     for (size_t i = 0; i < n; i++) {

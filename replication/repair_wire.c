@@ -113,11 +113,12 @@ bool repl_repair_nodes_request(repl_reader *rd, unsigned *level, uint32_t *idx, 
     return repl_read_end(rd);
 }
 
-bool repl_repair_nodes_answer(repl_reader *rd, uint64_t *epoch, uint64_t *seq, unsigned *level,
-                              stg_digest_sum *sums, size_t max, size_t *n)
+bool repl_repair_nodes_answer(repl_reader *rd, uint64_t *epoch, uint64_t *seq, uint64_t *horizon,
+                              unsigned *level, stg_digest_sum *sums, size_t max, size_t *n)
 {
     *epoch = repl_read_uint(rd, 8);
     *seq = repl_read_uint(rd, 8);
+    *horizon = repl_read_uint(rd, 8);
     *level = (unsigned)repl_read_uint(rd, 1);
     *n = (size_t)repl_read_uint(rd, 2);
     if (rd->bad || *level > STG_TREE_DEPTH || *n > max) return false;

@@ -64,13 +64,15 @@ repl_reject repl_record_check(const char *origin, const stg_record *rec);
  * integers big-endian; the signature (when authenticated) covers all before
  * it. An answer's type has REPL_REPAIR_ANSWER set. Payloads:
  *   NODES    request: u8 level | u16 n | n x u32 index
- *            answer:  u64 epoch | u64 seq | u8 level | u16 n | n x (u64, u64, u64) sum
+ *            answer:  u64 epoch | u64 seq | u64 horizon | u8 level | u16 n |
+ *                     n x (u64, u64, u64) sum
  *   LEAVES   request: u16 n | n x u32 leaf
  *            answer:  u32 n | n x entry (u32 leaf | u8 kind | u16 n, key | 16 hash | u64 hlc)
  *   RECORDS  request: u16 n | n x (u8 kind | u16 n, key)
  *            answer:  u16 n | n x (u32 n, replication record)
  * A NODES answer's epoch and seq are the answering region's store and last
- * local seq, read before its tree: everything it wrote up to seq is in it. */
+ * local seq, read before its tree: everything it wrote up to seq is in it;
+ * horizon is its tombstone GC horizon (ms; gc.c). */
 enum { REPL_REPAIR_NODES = 1, REPL_REPAIR_LEAVES = 2, REPL_REPAIR_RECORDS = 3 };
 #define REPL_REPAIR_ANSWER 0x80u
 #define REPL_REPAIR_NODES_MAX 1024 /* indexes in one NODES request */
@@ -109,8 +111,8 @@ typedef struct repl_repair_entry {
 /* Payload parsers; each returns false for a payload that is not one. The
  * list ones read one item per call: 1, 0 at the end, -1 if malformed. */
 bool repl_repair_nodes_request(repl_reader *rd, unsigned *level, uint32_t *idx, size_t *n);
-bool repl_repair_nodes_answer(repl_reader *rd, uint64_t *epoch, uint64_t *seq, unsigned *level,
-                              stg_digest_sum *sums, size_t max, size_t *n);
+bool repl_repair_nodes_answer(repl_reader *rd, uint64_t *epoch, uint64_t *seq, uint64_t *horizon,
+                              unsigned *level, stg_digest_sum *sums, size_t max, size_t *n);
 bool repl_repair_leaves_request(repl_reader *rd, uint32_t *leaves, size_t *n);
 /* LEAVES answer: first the count, then the entries. */
 bool repl_repair_count(repl_reader *rd, unsigned bytes, uint64_t *n);
@@ -144,6 +146,8 @@ typedef struct repl_config {
      * records, none older than retain_ms, even if a peer has not applied
      * them (0: no bound); without it, what a peer lacks is kept. */
     uint64_t retain_records, retain_ms;
+    /* Tombstones older than this that every peer holds are purged (gc.c). */
+    uint64_t tombstone_grace_ms;
 } repl_config;
 
 /* Creates dir/<region>.key (secret, 0600) and dir/<region>.pub unless the
@@ -258,6 +262,9 @@ typedef struct repl_status {
     bool authenticated; /* records are signed and checked */
     bool repairing; /* anti-entropy rounds run */
     uint64_t log_rewrites; /* times our stream held entries we did not write and was rewritten */
+    uint64_t gc_horizon_ms; /* tombstones older were purged; older records we lack are refused */
+    uint64_t tombstones_purged; /* since start */
+    uint64_t zombies_buried; /* live records here that peers had purged as deleted, since start */
     size_t npeers;
     repl_peer_status peers[REPL_MAX_PEERS];
 } repl_status;

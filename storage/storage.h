@@ -411,5 +411,9 @@ void stg_batch_tree_change(stg_batch *b, uint32_t leaf, const stg_digest_sum *d)
  * derived from it. For tools and tests that make a store lose data.
  * Returns 0, DF_ENOTFOUND or DF_EIO. */
 int stg_record_drop(stg_db *db, stg_kind kind, const char *key, size_t klen);
+/* Tombstone GC: takes out the record of kind at key, under its lock, if it
+ * is a tombstone whose version is older than before_ms. Returns 1 if it
+ * did, 0 if not, or DF_EIO. */
+int stg_record_purge(stg_db *db, stg_kind kind, const char *key, size_t klen, uint64_t before_ms);
 
 #endif

@@ -216,12 +216,12 @@ int stg_tree_load(stg_db *db, stg_tree *t)
     return rc < 0 ? rc : irc;
 }
 
-int stg_record_drop(stg_db *db, stg_kind kind, const char *key, size_t klen)
+/* Takes out the record stored as val (freed), with its tree entry and its
+ * share of the sums. */
+static int drop_value(stg_db *db, stg_kind kind, const char *key, size_t klen, char *val,
+                      size_t vlen)
 {
-    char *val;
-    size_t vlen;
-    int rc = stg_get(db, stg_kind_cf(kind), key, klen, &val, &vlen);
-    if (rc < 0) return rc;
+    int rc;
     unsigned char h[STG_DIGEST_HASH_LEN];
     stg_digest_hash(kind, key, klen, val, vlen, h);
     free(val);
@@ -236,5 +236,45 @@ int stg_record_drop(stg_db *db, stg_kind kind, const char *key, size_t klen)
     stg_batch_tree_change(b, leaf, &d);
     rc = stg_write(db, b);
     stg_batch_free(b);
+    return rc;
+}
+
+int stg_record_drop(stg_db *db, stg_kind kind, const char *key, size_t klen)
+{
+    char *val;
+    size_t vlen;
+    int rc = stg_get(db, stg_kind_cf(kind), key, klen, &val, &vlen);
+    return rc < 0 ? rc : drop_value(db, kind, key, klen, val, vlen);
+}
+
+int stg_record_purge(stg_db *db, stg_kind kind, const char *key, size_t klen, uint64_t before_ms)
+{
+    stg_record rec;
+    char *raw;
+    int rc = stg_record_load(db, kind, key, klen, &rec, &raw);
+    if (rc < 0) return rc == DF_ENOTFOUND ? 0 : rc;
+    const char *lk;
+    size_t lkl = stg_record_lock_key(&rec, &lk);
+    char lock[STG_KEY_MAX];
+    memcpy(lock, lk, lkl);
+    free(raw);
+    stg_lock(db, lock, lkl);
+    /* Again under the lock: a newer version may have come meanwhile. */
+    char *val;
+    size_t vlen;
+    rc = stg_get(db, stg_kind_cf(kind), key, klen, &val, &vlen);
+    if (rc == 0) {
+        bool old_tomb = stg_value_decode(val, vlen, &rec) == 0 && rec.tombstone &&
+                        (rec.ver.hlc >> 16) < before_ms;
+        if (old_tomb) {
+            rc = drop_value(db, kind, key, klen, val, vlen) == 0 ? 1 : DF_EIO;
+        } else {
+            free(val);
+            rc = 0;
+        }
+    } else if (rc == DF_ENOTFOUND) {
+        rc = 0;
+    }
+    stg_unlock(db, lock, lkl);
     return rc;
 }

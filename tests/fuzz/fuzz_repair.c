@@ -18,7 +18,7 @@ static void walk(const repl_repair_msg *m)
     repl_reader rd = {m->payload, m->paylen, 0, false};
     unsigned level;
     size_t n;
-    uint64_t left, epoch, seq;
+    uint64_t left, epoch, seq, horizon;
     switch (m->type) {
     case REPL_REPAIR_NODES:
         if (repl_repair_nodes_request(&rd, &level, idx, &n)) {
@@ -28,7 +28,7 @@ static void walk(const repl_repair_msg *m)
         }
         break;
     case REPL_REPAIR_NODES | REPL_REPAIR_ANSWER:
-        if (repl_repair_nodes_answer(&rd, &epoch, &seq, &level, sums, 16, &n))
+        if (repl_repair_nodes_answer(&rd, &epoch, &seq, &horizon, &level, sums, 16, &n))
             CHECK(n <= 16 && level <= STG_TREE_DEPTH);
         break;
     case REPL_REPAIR_LEAVES:

@@ -131,7 +131,7 @@ def rkey(kind, key):
 sum0 = struct.pack(">QQQ", 1, 2, 3)
 write("repair", "nodes-root", repair(1, bytes([0]) + struct.pack(">HI", 1, 0)))
 write("repair", "nodes-level2", repair(1, bytes([2]) + struct.pack(">H", 2) + struct.pack(">II", 17, 255)))
-write("repair", "nodes-answer", repair(0x81, struct.pack(">QQ", 7, 42) + bytes([0]) + struct.pack(">H", 1) + sum0))
+write("repair", "nodes-answer", repair(0x81, struct.pack(">QQQ", 7, 42, 0) + bytes([0]) + struct.pack(">H", 1) + sum0))
 write("repair", "leaves", repair(2, struct.pack(">HII", 2, 5, 4095)))
 write("repair", "leaves-answer", repair(0x82, struct.pack(">I", 1) + struct.pack(">I", 5) +
                                         rkey(3, b"01a215eac54e0003-paris") + b"\x11" * 16 +

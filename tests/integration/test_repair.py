@@ -6,7 +6,10 @@ comparing Merkle trees, and the repair moves tens of records, not the
 store. A region that joins an existing cluster with an empty store, after
 its history was trimmed from the log, gets all of it, and the others start
 replicating with it without a restart; a decommissioned one is no longer
-waited for, and what it wrote stays. A region whose data directory is replaced by an older copy gets
+waited for, and what it wrote stays. Tombstones are purged once every
+region holds them and the grace has passed, and a region that comes back
+with a deleted record (from a copy older than the grace) deletes it
+instead of bringing it back. A region whose data directory is replaced by an older copy gets
 back from its peer what it wrote and applied since the copy, and what it
 writes afterwards reaches the peer. A peer away longer than the log's retention no longer holds the
 outbox back; when it returns it finds a gap, and repair fills it. An
@@ -126,7 +129,7 @@ class Repair(unittest.TestCase):
                 nonce = pending()
                 if nonce is None:
                     return False
-                payload = (0).to_bytes(8, "big") * 2 + bytes([0]) + (1).to_bytes(2, "big") + \
+                payload = (0).to_bytes(8, "big") * 3 + bytes([0]) + (1).to_bytes(2, "big") + \
                     b"\x00" * 24
                 self.redis.call("RPUSH", "df:repair:answers:tokyo",
                                 message(0x81, "paris", "tokyo", nonce, payload))
@@ -371,6 +374,93 @@ class DeployCluster(unittest.TestCase):
             states = {p["name"]: p["state"] for p in self.get(r, "/v1/replication")["peers"]}
             self.assertEqual(states["lisbon"], "removed", states)
         self.assertNotIn("lisbon", self.run_script("status"))
+
+
+def gc(region):
+    return replication(region)["gc"]
+
+
+def api_time(s):
+    import datetime
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+class TombstoneGC(unittest.TestCase):
+    GRACE_S = 2
+
+    def setUp(self):
+        self.c = Cluster(names=("paris", "tokyo"),
+                         args=ARGS + ["--tombstone-grace-s", str(self.GRACE_S)])
+        self.paris, self.tokyo = self.c["paris"], self.c["tokyo"]
+        self.addCleanup(lambda: stop_checked(self.c))
+        self.author = self.paris.client.register("deleter")
+
+    def delete(self, post):
+        r = self.paris.client.delete(f"/v1/posts/{post['id']}", token=self.author["token"])
+        self.assertIn(r.status, (200, 204), r)
+
+    def purged_everywhere(self, before):
+        return all(gc(r)["tombstones_purged"] > before[r.name] for r in (self.paris, self.tokyo))
+
+    def test_deleted_post_stays_deleted_through_gc_and_a_region_away(self):
+        doomed = self.paris.client.post_text(self.author["token"], "doomed")
+        kept = self.paris.client.post_text(self.author["token"], "kept")
+        self.c.wait_converged(CONVERGE_S)
+        records = digest_of(self.paris)["records"]
+        self.assertEqual(self.tokyo.stop(), 0)
+        import time
+        stopped = time.time()
+        self.delete(doomed)
+        # While tokyo is away paris cannot know tokyo holds the tombstone:
+        # its horizon stops at their last equal round, before the delete.
+        wait_for(lambda: gc(self.paris)["horizon"] is not None and
+                 api_time(gc(self.paris)["horizon"]) >= stopped - self.GRACE_S - 1,
+                 CONVERGE_S, what="paris's GC horizon at tokyo's last equal round")
+        self.assertEqual(gc(self.paris)["tombstones_purged"], 0)
+        self.assertLess(api_time(gc(self.paris)["horizon"]), stopped + 0.5)
+        self.assertEqual(digest_of(self.paris)["records"], records)  # the tombstone is there
+        # Back after the grace: tokyo gets the delete, then both purge it.
+        self.tokyo.start()
+        wait_for(lambda: post_status(self.tokyo, doomed["id"]) == 404, CONVERGE_S,
+                 what="the delete in tokyo")
+        wait_for(lambda: self.purged_everywhere({"paris": 0, "tokyo": 0}), CONVERGE_S,
+                 what="the tombstone purged in both regions")
+        self.c.wait_converged(CONVERGE_S)
+        self.assertEqual(digest_of(self.paris)["records"], records - 1)
+        for r in (self.paris, self.tokyo):
+            self.assertEqual(post_status(r, doomed["id"]), 404)
+            self.assertEqual(post_status(r, kept["id"]), 200)
+        self.assertIn("driftfeed_tombstones_purged_total", self.paris.client.get("/metrics").body)
+
+    def test_region_restored_from_before_a_purged_delete_deletes_it_too(self):
+        zombie = self.paris.client.post_text(self.author["token"], "will walk again?")
+        self.c.wait_converged(CONVERGE_S)
+        backup = self.tokyo.data + ".backup"
+        self.assertEqual(self.tokyo.stop(), 0)
+        shutil.copytree(self.tokyo.data, backup)  # holds the post, live
+        self.tokyo.start()
+        self.delete(zombie)
+        self.paris.client.post_text(self.author["token"], "after the delete")
+        wait_for(lambda: self.purged_everywhere({"paris": 0, "tokyo": 0}), CONVERGE_S,
+                 what="the tombstone purged in both regions")
+        records = digest_of(self.paris)["records"]
+        # The log no longer holds the delete either.
+        wait_for(lambda: replication(self.paris)["outbox_depth"] == 0 and
+                 self.c.redis.call("XLEN", "df:log:paris") <= 1, CONVERGE_S,
+                 what="paris's log trimmed")
+        self.assertEqual(self.tokyo.stop(), 0)
+        shutil.rmtree(self.tokyo.data)
+        shutil.move(backup, self.tokyo.data)
+        self.tokyo.start()
+        self.assertEqual(post_status(self.tokyo, zombie["id"]), 200)  # the zombie
+        self.c.wait_converged(30)
+        for r in (self.paris, self.tokyo):
+            self.assertEqual(post_status(r, zombie["id"]), 404, r.name)
+        self.assertEqual(digest_of(self.paris)["records"], records)  # nothing came back
+        self.assertGreaterEqual(gc(self.tokyo)["zombies_buried"], 1)
+        ids = self.tokyo.client.timeline_ids(self.author["token"])
+        self.assertNotIn(zombie["id"], ids)
 
 
 if __name__ == "__main__":
