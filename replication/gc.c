@@ -90,12 +90,11 @@ static void pass(repl *r, uint64_t horizon)
 
 void repl_gc_maybe(repl *r)
 {
-    static _Thread_local uint64_t next;
     uint64_t now = df_mono_ms();
-    if (!r->grace_ms || now < next) return;
+    if (!r->grace_ms || now < r->gc_next) return;
     /* A pass scans the store: a few times a grace period, at most hourly. */
     uint64_t every = r->grace_ms / 4;
-    next = now + (every < 1000 ? 1000 : every > 3600000 ? 3600000 : every);
+    r->gc_next = now + (every < 1000 ? 1000 : every > 3600000 ? 3600000 : every);
     uint64_t h = safe_horizon(r);
     if (h > atomic_load(&r->gc_horizon)) pass(r, h);
 }

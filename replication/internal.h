@@ -100,6 +100,7 @@ struct repl {
     uint64_t grace_ms;
     _Atomic uint64_t gc_horizon;
     _Atomic uint64_t tombstones_purged, zombies_buried;
+    uint64_t gc_next; /* the repair thread's: when the next GC pass is due (mono ms) */
     pthread_t repair, repair_server;
     bool repair_started, repair_server_started;
     _Atomic bool stopping, paused;

@@ -50,6 +50,9 @@ typedef struct client {
     size_t nwants, capwants;
     want *zombies; /* records of ours the peer purged as deleted */
     size_t nzombies, capzombies;
+    /* The descent: differing nodes of a level, their children, sums. */
+    uint32_t diff[STG_TREE_LEAVES], kids[STG_TREE_LEAVES], next[STG_TREE_LEAVES];
+    stg_digest_sum theirs[REPL_REPAIR_NODES_MAX], ours[REPL_REPAIR_NODES_MAX];
     bool rejected_logged;
 } client;
 
@@ -131,8 +134,8 @@ static bool ask_nodes(client *c, peer *p, unsigned level, const uint32_t *idx, s
  * *nd), compared with ours; *nd becomes their number. */
 static bool descend(client *c, peer *p, unsigned level, uint32_t *diff, size_t *nd)
 {
-    static _Thread_local uint32_t kids[STG_TREE_LEAVES], next[STG_TREE_LEAVES];
-    static _Thread_local stg_digest_sum theirs[REPL_REPAIR_NODES_MAX], ours[REPL_REPAIR_NODES_MAX];
+    uint32_t *kids = c->kids, *next = c->next;
+    stg_digest_sum *theirs = c->theirs, *ours = c->ours;
     size_t nk = 0, nn = 0;
     for (size_t i = 0; i < *nd; i++)
         for (uint32_t k = 0; k < STG_TREE_FANOUT; k++) kids[nk++] = diff[i] * STG_TREE_FANOUT + k;
@@ -269,7 +272,8 @@ static bool find_zombie(void *arg, stg_kind kind, const char *key, size_t klen,
     (void)hash;
     zombie_scan *z = arg;
     entry_ref k = {kind, key, klen};
-    if (repl_hlc_ms(hlc) >= z->horizon || bsearch(&k, z->theirs, z->n, sizeof k, ref_cmp))
+    if (repl_hlc_ms(hlc) >= z->horizon ||
+        (z->n && bsearch(&k, z->theirs, z->n, sizeof k, ref_cmp)))
         return true;
     client *c = z->c;
     if (c->nzombies == c->capzombies)
@@ -357,7 +361,7 @@ static bool compare_leaves(client *c, peer *p, const uint32_t *leaves, size_t nl
         /* Ours that the peer purged, looked up among its entries (which
          * point into its answer: before the next ask). */
         if (horizon) {
-            qsort(theirs, nt, sizeof *theirs, ref_cmp);
+            if (nt) qsort(theirs, nt, sizeof *theirs, ref_cmp);
             zombie_scan z = {c, theirs, nt, horizon};
             for (size_t i = 0; i < n; i++)
                 if (stg_tree_leaf_scan(c->r->db, leaves[at + i], find_zombie, &z) < 0) ok = false;
@@ -372,7 +376,7 @@ static bool compare_leaves(client *c, peer *p, const uint32_t *leaves, size_t nl
 /* One round against p. */
 static void round_with(client *c, peer *p)
 {
-    static _Thread_local uint32_t diff[STG_TREE_LEAVES];
+    uint32_t *diff = c->diff;
     repl *r = c->r;
     uint32_t root = 0;
     stg_digest_sum theirs, ours;
@@ -407,8 +411,9 @@ void *repl_repair_main(void *arg)
 {
     repl *r = arg;
     df_thread_name("df-repair");
-    client c = {.r = r};
-    repl_repair_list(c.answers, sizeof c.answers, r->region, true);
+    client *c = xcalloc(1, sizeof *c); /* the descent's arrays: not on the stack */
+    c->r = r;
+    repl_repair_list(c->answers, sizeof c->answers, r->region, true);
     uint64_t next[REPL_MAX_PEERS], last[REPL_MAX_PEERS] = {0};
     /* The first round soon, spread over the peers (and any that joins). */
     for (size_t i = 0; i < REPL_MAX_PEERS; i++) next[i] = df_mono_ms() + 500 + 300 * i;
@@ -420,18 +425,19 @@ void *repl_repair_main(void *arg)
             if (atomic_load(&r->paused) || !p->redis_addr || atomic_load(&p->removed)) continue;
             if (now < next[i] && !(gap && now >= last[i] + GAP_ROUND_MS)) continue;
             last[i] = now;
-            round_with(&c, p);
+            round_with(c, p);
             next[i] = df_mono_ms() + r->repair_interval_ms;
         }
         repl_gc_maybe(r);
         repl_nap(r, 100);
     }
-    if (c.rep) freeReplyObject(c.rep);
-    if (c.own) redisFree(c.own);
+    if (c->rep) freeReplyObject(c->rep);
+    if (c->own) redisFree(c->own);
     for (size_t i = 0; i < REPL_MAX_PEERS; i++)
-        if (c.pc[i]) redisFree(c.pc[i]);
-    free(c.w.p);
-    free(c.wants);
-    free(c.zombies);
+        if (c->pc[i]) redisFree(c->pc[i]);
+    free(c->w.p);
+    free(c->wants);
+    free(c->zombies);
+    free(c);
     return NULL;
 }

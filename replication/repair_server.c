@@ -44,10 +44,16 @@ bool repl_repair_push(redisContext **c, const char *list, const repl_writer *w)
 
 /* ---- The answers -------------------------------------------------------------------- */
 
-static bool answer_nodes(repl *r, repl_reader *rd, repl_writer *w)
+/* The server thread's scratch space for a NODES answer. */
+typedef struct scratch {
+    uint32_t idx[REPL_REPAIR_NODES_MAX];
+    stg_digest_sum sums[REPL_REPAIR_NODES_MAX];
+} scratch;
+
+static bool answer_nodes(repl *r, scratch *sc, repl_reader *rd, repl_writer *w)
 {
-    static _Thread_local uint32_t idx[REPL_REPAIR_NODES_MAX];
-    static _Thread_local stg_digest_sum sums[REPL_REPAIR_NODES_MAX];
+    uint32_t *idx = sc->idx;
+    stg_digest_sum *sums = sc->sums;
     unsigned level;
     size_t n;
     if (!repl_repair_nodes_request(rd, &level, idx, &n)) return false;
@@ -137,7 +143,7 @@ static bool answer_records(repl *r, peer *p, repl_reader *rd, repl_writer *w)
 }
 
 /* Answers one request; false drops it (logged once per reason). */
-static bool answer(repl *r, const char *buf, size_t len, repl_writer *w, peer **to)
+static bool answer(repl *r, scratch *sc, const char *buf, size_t len, repl_writer *w, peer **to)
 {
     repl_repair_msg m;
     if (repl_repair_decode(buf, len, REPL_SIG_LEN, &m) < 0 || (m.type & REPL_REPAIR_ANSWER) ||
@@ -153,7 +159,7 @@ static bool answer(repl *r, const char *buf, size_t len, repl_writer *w, peer **
         return false;
     repl_reader rd = {m.payload, m.paylen, 0, false};
     repl_repair_header(w, m.type | REPL_REPAIR_ANSWER, r->region, p->name, m.nonce);
-    bool ok = m.type == REPL_REPAIR_NODES    ? answer_nodes(r, &rd, w)
+    bool ok = m.type == REPL_REPAIR_NODES    ? answer_nodes(r, sc, &rd, w)
               : m.type == REPL_REPAIR_LEAVES ? answer_leaves(r, &rd, w)
                                              : answer_records(r, p, &rd, w);
     *to = p;
@@ -179,6 +185,7 @@ void *repl_repair_server_main(void *arg)
     redisContext *own = NULL, *pc[REPL_MAX_PEERS] = {0};
     uint64_t backoff = 50;
     repl_writer w = {0};
+    scratch *sc = xcalloc(1, sizeof *sc);
     bool warned = false;
     while (!atomic_load(&r->stopping)) {
         if (!own && !(own = repl_redis_reconnect(r, r->log_addr, r->redis_auth, &backoff)))
@@ -190,7 +197,7 @@ void *repl_repair_server_main(void *arg)
             rep->element[1]->type == REDIS_REPLY_STRING) {
             const redisReply *msg = rep->element[1];
             peer *p = NULL;
-            if (answer(r, msg->str, msg->len, &w, &p)) {
+            if (answer(r, sc, msg->str, msg->len, &w, &p)) {
                 send_answer(r, p, &pc[p->index], &w);
             } else if (!warned) {
                 df_log(DF_LOG_WARN, "repair: dropped a request that is not a peer's, signed and "
@@ -201,6 +208,7 @@ void *repl_repair_server_main(void *arg)
         freeReplyObject(rep);
     }
     free(w.p);
+    free(sc);
     if (own) redisFree(own);
     for (size_t i = 0; i < REPL_MAX_PEERS; i++)
         if (pc[i]) redisFree(pc[i]);

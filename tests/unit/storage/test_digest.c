@@ -822,6 +822,35 @@ START_TEST(test_tree_built_for_older_store)
 }
 END_TEST
 
+/* Tombstone GC: only a tombstone older than the bound goes, with its tree
+ * entry and its share of the sums. */
+START_TEST(test_purge_takes_only_old_tombstones)
+{
+    tdb t = tdb_open();
+    trec live = post_rec("u1@paris", (uint64_t)5000 << 16, "paris", "stays");
+    trec old = post_rec("u2@paris", (uint64_t)6000 << 16, "paris", "deleted");
+    trec young = post_rec("u3@paris", (uint64_t)9000 << 16, "paris", "deleted later");
+    put_one(t.db, &live, NULL);
+    put_one(t.db, &old, NULL);
+    put_one(t.db, &young, NULL);
+    trec old_d = tombstone_of(&old), young_d = tombstone_of(&young);
+    put_one(t.db, &old_d, &old);
+    put_one(t.db, &young_d, &young);
+    ck_assert_int_eq(stg_record_purge(t.db, live.kind, live.key, live.keylen, 8000), 0);
+    ck_assert_int_eq(stg_record_purge(t.db, young.kind, young.key, young.keylen, 8000), 0);
+    ck_assert_int_eq(stg_record_purge(t.db, old.kind, old.key, old.keylen, 8000), 1);
+    ck_assert_int_eq(stg_record_purge(t.db, old.kind, old.key, old.keylen, 8000), 0); /* gone */
+    ck_assert(!exists(t.db, STG_CF_POSTS, old.key, old.keylen));
+    ck_assert(exists(t.db, STG_CF_POSTS, young.key, young.keylen));
+    char hex[33];
+    uint64_t n;
+    stg_digest(t.db, hex, &n);
+    ck_assert_uint_eq(n, 2);
+    check_tree(t.db);
+    tdb_close(&t);
+}
+END_TEST
+
 static Suite *digest_suite(void)
 {
     Suite *s = suite_create("storage/digest");
@@ -844,6 +873,7 @@ static Suite *digest_suite(void)
     tcase_add_test(tree, test_tree_sums_follow_writes);
     tcase_add_test(tree, test_tree_difference_is_one_path);
     tcase_add_test(tree, test_tree_built_for_older_store);
+    tcase_add_test(tree, test_purge_takes_only_old_tombstones);
     suite_add_tcase(s, tree);
     return s;
 }
