@@ -25,8 +25,9 @@ void api_replication(api_req *r)
             equal_at = json_string(t);
         }
         json_t *repair = json_pack(
-            "{s:I,s:I,s:I,s:I,s:o}", "rounds", (json_int_t)p->repair_rounds, "records_sent",
+            "{s:I,s:I,s:I,s:I,s:I,s:o}", "rounds", (json_int_t)p->repair_rounds, "records_sent",
             (json_int_t)p->repair_sent, "records_received", (json_int_t)p->repair_received,
+            "bytes_received", (json_int_t)p->repair_bytes,
             "rejected", (json_int_t)p->repair_rejected, "last_equal_at", equal_at);
         for (int k = REPL_REJECT_NONE + 1; k < REPL_REJECT_N; k++)
             json_object_set_new(rejected, repl_reject_name((repl_reject)k),

@@ -337,6 +337,7 @@ void repl_get_status(repl *r, repl_status *out)
         s->repair_received = atomic_load(&p->repair_received);
         s->repair_rejected = atomic_load(&p->repair_rejected);
         s->repair_equal_at = atomic_load(&p->repair_equal_at);
+        s->repair_bytes = atomic_load(&p->repair_bytes);
         df_quantiles q = df_window_quantiles(&p->lag);
         s->lag_p50_ms = q.p50;
         s->lag_p99_ms = q.p99;

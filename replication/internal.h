@@ -43,6 +43,7 @@ typedef struct peer {
      * we served it and received from it, answers refused, and when a round
      * last found our trees equal (wall ms, 0: never). */
     _Atomic uint64_t repair_rounds, repair_sent, repair_received, repair_rejected;
+    _Atomic uint64_t repair_bytes; /* of the peer's answers (sums, entries, records) */
     _Atomic uint64_t repair_equal_at;
     /* The last complete round: everything the peer's store (epoch) wrote up
      * to seq is here; the subscriber moves its cursor past a gap to it. */

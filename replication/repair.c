@@ -106,6 +106,7 @@ static bool ask(client *c, peer *p, unsigned type, repl_reader *out)
             freeReplyObject(rep);
             continue;
         }
+        atomic_fetch_add(&p->repair_bytes, rep->element[1]->len);
         if (c->rep) freeReplyObject(c->rep);
         c->rep = rep;
         *out = (repl_reader){m.payload, m.paylen, 0, false};

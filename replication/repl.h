@@ -250,6 +250,7 @@ typedef struct repl_peer_status {
      * and received from it, its answers refused; when a round last found
      * our trees equal (wall ms, 0: never). */
     uint64_t repair_rounds, repair_sent, repair_received, repair_rejected, repair_equal_at;
+    uint64_t repair_bytes; /* bytes of the peer's answers received */
 } repl_peer_status;
 
 typedef struct repl_status {
