@@ -47,8 +47,7 @@ static repl_applier *txn_new(repl *r, const char *origin)
     repl_applier *t = xcalloc(1, sizeof *t);
     t->r = r;
     t->local = origin == NULL;
-    for (size_t i = 0; origin && i < r->npeers && !t->p; i++)
-        if (strcmp(r->peers[i].name, origin) == 0) t->p = &r->peers[i];
+    t->p = origin ? repl_peer_named(r, origin) : NULL;
     snprintf(t->origin, sizeof t->origin, "%s", origin ? origin : "");
     t->b = stg_batch_new(r->db);
     t->locks = stg_lockset_new(r->db);

@@ -51,12 +51,19 @@ static int peer_init(repl *r, peer *p, const char *name, const char *addr, const
     return 0;
 }
 
+peer *repl_peer_named(repl *r, const char *name)
+{
+    size_t n = r->npeers;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(r->peers[i].name, name) == 0) return &r->peers[i];
+    return NULL;
+}
+
 void repl_peer_join(repl *r, const char *name, const unsigned char pk[32])
 {
     pthread_mutex_lock(&r->peers_mu);
     size_t n = r->npeers;
-    bool known = strcmp(name, r->region) == 0;
-    for (size_t i = 0; i < n && !known; i++) known = strcmp(r->peers[i].name, name) == 0;
+    bool known = strcmp(name, r->region) == 0 || repl_peer_named(r, name);
     peer *p = &r->peers[n];
     if (known || n == REPL_MAX_PEERS || atomic_load(&r->stopping) || !r->log_addr ||
         peer_init(r, p, name, r->log_addr, r->redis_auth, 0) < 0) {
@@ -348,9 +355,7 @@ void repl_get_status(repl *r, repl_status *out)
 int repl_remove_peer(repl *r, const char *name)
 {
     pthread_mutex_lock(&r->peers_mu);
-    peer *p = NULL;
-    for (size_t i = 0; i < r->npeers && !p; i++)
-        if (strcmp(r->peers[i].name, name) == 0) p = &r->peers[i];
+    peer *p = repl_peer_named(r, name);
     int rc = p ? 0 : DF_ENOTFOUND;
     if (p && !atomic_load(&p->removed)) {
         char ck[64];

@@ -125,6 +125,8 @@ void repl_txn_pool_free(struct repl *r);
 int repl_keys_load(struct repl *r, const char *dir);
 /* key_dir/name.pub into pk: DF_ENOTFOUND (quietly) if there is none. */
 int repl_peer_key_find(const struct repl *r, const char *name, unsigned char pk[32]);
+/* engine.c: the peer called name, or NULL. */
+peer *repl_peer_named(struct repl *r, const char *name);
 /* engine.c: a region that announced itself, signed by a key in key_dir,
  * becomes a peer: read from our log's Redis, answered and asked by repair. */
 void repl_peer_join(struct repl *r, const char *name, const unsigned char pk[32]);

@@ -167,19 +167,17 @@ bool repl_valid_url(const char *s, size_t n)
 }
 
 /* The key that signs name's announcements: ours, a peer's, or none. */
-static const unsigned char *announcer_key(const struct repl *r, const char *name)
+static const unsigned char *announcer_key(struct repl *r, const char *name)
 {
     if (strcmp(name, r->region) == 0) return r->pk;
-    for (size_t i = 0; i < r->npeers; i++)
-        if (strcmp(r->peers[i].name, name) == 0) return r->peers[i].pk;
-    return NULL;
+    const peer *p = repl_peer_named(r, name);
+    return p ? p->pk : NULL;
 }
 
-static bool removed_peer(const struct repl *r, const char *name)
+static bool removed_peer(struct repl *r, const char *name)
 {
-    for (size_t i = 0; i < r->npeers; i++)
-        if (strcmp(r->peers[i].name, name) == 0) return atomic_load(&r->peers[i].removed);
-    return false;
+    peer *p = repl_peer_named(r, name);
+    return p && atomic_load(&p->removed);
 }
 
 void repl_cluster_merge(struct repl *r, const redisReply *all)

@@ -63,12 +63,14 @@ static void begin(client *c, peer *p, unsigned type)
     repl_repair_header(&c->w, type, c->r->region, p->name, c->nonce);
 }
 
-static void forged(client *c, peer *p)
+/* Counts an answer of p's that we refuse, logging the first. */
+static void refuse(client *c, peer *p)
 {
     atomic_fetch_add(&p->repair_rejected, 1);
     if (!c->rejected_logged)
-        df_log(DF_LOG_WARN, "repair: an answer claiming to be %s's does not verify; dropped "
-                            "(counted in /v1/replication, further ones are not logged)",
+        df_log(DF_LOG_WARN, "repair: refused an answer from %s (a signature that does not "
+                            "verify, or a record it may not send); counted in /v1/replication, "
+                            "further ones are not logged",
                p->name);
     c->rejected_logged = true;
 }
@@ -99,7 +101,7 @@ static bool ask(client *c, peer *p, unsigned type, repl_reader *out)
                     strcmp(m.to, r->region) == 0 && m.nonce == c->nonce;
         if (ours && !repl_verify(p->pk, c->answers, "", rep->element[1]->str, m.bodylen,
                                  (const unsigned char *)m.sig, m.siglen)) {
-            forged(c, p);
+            refuse(c, p);
             ours = false;
         }
         if (!ours) { /* a late answer to an earlier request, or none */
@@ -191,7 +193,7 @@ static bool apply_record(client *c, peer *p, repl_applier *a, const char *blob, 
     stg_record rec;
     if (repl_record_decode(blob, n, &rec) < 0 ||
         repl_record_check(rec.ver.origin, &rec) != REPL_REJECT_NONE) {
-        forged(c, p); /* signed by p, yet not a record any region may write */
+        refuse(c, p); /* signed by p, yet not a record any region may write */
         return true;
     }
     atomic_fetch_add(&p->repair_received, 1);
@@ -202,7 +204,7 @@ static bool apply_record(client *c, peer *p, repl_applier *a, const char *blob, 
     for (int tries = 0; tries < BUSY_TRIES; tries++) {
         int rc = repl_applier_add(a, 0, &rec);
         if (rc == DF_EPERM) {
-            forged(c, p);
+            refuse(c, p);
             return true;
         }
         if (rc != DF_EBUSY) return rc >= 0;

@@ -149,9 +149,7 @@ static bool answer(repl *r, scratch *sc, const char *buf, size_t len, repl_write
     if (repl_repair_decode(buf, len, REPL_SIG_LEN, &m) < 0 || (m.type & REPL_REPAIR_ANSWER) ||
         strcmp(m.to, r->region) != 0)
         return false;
-    peer *p = NULL;
-    for (size_t i = 0; i < r->npeers && !p; i++)
-        if (strcmp(r->peers[i].name, m.from) == 0) p = &r->peers[i];
+    peer *p = repl_peer_named(r, m.from);
     char list[80];
     repl_repair_list(list, sizeof list, r->region, false);
     if (!p || !p->redis_addr || atomic_load(&p->removed) ||
