@@ -47,12 +47,6 @@ static uint64_t safe_horizon(repl *r)
     return live ? cut : 0;
 }
 
-typedef struct victim {
-    stg_kind kind;
-    size_t klen;
-    char key[STG_KEY_MAX];
-} victim;
-
 static void pass(repl *r, uint64_t horizon)
 {
     static const stg_kind kinds[] = {STG_KIND_USER, STG_KIND_FOLLOW, STG_KIND_POST,
@@ -60,28 +54,22 @@ static void pass(repl *r, uint64_t horizon)
     /* Durable first: after a crash the horizon still covers what went. */
     if (stg_meta_put_u64_sync(r->db, "gc_horizon", horizon) < 0) return;
     atomic_store(&r->gc_horizon, horizon);
-    victim *v = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0] && n < PURGE_MAX; k++) {
+    repl_keys v = {0};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0] && v.n < PURGE_MAX; k++) {
         stg_iter *it = stg_iter_range(r->db, stg_kind_cf(kinds[k]), NULL, 0, NULL, 0, false);
         const char *key, *val;
         size_t kl, vl;
         stg_record rec;
-        while (n < PURGE_MAX && stg_iter_next(it, &key, &kl, &val, &vl)) {
-            if (kl > STG_KEY_MAX || stg_value_decode(val, vl, &rec) < 0 || !rec.tombstone ||
-                repl_hlc_ms(rec.ver.hlc) >= horizon)
-                continue;
-            if (n == cap) v = xrealloc(v, (cap = cap ? 2 * cap : 64) * sizeof *v);
-            v[n].kind = kinds[k];
-            v[n].klen = kl;
-            memcpy(v[n++].key, key, kl);
-        }
+        while (v.n < PURGE_MAX && stg_iter_next(it, &key, &kl, &val, &vl))
+            if (stg_value_decode(val, vl, &rec) == 0 && rec.tombstone &&
+                repl_hlc_ms(rec.ver.hlc) < horizon)
+                repl_keys_add(&v, kinds[k], key, kl);
         stg_iter_free(it);
     }
     uint64_t purged = 0;
-    for (size_t i = 0; i < n; i++)
-        if (stg_record_purge(r->db, v[i].kind, v[i].key, v[i].klen, horizon) == 1) purged++;
-    free(v);
+    for (size_t i = 0; i < v.n; i++)
+        if (stg_record_purge(r->db, v.v[i].kind, v.v[i].key, v.v[i].klen, horizon) == 1) purged++;
+    free(v.v);
     atomic_fetch_add(&r->tombstones_purged, purged);
     if (purged)
         df_log(DF_LOG_INFO, "gc: %llu tombstones older than the horizon purged",

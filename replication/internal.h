@@ -203,6 +203,18 @@ void repl_repair_seal(const struct repl *r, repl_writer *w, const char *list);
 bool repl_repair_push(redisContext **c, const char *list, const repl_writer *w);
 void *repl_repair_server_main(void *arg);
 void *repl_repair_main(void *arg); /* repair.c */
+/* repair.c: records' kinds and keys, copied, in a growable list (what a
+ * round asks for, what it buries, what the GC purges). */
+typedef struct repl_key {
+    stg_kind kind;
+    size_t klen;
+    char key[STG_KEY_MAX];
+} repl_key;
+typedef struct repl_keys {
+    repl_key *v;
+    size_t n, cap;
+} repl_keys;
+void repl_keys_add(repl_keys *l, stg_kind kind, const char *key, size_t klen);
 /* gc.c: a tombstone GC pass, when one is due (the repair thread). */
 void repl_gc_maybe(struct repl *r);
 /* Persists when a round last found peer p's tree equal to ours (the GC's

@@ -32,11 +32,15 @@
 #define GAP_ROUND_MS 1000 /* rounds against a peer whose log has a gap */
 #define BUSY_TRIES 200 /* naps of 50 ms for the fan-out queue to drain */
 
-typedef struct want {
-    stg_kind kind;
-    size_t klen;
-    char key[STG_KEY_MAX];
-} want;
+void repl_keys_add(repl_keys *l, stg_kind kind, const char *key, size_t klen)
+{
+    if (klen > STG_KEY_MAX) return; /* no stored key is longer */
+    if (l->n == l->cap) l->v = xrealloc(l->v, (l->cap = l->cap ? 2 * l->cap : 64) * sizeof *l->v);
+    repl_key *k = &l->v[l->n++];
+    k->kind = kind;
+    k->klen = klen;
+    memcpy(k->key, key, klen);
+}
 
 typedef struct client {
     repl *r;
@@ -46,10 +50,8 @@ typedef struct client {
     repl_writer w;
     uint64_t nonce;
     redisReply *rep; /* the last answer; its payload is read in place */
-    want *wants; /* records to ask for */
-    size_t nwants, capwants;
-    want *zombies; /* records of ours the peer purged as deleted */
-    size_t nzombies, capzombies;
+    repl_keys wants; /* records to ask for */
+    repl_keys zombies; /* records of ours the peer purged as deleted */
     /* The descent: differing nodes of a level, their children, sums. */
     uint32_t diff[STG_TREE_LEAVES], kids[STG_TREE_LEAVES], next[STG_TREE_LEAVES];
     stg_digest_sum theirs[REPL_REPAIR_NODES_MAX], ours[REPL_REPAIR_NODES_MAX];
@@ -173,18 +175,6 @@ static bool wanted(client *c, const repl_repair_entry *e, uint64_t settle_ms, bo
     return rc == 0 && memcmp(h, e->hash, sizeof h) != 0 && hlc <= e->hlc;
 }
 
-static void add_want(client *c, const repl_repair_entry *e)
-{
-    if (c->nwants == c->capwants) {
-        c->capwants = c->capwants ? 2 * c->capwants : 64;
-        c->wants = xrealloc(c->wants, c->capwants * sizeof *c->wants);
-    }
-    want *w = &c->wants[c->nwants++];
-    w->kind = e->kind;
-    w->klen = e->klen;
-    memcpy(w->key, e->key, e->klen);
-}
-
 /* Applies one record of p's answer. False stops the round (storage, the
  * queue, stopping); a record we refuse is counted and passed over. */
 static bool apply_record(client *c, peer *p, repl_applier *a, const char *blob, size_t n,
@@ -217,13 +207,13 @@ static bool apply_record(client *c, peer *p, repl_applier *a, const char *blob, 
 /* Asks p for the wanted records, in chunks, and applies them. */
 static bool fetch(client *c, peer *p, repl_applier *a, bool *complete)
 {
-    for (size_t at = 0; at < c->nwants; at += REPL_REPAIR_RECORDS_MAX) {
-        size_t n = c->nwants - at < REPL_REPAIR_RECORDS_MAX ? c->nwants - at
+    for (size_t at = 0; at < c->wants.n; at += REPL_REPAIR_RECORDS_MAX) {
+        size_t n = c->wants.n - at < REPL_REPAIR_RECORDS_MAX ? c->wants.n - at
                                                             : REPL_REPAIR_RECORDS_MAX;
         begin(c, p, REPL_REPAIR_RECORDS);
         repl_write_uint(&c->w, n, 2);
         for (size_t i = 0; i < n; i++) {
-            const want *w = &c->wants[at + i];
+            const repl_key *w = &c->wants.v[at + i];
             repl_write_uint(&c->w, (uint64_t)w->kind, 1);
             repl_write_uint(&c->w, w->klen, 2);
             repl_write_bytes(&c->w, w->key, w->klen);
@@ -240,7 +230,7 @@ static bool fetch(client *c, peer *p, repl_applier *a, bool *complete)
         /* The records point into the answer: committed before the next ask. */
         if (more < 0 || repl_applier_commit(a) < 0) return false;
     }
-    c->nwants = 0;
+    c->wants.n = 0;
     return true;
 }
 
@@ -278,14 +268,7 @@ static bool find_zombie(void *arg, stg_kind kind, const char *key, size_t klen,
     if (repl_hlc_ms(hlc) >= z->horizon ||
         (z->n && bsearch(&k, z->theirs, z->n, sizeof k, ref_cmp)))
         return true;
-    client *c = z->c;
-    if (c->nzombies == c->capzombies)
-        c->zombies = xrealloc(c->zombies, (c->capzombies = c->capzombies ? 2 * c->capzombies : 16) *
-                                              sizeof *c->zombies);
-    want *w = &c->zombies[c->nzombies++];
-    w->kind = kind;
-    w->klen = klen;
-    memcpy(w->key, key, klen);
+    repl_keys_add(&z->c->zombies, kind, key, klen);
     return true;
 }
 
@@ -293,7 +276,7 @@ static bool find_zombie(void *arg, stg_kind kind, const char *key, size_t klen,
  * tombstone through the commit, so the derived views follow), then purged
  * like the peer's; a tombstone the peer purged first is purged. False
  * stops the round. */
-static bool bury(client *c, repl_applier *a, const want *z)
+static bool bury(client *c, repl_applier *a, const repl_key *z)
 {
     repl *r = c->r;
     stg_record rec;
@@ -350,9 +333,9 @@ static bool compare_leaves(client *c, peer *p, const uint32_t *leaves, size_t nl
         int more;
         bool fresh = false;
         size_t nt = 0;
-        c->nwants = c->nzombies = 0;
+        c->wants.n = c->zombies.n = 0;
         while ((more = repl_repair_entry_next(&rd, &left, &e)) == 1) {
-            if (wanted(c, &e, settle_ms, &fresh)) add_want(c, &e);
+            if (wanted(c, &e, settle_ms, &fresh)) repl_keys_add(&c->wants, e.kind, e.key, e.klen);
             if (nt == cap) theirs = xrealloc(theirs, (cap = cap ? 2 * cap : 256) * sizeof *theirs);
             theirs[nt++] = (entry_ref){e.kind, e.key, e.klen};
         }
@@ -370,7 +353,7 @@ static bool compare_leaves(client *c, peer *p, const uint32_t *leaves, size_t nl
                 if (stg_tree_leaf_scan(c->r->db, leaves[at + i], find_zombie, &z) < 0) ok = false;
         }
         ok = ok && fetch(c, p, a, complete);
-        for (size_t i = 0; ok && i < c->nzombies; i++) ok = bury(c, a, &c->zombies[i]);
+        for (size_t i = 0; ok && i < c->zombies.n; i++) ok = bury(c, a, &c->zombies.v[i]);
     }
     free(theirs);
     return ok;
@@ -439,8 +422,8 @@ void *repl_repair_main(void *arg)
     for (size_t i = 0; i < REPL_MAX_PEERS; i++)
         if (c->pc[i]) redisFree(c->pc[i]);
     free(c->w.p);
-    free(c->wants);
-    free(c->zombies);
+    free(c->wants.v);
+    free(c->zombies.v);
     free(c);
     return NULL;
 }

@@ -368,9 +368,6 @@ bool stg_digest_equal(const stg_digest_sum *a, const stg_digest_sum *b);
 void stg_digest_hex(const stg_digest_sum *s, char hex[33]);
 /* The sum over every stored record, by reading them all. Returns 0 or DF_EIO. */
 int stg_digest_scan(stg_db *db, stg_digest_sum *out);
-/* The root of the database's Merkle tree (below) as 32 hex digits + NUL,
- * and its record count: a scan's sum once the writes in flight commit. */
-void stg_digest(stg_db *db, char hex[33], uint64_t *records);
 
 /* ---- Merkle tree (tree.c) ------------------------------------------------------ */
 /* The digest, split by key: every record belongs to one of STG_TREE_LEAVES
@@ -387,6 +384,9 @@ void stg_digest(stg_db *db, char hex[33], uint64_t *records);
 #define STG_TREE_FANOUT 16
 #define STG_TREE_DEPTH 3 /* levels below the root */
 #define STG_TREE_LEAVES 4096 /* STG_TREE_FANOUT ^ STG_TREE_DEPTH */
+/* The root as 32 hex digits + NUL, and its record count: a scan's sum
+ * (stg_digest_scan) once the writes in flight commit. */
+void stg_digest(stg_db *db, char hex[33], uint64_t *records);
 /* Number of nodes at level (0..STG_TREE_DEPTH). */
 uint32_t stg_tree_width(unsigned level);
 /* The leaf of the record of kind at key. */

@@ -113,27 +113,51 @@ static bool parse_entry(const char *k, size_t kl, size_t vl, uint32_t *leaf, stg
     return *leaf < STG_TREE_LEAVES && *kind >= STG_KIND_USER && *kind <= STG_KIND_MAX;
 }
 
-int stg_tree_leaf_scan(stg_db *db, uint32_t leaf, stg_tree_fn fn, void *arg)
+/* Calls fn(arg, leaf, kind, key, klen, value) for every tree entry under
+ * prefix (plen 0: all), until it returns false. Returns 0, DF_EIO, or
+ * DF_ECORRUPT for an entry that is not one. */
+typedef bool (*entry_fn)(void *arg, uint32_t leaf, stg_kind kind, const char *key, size_t klen,
+                         const char *val);
+static int each_entry(stg_db *db, const char *prefix, size_t plen, entry_fn fn, void *arg)
 {
-    if (leaf >= STG_TREE_LEAVES) return DF_EINVAL;
-    char prefix[2] = {(char)(leaf >> 8), (char)(leaf & 0xff)};
-    stg_iter *it = stg_iter_prefix(db, STG_CF_TREE, prefix, 2, false);
+    stg_iter *it = plen ? stg_iter_prefix(db, STG_CF_TREE, prefix, plen, false)
+                        : stg_iter_range(db, STG_CF_TREE, NULL, 0, NULL, 0, false);
     const char *k, *v;
     size_t kl, vl;
     int rc = 0;
     while (stg_iter_next(it, &k, &kl, &v, &vl)) {
-        uint32_t l;
+        uint32_t leaf;
         stg_kind kind;
-        if (!parse_entry(k, kl, vl, &l, &kind)) {
+        if (!parse_entry(k, kl, vl, &leaf, &kind)) {
             rc = DF_ECORRUPT;
             break;
         }
-        if (!fn(arg, kind, k + 3, kl - 3, (const unsigned char *)v,
-                stg_key_get_u64(v + STG_DIGEST_HASH_LEN)))
-            break;
+        if (!fn(arg, leaf, kind, k + 3, kl - 3, v)) break;
     }
     int irc = stg_iter_close(it);
     return rc < 0 ? rc : irc;
+}
+
+typedef struct leaf_call {
+    stg_tree_fn fn;
+    void *arg;
+} leaf_call;
+
+static bool call_leaf_fn(void *arg, uint32_t leaf, stg_kind kind, const char *key, size_t klen,
+                         const char *val)
+{
+    (void)leaf;
+    const leaf_call *c = arg;
+    return c->fn(c->arg, kind, key, klen, (const unsigned char *)val,
+                 stg_key_get_u64(val + STG_DIGEST_HASH_LEN));
+}
+
+int stg_tree_leaf_scan(stg_db *db, uint32_t leaf, stg_tree_fn fn, void *arg)
+{
+    if (leaf >= STG_TREE_LEAVES) return DF_EINVAL;
+    char prefix[2] = {(char)(leaf >> 8), (char)(leaf & 0xff)};
+    leaf_call c = {fn, arg};
+    return each_entry(db, prefix, sizeof prefix, call_leaf_fn, &c);
 }
 
 int stg_tree_get(stg_db *db, stg_kind kind, const char *key, size_t klen,
@@ -193,27 +217,21 @@ static int build(stg_db *db)
     return rc;
 }
 
+static bool sum_entry(void *arg, uint32_t leaf, stg_kind kind, const char *key, size_t klen,
+                      const char *val)
+{
+    (void)kind, (void)key, (void)klen;
+    stg_digest_sum d = {0};
+    stg_digest_add(&d, (const unsigned char *)val, 1);
+    add_leaf(arg, leaf, &d);
+    return true;
+}
+
 int stg_tree_load(stg_db *db, stg_tree *t)
 {
     uint64_t built;
     int rc = stg_meta_get_u64(db, "tree_built", &built) == 0 ? 0 : build(db);
-    if (rc < 0) return rc;
-    stg_iter *it = stg_iter_range(db, STG_CF_TREE, NULL, 0, NULL, 0, false);
-    const char *k, *v;
-    size_t kl, vl;
-    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
-        uint32_t leaf;
-        stg_kind kind;
-        if (!parse_entry(k, kl, vl, &leaf, &kind)) {
-            rc = DF_ECORRUPT;
-            break;
-        }
-        stg_digest_sum d = {0};
-        stg_digest_add(&d, (const unsigned char *)v, 1);
-        add_leaf(t, leaf, &d);
-    }
-    int irc = stg_iter_close(it);
-    return rc < 0 ? rc : irc;
+    return rc < 0 ? rc : each_entry(db, NULL, 0, sum_entry, t);
 }
 
 /* Takes out the record stored as val (freed), with its tree entry and its

@@ -17,7 +17,6 @@ resurrected (a delete or unfollow that was acknowledged, yet the post or the
 edge is back in some region). Nothing here sleeps where a poll with a
 deadline works; the load paces itself with Event.wait.
 """
-import datetime
 import http.client
 import json
 import os
@@ -545,15 +544,10 @@ def repairs_equal(endpoints, since):
             continue
         for p in r.json["peers"]:
             at = p["repair"]["last_equal_at"]
-            if at is None or _parse_time(at) < since:
+            if at is None or harness.api_time(at) < since:
                 return False
     return True
 
-
-def _parse_time(s):
-    """Seconds since the epoch of an API time ("2026-12-07T09:09:09.561Z")."""
-    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def verify_healed(test, endpoints, users, ledger, converge_bound, timeline_bound=60, label="",

@@ -4,6 +4,7 @@ own port, driftfeed regions, an HTTP client, and polling with deadlines.
 Nothing here mocks anything: tests talk HTTP to real driftfeed processes that
 replicate through a real Redis. Every wait is a poll with a deadline.
 """
+import datetime
 import http.client
 import json
 import os
@@ -41,6 +42,12 @@ def wait_for(cond, timeout=10.0, interval=0.05, what="condition"):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
         time.sleep(interval)
+
+
+def api_time(s):
+    """Seconds since the epoch of a time the API answers ("2026-12-07T09:09:09.561Z")."""
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 
 class Response:

@@ -19,12 +19,14 @@ refused and counted; a request not signed by a peer is not answered.
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.request
 
-from harness import BIN, ROOT, Cluster, Region, free_port, make_keys, wait_for
+from harness import BIN, ROOT, Cluster, Region, api_time, free_port, make_keys, wait_for
 from test_log_auth import post_status, replication, stop_checked
 
 CONVERGE_S = 60  # generous: the ASan build is several times slower
@@ -299,6 +301,10 @@ class Decommission(unittest.TestCase):
         bad = paris.client.delete("/v1/admin/peers/No%20Such")
         self.assertEqual(bad.status, 400, bad)
         self.assertEqual(bad.json["error"]["code"], "invalid_peer")
+        for hostile in ("%FF%FE", "a%00b", "x" * 200, "%C3%A9t%C3%A9"):
+            r = paris.client.delete(f"/v1/admin/peers/{hostile}")
+            self.assertEqual(r.status, 400, (hostile, r))
+            self.assertIn("error", r.json)
         # Nobody waits for lisbon's progress: paris's outbox empties once
         # tokyo has applied it.
         author = paris.client.register("staying")
@@ -339,7 +345,6 @@ class DeployCluster(unittest.TestCase):
 
     @staticmethod
     def port_free(port):
-        import socket
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", port)) != 0
 
@@ -380,12 +385,6 @@ def gc(region):
     return replication(region)["gc"]
 
 
-def api_time(s):
-    import datetime
-    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
-
-
 class TombstoneGC(unittest.TestCase):
     GRACE_S = 2
 
@@ -409,7 +408,6 @@ class TombstoneGC(unittest.TestCase):
         self.c.wait_converged(CONVERGE_S)
         records = digest_of(self.paris)["records"]
         self.assertEqual(self.tokyo.stop(), 0)
-        import time
         stopped = time.time()
         self.delete(doomed)
         # While tokyo is away paris cannot know tokyo holds the tombstone:

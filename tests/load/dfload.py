@@ -175,22 +175,23 @@ def wait_until(cond, timeout, what, interval=0.05):
 
 
 def wait_settled(ports, timeout, what="replication and fan-out", quiet=False, interval=0.25):
-    """Polls until settled(); returns seconds waited. Raises LoadError at the
-    deadline, with the last state."""
-    t0 = time.monotonic()
-    deadline = t0 + timeout
-    last_print = t0
-    while True:
-        reps = replication(ports)
-        if settled(reps):
-            return time.monotonic() - t0
-        now = time.monotonic()
-        if now >= deadline:
-            raise LoadError(f"{what} did not settle within {timeout:.0f}s: " + summary(reps))
-        if not quiet and now - last_print >= 10:
-            print(f"  waiting for {what}: {summary(reps)}", flush=True)
-            last_print = now
-        time.sleep(interval)
+    """Polls until settled() (wait_until); returns seconds waited. Raises
+    LoadError at the deadline, with the last state."""
+    last = {"reps": None, "print": time.monotonic()}
+
+    def done():
+        last["reps"] = replication(ports)
+        if settled(last["reps"]):
+            return True
+        if not quiet and time.monotonic() - last["print"] >= 10:
+            print(f"  waiting for {what}: {summary(last['reps'])}", flush=True)
+            last["print"] = time.monotonic()
+        return False
+    try:
+        return wait_until(done, timeout, what, interval)
+    except LoadError:
+        raise LoadError(f"{what} did not settle within {timeout:.0f}s: " +
+                        summary(last["reps"])) from None
 
 
 def summary(reps):
