@@ -60,6 +60,8 @@ typedef struct api_config {
     int idem_window_s; /* how long an Idempotency-Key is remembered */
     int streams_per_user; /* open SSE streams per user; one more ends the oldest */
     int max_streams;      /* open SSE streams per region; past it 503 */
+    int session_wait_ms, session_wait_max_ms; /* a Session-Token's wait: default, cap */
+    int ack_wait_ms; /* ack=quorum|all wait at most this long, then 202 */
     int log_level;
     repl_config repl; /* derived from the above */
 } api_config;
@@ -84,6 +86,7 @@ typedef struct api_ctx {
     feed *fd;
     repl *rp;
     struct api_streams *streams;
+    struct api_sessions *sessions;
     struct api_metrics *metrics;
     struct api_limits *limits;
     df_cache *tokens; /* user id -> stored token hash (auth.c) */
@@ -126,6 +129,8 @@ typedef struct api_req {
     const char *params[API_MAX_PARAMS]; /* path parameters, decoded */
     char user[STG_ID_MAX + 1]; /* set by api_auth_or_401 */
     struct api_stream *stream; /* set when the request is an SSE stream */
+    bool sessions; /* a /v1 route that takes Session-Token and ?ack */
+    struct api_session *session; /* what it asked of them, when anything (session.c) */
 } api_req;
 
 /* Decodes the %XX escapes of s in place (libmicrohttpd calls it for the
@@ -160,8 +165,10 @@ struct api_buf;
 void api_reply_buf(api_req *r, int status, struct api_buf *b, const char *type);
 /* Answers 200 with JSON held in a df_cache entry, released when sent. */
 void api_reply_held(api_req *r, const char *body, size_t len, df_cache_ref *ref);
-/* Queues a response built by the caller (SSE); takes resp. */
+/* Sends resp as it is, headers and all (a held answer); takes resp. */
 struct MHD_Response;
+void api_send_response(api_req *r, int status, struct MHD_Response *resp);
+/* Queues a response built by the caller (SSE); takes resp. */
 void api_reply_response(api_req *r, int status, struct MHD_Response *resp);
 void api_error(api_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -249,6 +256,52 @@ bool api_idem_sweep(stg_db *db, const char *key, size_t klen, stg_sweep_memo *me
 struct api_metrics *api_metrics_new(void);
 void api_metrics_free(struct api_metrics *m);
 void api_metrics_observe(struct api_metrics *m, int route, int status, uint64_t micros);
+
+/* ---- Sessions (session_token.c, session.c) ------------------------------------------------ */
+/* A Session-Token: the log positions a client has written or read. */
+typedef struct api_session_vec {
+    size_t n;
+    repl_pos pos[REPL_POS_MAX];
+} api_session_vec;
+#define API_SESSION_TOKEN_MAX 1100 /* characters; a full vector takes about 1,070 */
+/* Encodes v into out (cap bytes); returns its length, 0 if out is too small. */
+size_t api_session_encode(const api_session_vec *v, char *out, size_t cap);
+/* Decodes a token; 0, or -1 if it is not one (garbled, cut, made up). */
+int api_session_decode(const char *s, size_t len, api_session_vec *v);
+/* Merges n positions into a vector: the later seq of each region (a
+ * position of another store of that region replaces it); seq 0 is left out. */
+void api_session_merge(api_session_vec *into, const repl_pos *pos, size_t n);
+
+/* The waits: requests whose token this region has not caught up with, and
+ * writes waiting for acknowledgements (ack=quorum|all), each suspended --
+ * no thread waits with them -- until replication moves or its bound passes. */
+struct api_sessions *api_sessions_new(api_ctx *ctx);
+/* Ends every wait (a token's with 503, an ack's with what it has); call
+ * before api_server_stop. */
+void api_sessions_stop(struct api_sessions *s);
+void api_sessions_free(struct api_sessions *s); /* accepts NULL */
+typedef struct api_sessions_stats {
+    uint64_t waiting; /* suspended now */
+    uint64_t waits, caught_up, timeouts, refused; /* token waits: begun, answered, 503, 400 */
+    uint64_t acks[3], ack_timeouts; /* writes by ack level (local, quorum, all); answered 202 */
+} api_sessions_stats;
+void api_sessions_get_stats(struct api_sessions *s, api_sessions_stats *out);
+/* http.c, before a /v1 route's handler: reads Session-Token,
+ * Session-Wait-Ms and ?ack. Returns 0 to run the handler now, or -1 when
+ * the request was answered (400, 503) or suspended until it can run. */
+int api_session_before(api_req *r);
+/* Whether r is suspended, or resumed, for a wait (http.c then calls
+ * api_session_resumed instead of routing it again). */
+bool api_session_waiting(const api_req *r);
+/* After a resume: 0 to run the handler now, -1 while it is still waiting
+ * (or was answered now). */
+int api_session_resumed(api_req *r);
+/* http.c, on the answer: adds Session-Token (and Acked-By). Returns true
+ * when it takes resp, to send (api_send_response) once acknowledgements
+ * arrive. */
+bool api_session_answer(api_req *r, int status, struct MHD_Response *resp);
+/* Frees a request's session state (on_completed). */
+void api_session_done(api_req *r);
 
 /* ---- Streams (stream.c) -------------------------------------------------------------------- */
 struct api_streams *api_streams_new(api_ctx *ctx);

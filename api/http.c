@@ -124,7 +124,7 @@ static void add_common_headers(api_req *r, struct MHD_Response *resp)
         MHD_add_response_header(resp, "Vary", "Origin");
     }
     MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                            "Retry-After, Location, X-Request-Id");
+                            "Retry-After, Location, X-Request-Id, Session-Token, Acked-By");
 }
 
 /* A client's X-Request-Id comes back on the answer (tracing, and how a
@@ -139,16 +139,25 @@ static void echo_request_id(api_req *r, struct MHD_Response *resp)
     MHD_add_response_header(resp, "X-Request-Id", id);
 }
 
-/* Queues resp for r and records the answer in the metrics. */
-static void queue(api_req *r, int status, struct MHD_Response *resp)
+void api_send_response(api_req *r, int status, struct MHD_Response *resp)
 {
-    add_common_headers(r, resp);
-    echo_request_id(r, resp);
     if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
         df_log(DF_LOG_WARN, "could not queue a %d answer for %s", status, r->path);
     MHD_destroy_response(resp);
     r->answered = true;
     api_metrics_observe(r->ctx->metrics, r->route, status, now_us() - r->start_us);
+}
+
+/* Queues resp for r (or hands it to a wait for acknowledgements) and
+ * records the answer in the metrics. */
+static void queue(api_req *r, int status, struct MHD_Response *resp)
+{
+    add_common_headers(r, resp);
+    echo_request_id(r, resp);
+    if (api_session_answer(r, status, resp))
+        r->answered = true; /* sent, or sent once the acknowledgements are in */
+    else
+        api_send_response(r, status, resp);
 }
 
 void api_reply_response(api_req *r, int status, struct MHD_Response *resp)
@@ -327,7 +336,7 @@ static void dispatch(api_req *r)
                                 "GET, POST, PUT, DELETE, OPTIONS");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                 "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, "
-                                "X-Request-Id");
+                                "X-Request-Id, Session-Token, Session-Wait-Ms");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
         queue(r, 204, resp);
         return;
@@ -343,7 +352,17 @@ static void dispatch(api_req *r)
         return;
     }
     r->route = route;
+    if (api_session_before(r) < 0) return; /* answered, or waiting for replication */
     api_route_call(r, route);
+    if (!r->answered) api_error(r, 500, "internal", "no answer");
+}
+
+/* A request resumed after a session wait: it runs now, waits on, or was
+ * answered (its held answer sent). */
+static void resumed(api_req *r)
+{
+    if (api_session_resumed(r) < 0) return;
+    api_route_call(r, r->route);
     if (!r->answered) api_error(r, 500, "internal", "no answer");
 }
 
@@ -401,6 +420,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method_of(method);
         r->path = xstrdup(url);
         r->admin = strncmp(url, "/v1/admin/", 10) == 0;
+        r->sessions = !r->admin && strncmp(url, "/v1/", 4) == 0;
         r->start_us = now_us();
         r->route = (int)api_route_count() - 1;
         *con_cls = r;
@@ -413,6 +433,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             too_large(r);
         else if (cl)
             r->body_cap = strtoull(cl, NULL, 10); /* a hint: body_reserve allocates it */
+        return MHD_YES;
+    }
+    if (api_session_waiting(r)) {
+        resumed(r);
         return MHD_YES;
     }
     if (r->answered) {
@@ -446,6 +470,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     api_req *r = *con_cls;
     if (!r) return;
     if (r->stream) api_stream_closed(r);
+    api_session_done(r);
     free(r->body);
     free(r->path);
     free(r);

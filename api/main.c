@@ -79,6 +79,7 @@ int main(int argc, char **argv)
     df_log(DF_LOG_INFO, "signal %d: shutting down", sig);
     exit_code = 0;
     api_streams_stop(ctx.streams);
+    api_sessions_stop(ctx.sessions);
     api_server_stop(server);
 out_ctx:
     api_close(&ctx);

@@ -93,6 +93,35 @@ void api_metrics(api_req *r)
                    "driftfeed_streams_evicted_total %llu\n",
                    ss.open, ss.users, (unsigned long long)ss.refused,
                    (unsigned long long)ss.evicted);
+    api_sessions_stats st;
+    api_sessions_get_stats(r->ctx->sessions, &st);
+    api_buf_printf(&b,
+                   "# HELP driftfeed_session_waiting Requests suspended for a Session-Token or "
+                   "acknowledgements.\n"
+                   "# TYPE driftfeed_session_waiting gauge\ndriftfeed_session_waiting %llu\n"
+                   "# HELP driftfeed_session_waits_total Requests whose Session-Token this region "
+                   "had to wait for.\n"
+                   "# TYPE driftfeed_session_waits_total counter\n"
+                   "driftfeed_session_waits_total %llu\n"
+                   "# TYPE driftfeed_session_caught_up_total counter\n"
+                   "driftfeed_session_caught_up_total %llu\n"
+                   "# TYPE driftfeed_session_timeouts_total counter\n"
+                   "driftfeed_session_timeouts_total %llu\n"
+                   "# TYPE driftfeed_session_tokens_refused_total counter\n"
+                   "driftfeed_session_tokens_refused_total %llu\n"
+                   "# HELP driftfeed_writes_by_ack_total Successful writes by ack level.\n"
+                   "# TYPE driftfeed_writes_by_ack_total counter\n"
+                   "driftfeed_writes_by_ack_total{ack=\"local\"} %llu\n"
+                   "driftfeed_writes_by_ack_total{ack=\"quorum\"} %llu\n"
+                   "driftfeed_writes_by_ack_total{ack=\"all\"} %llu\n"
+                   "# HELP driftfeed_ack_timeouts_total Acknowledged writes answered 202.\n"
+                   "# TYPE driftfeed_ack_timeouts_total counter\n"
+                   "driftfeed_ack_timeouts_total %llu\n",
+                   (unsigned long long)st.waiting, (unsigned long long)st.waits,
+                   (unsigned long long)st.caught_up, (unsigned long long)st.timeouts,
+                   (unsigned long long)st.refused, (unsigned long long)st.acks[0],
+                   (unsigned long long)st.acks[1], (unsigned long long)st.acks[2],
+                   (unsigned long long)st.ack_timeouts);
     api_buf_printf(&b, "# TYPE driftfeed_cache_hits_total counter\n"
                        "# TYPE driftfeed_cache_misses_total counter\n"
                        "# TYPE driftfeed_cache_bytes gauge\n");

@@ -49,6 +49,7 @@ int api_open(api_ctx *ctx, const api_config *cfg)
     ctx->limits = api_limits_new(cfg);
     ctx->tokens = df_cache_new(256 * 1024, 64 << 20);
     ctx->streams = api_streams_new(ctx);
+    ctx->sessions = api_sessions_new(ctx);
     if ((rc = feed_start(ctx->fd)) < 0 || (rc = repl_start(ctx->rp)) < 0) goto fail;
     return 0;
 fail:
@@ -58,10 +59,12 @@ fail:
 
 void api_close(api_ctx *ctx)
 {
+    api_sessions_stop(ctx->sessions); /* no request waits on the engine any more */
     repl_close(ctx->rp); /* stops subscribers before the feed they enqueue into */
     ctx->rp = NULL;
     feed_close(ctx->fd); /* and its workers before the streams they tell */
     api_streams_free(ctx->streams); /* each of these takes NULL */
+    api_sessions_free(ctx->sessions);
     api_limits_free(ctx->limits);
     api_metrics_free(ctx->metrics);
     df_cache_free(ctx->tokens);

@@ -249,6 +249,7 @@ static int commit(repl_applier *t)
     if (p) {
         atomic_store(&p->applied, t->seq);
         atomic_fetch_add(&p->applied_total, n);
+        repl_progressed(t->r); /* sessions waiting for these records */
     }
     return 0;
 }

@@ -50,6 +50,9 @@ typedef struct peer {
     pthread_mutex_t repair_mu;
     uint64_t repaired_epoch, repaired_seq;
     _Atomic bool removed; /* decommissioned (durable: meta "removed:<name>") */
+    /* How much of our log the peer has applied, from its df:progress (the
+     * publisher reads it; acknowledgements wait on it). */
+    _Atomic uint64_t acked;
 } peer;
 
 struct repl {
@@ -113,6 +116,13 @@ struct repl {
     pthread_mutex_t cluster_mu;
     repl_region_info cluster[MAX_REGIONS];
     size_t ncluster;
+
+    /* Sessions (session.c): writes waiting for acknowledgements (the
+     * publisher then reads peers' progress often), and who is told when
+     * a peer's records are applied here or a peer acknowledges ours. */
+    _Atomic int ack_waiters;
+    void (*progress_fn)(void *arg);
+    void *progress_arg;
 };
 
 /* commit.c: the meta key of origin's cursor; the pool's release (repl_close). */
@@ -227,6 +237,9 @@ struct repl_applier *repl_repair_applier_new(struct repl *r, const char *from);
 /* A record from further ahead of our clock waits (its log) or is left for
  * a later round (repair): it would drag our HLC with it. */
 #define MAX_FUTURE_MS (60 * 60 * 1000ull)
+
+/* session.c: tells the progress hook (repl_on_progress) that positions moved. */
+void repl_progressed(struct repl *r);
 
 void *repl_publisher_main(void *arg);
 void *repl_subscriber_main(void *arg);

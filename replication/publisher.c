@@ -12,7 +12,9 @@
  * region publishes its next write at once. Once a second it also
  * announces the region's URL, reads the announced regions, publishes
  * df:seq:<region> and truncates the outbox and the stream below what every
- * peer has applied (df:progress:<peer>). */
+ * peer has applied (df:progress:<peer>). While writes wait for
+ * acknowledgements (ack=quorum|all) it reads that progress every
+ * ACK_POLL_MS as well. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -20,6 +22,9 @@
 #include <string.h>
 
 #define CHUNK 256
+/* While a write waits for acknowledgements, peers' progress is read this
+ * often (ms): a peer publishes it right after each batch it applies. */
+#define ACK_POLL_MS 5
 
 /* The id of the stream's last entry (0-0 if it is empty). */
 static bool stream_last(redisContext **c, const char *key, uint64_t *ms, uint64_t *sq)
@@ -347,6 +352,88 @@ static uint64_t retained_below(repl *r, uint64_t min, uint64_t floor, uint64_t p
     return cut;
 }
 
+/* How much of our log peer p has applied, from its df:progress value
+ * (HGET reply rep), as a seq of this store's: a value that is missing,
+ * malformed or not signed by p counts as 0 -- it can hold truncation and
+ * acknowledgements back, never hurry them -- and so does progress in
+ * another epoch's log (epoch 0: a subscriber that follows none, as over an
+ * unsigned log). A peer that applied seqs or a generation of ours we never
+ * issued (past seq, the last we committed) means this store is older than
+ * our log (restored from a copy): *restored is set, with the generation
+ * it saw in *gen, and it counts as 0. */
+static uint64_t progress_value(repl *r, peer *p, const redisReply *rep, uint64_t seq,
+                               bool *restored, uint64_t *gen_seen)
+{
+    char pk[64], num[72];
+    uint64_t pv[3] = {0};
+    snprintf(pk, sizeof pk, "df:progress:%s", p->name);
+    int nl = rep && rep->type == REDIS_REPLY_STRING
+                 ? repl_value_open(repl_peer_key(p), pk, r->region, rep->str, rep->len, num,
+                                   sizeof num)
+                 : -1;
+    if (nl < 0 || !repl_parse_dotted(num, (size_t)nl, pv, 3) || (pv[2] && pv[2] != r->epoch))
+        return 0;
+    uint64_t v = pv[0], gen = pv[1];
+    if (gen > r->generation || (gen == r->generation && v > seq)) {
+        *restored = true;
+        *gen_seen = gen;
+        return 0;
+    }
+    /* Progress made in an older generation of our stream may count
+     * entries that were not ours: only what came before the rewrite. */
+    if (gen < r->generation && v >= r->rewrite_from) v = r->rewrite_from - 1;
+    /* What acknowledgements wait for (repl_acked_by) moves only forward. */
+    if (v > atomic_load(&p->acked)) {
+        atomic_store(&p->acked, v);
+        repl_progressed(r);
+    }
+    return v;
+}
+
+static void append_progress_get(redisContext *c, repl *r, const peer *p)
+{
+    char pk[64];
+    snprintf(pk, sizeof pk, "df:progress:%s", p->name);
+    const char *get[] = {"HGET", pk, r->region};
+    redisAppendCommandArgv(c, 3, get, NULL);
+}
+
+static uint64_t read_progress(repl *r, peer *p, redisContext **c, uint64_t seq,
+                              bool *restored, uint64_t *gen_seen)
+{
+    append_progress_get(*c, r, p);
+    redisReply *rep;
+    if (repl_redis_replies(c, 1, &rep) < 0) return 0;
+    uint64_t v = progress_value(r, p, rep, seq, restored, gen_seen);
+    freeReplyObject(rep);
+    return v;
+}
+
+/* While writes wait for acknowledgements: every peer's progress through
+ * our log, in one round trip (peers publish it after each batch they
+ * apply). */
+static void read_acks(repl *r, redisContext **c)
+{
+    size_t n = atomic_load(&r->npeers), asked = 0;
+    redisReply *reps[REPL_MAX_PEERS];
+    peer *asked_of[REPL_MAX_PEERS];
+    pthread_mutex_lock(&r->seq_mu);
+    uint64_t seq = r->seq;
+    pthread_mutex_unlock(&r->seq_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (atomic_load(&r->peers[i].removed)) continue;
+        append_progress_get(*c, r, &r->peers[i]);
+        asked_of[asked++] = &r->peers[i];
+    }
+    if (!asked || repl_redis_replies(c, (int)asked, reps) < 0) return;
+    for (size_t i = 0; i < asked; i++) {
+        bool restored = false; /* housekeeping deals with it */
+        uint64_t gen;
+        progress_value(r, asked_of[i], reps[i], seq, &restored, &gen);
+        freeReplyObject(reps[i]);
+    }
+}
+
 /* Announces, reads the cluster, publishes our seq, truncates. */
 static void housekeeping(repl *r, redisContext **c, const char *key)
 {
@@ -392,33 +479,8 @@ static void housekeeping(repl *r, redisContext **c, const char *key)
     pthread_mutex_unlock(&r->seq_mu);
     for (size_t i = 0; i < r->npeers && *c; i++) {
         if (atomic_load(&r->peers[i].removed)) continue; /* decommissioned: not waited for */
-        char pk[64];
-        snprintf(pk, sizeof pk, "df:progress:%s", r->peers[i].name);
-        const char *get[] = {"HGET", pk, r->region};
-        rep = repl_redis_cmd(c, 3, get, NULL);
-        /* A progress value that is missing, malformed or not signed by that
-         * peer counts as 0: it can hold truncation back, never hurry it. */
-        /* So does progress in another epoch's log: not ours. (Epoch 0: a
-         * subscriber that follows none, as over an unsigned log.) */
-        uint64_t pv[3] = {0};
-        char num[72];
-        int nl = rep && rep->type == REDIS_REPLY_STRING
-                     ? repl_value_open(repl_peer_key(&r->peers[i]), pk, r->region, rep->str,
-                                       rep->len, num, sizeof num)
-                     : -1;
-        if (nl < 0 || !repl_parse_dotted(num, (size_t)nl, pv, 3) || (pv[2] && pv[2] != r->epoch))
-            pv[0] = pv[1] = 0;
-        uint64_t v = pv[0], gen = pv[1];
-        /* A peer that applied seqs or a generation of ours we never issued:
-         * this store is older than our log (restored from a copy). */
-        if (gen > r->generation || (gen == r->generation && v > seq)) {
-            restored = true;
-            if (gen > newest) newest = gen;
-        }
-        /* Progress made in an older generation of our stream may count
-         * entries that were not ours: only what came before the rewrite. */
-        if (gen < r->generation && v >= r->rewrite_from) v = r->rewrite_from - 1;
-        if (rep) freeReplyObject(rep);
+        uint64_t gen = 0, v = read_progress(r, &r->peers[i], c, seq, &restored, &gen);
+        if (gen > newest) newest = gen;
         if (v < min) min = v;
     }
     if (restored && *c) {
@@ -460,7 +522,7 @@ void *repl_publisher_main(void *arg)
     char key[64];
     snprintf(key, sizeof key, "df:log:%s", r->region);
     redisContext *c = NULL;
-    uint64_t backoff = 50, refused_backoff = 50, next_house = 0;
+    uint64_t backoff = 50, refused_backoff = 50, next_house = 0, next_ack = 0;
     chunk *ch = xcalloc(1, sizeof *ch);
     while (!atomic_load(&r->stopping)) {
         if (!c) {
@@ -494,13 +556,18 @@ void *repl_publisher_main(void *arg)
             if (c) resync(r, &c, key);
             next_house = now + 1000;
         }
+        bool acking = atomic_load(&r->ack_waiters) > 0;
+        if (acking && c && now >= next_ack) {
+            read_acks(r, &c);
+            next_ack = now + ACK_POLL_MS;
+        }
         if (n == 0 && c) {
             /* Nothing to publish: wait for a commit or the next housekeeping. */
             pthread_mutex_lock(&r->seq_mu);
             if (r->seq == atomic_load(&r->published) && !atomic_load(&r->stopping)) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 200 * 1000000L;
+                ts.tv_nsec += (acking ? ACK_POLL_MS : 200) * 1000000L;
                 if (ts.tv_nsec >= 1000000000L) {
                     ts.tv_sec++;
                     ts.tv_nsec -= 1000000000L;

@@ -219,6 +219,47 @@ int repl_applier_commit(repl_applier *a);
 void repl_applier_skip(repl_applier *a, uint64_t seq);
 void repl_applier_free(repl_applier *a); /* drops what is not committed; accepts NULL */
 
+/* ---- Sessions and acknowledgements (session.c) ------------------------------- */
+/* A position in a region's log: everything origin's store (its epoch, cut
+ * to 32 bits; 0: unknown) wrote up to seq. A session token is a vector of
+ * them (api/session.c). */
+typedef struct repl_pos {
+    char origin[STG_ORIGIN_MAX + 1];
+    uint32_t epoch;
+    uint64_t seq;
+} repl_pos;
+#define REPL_POS_MAX (REPL_MAX_PEERS + 1)
+
+/* This region's last committed local write. */
+void repl_own_position(repl *r, repl_pos *out);
+/* This region's version vector: its own position, then what it has
+ * applied of each peer not removed. Returns the count (<= max). */
+size_t repl_positions(repl *r, repl_pos *out, size_t max);
+
+typedef enum {
+    REPL_COVERED, /* here (or written by a removed region: nothing more comes) */
+    REPL_BEHIND, /* not applied here yet */
+    REPL_UNKNOWN_REGION, /* no region of ours is called that */
+    REPL_OTHER_STORE, /* another store of that name: another cluster, or one rebuilt */
+    REPL_FUTURE /* past anything that region has written, as far as we can see */
+} repl_cover;
+/* Whether what pos covers has been applied here. A peer's position past
+ * what it has published is BEHIND while we wait for it, and FUTURE when
+ * final is set (the wait is over) and we read the peer's log all along. */
+repl_cover repl_covers(repl *r, const repl_pos *pos, bool final);
+
+/* Calls fn(arg) (from a replication thread; fn must be quick) whenever a
+ * batch of a peer's records is applied here or a peer's progress through
+ * our log moves. Set once, before repl_start. */
+void repl_on_progress(repl *r, void (*fn)(void *arg), void *arg);
+/* A write begins (+1) or ends (-1) waiting for acknowledgements: while
+ * any waits, peers' progress through our log is read every few ms. */
+void repl_acks_wanted(repl *r, int delta);
+/* The peers (not removed) that have applied our log up to seq: their
+ * names into names[] (up to max). *regions is how many regions the
+ * cluster has: us and every peer not removed. Returns the count. */
+size_t repl_acked_by(repl *r, uint64_t seq, const char **names, size_t max, size_t *regions);
+
 /* ---- Status and demo controls -------------------------------------------------- */
 /* REPL_GAP: the peer's log lacks records after applied_seq (a missing or
  * unauthentic entry at gap_from): nothing after it is applied until the

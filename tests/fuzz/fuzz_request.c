@@ -189,6 +189,7 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 static void shut_down(void)
 {
     api_streams_stop(ctx.streams);
+    api_sessions_stop(ctx.sessions);
     api_server_stop(server);
     api_close(&ctx);
     api_config_free(&cfg);

@@ -1,0 +1,120 @@
+/* session_token.c -- the Session-Token codec: a vector of log positions,
+ * small and URL-safe. Pure functions (fuzzed).
+ *
+ * DESIGN: binary, then base64url without padding:
+ *   u8 version (1) | u8 n (1..REPL_POS_MAX) |
+ *   n x (u8 len, region name | u32 epoch, big-endian | seq, LEB128) |
+ *   4 bytes of SipHash-2-4 over everything before them
+ * Names are valid region names, each once; a seq is written in the fewest
+ * bytes. The check catches a token that was cut, copied wrong or made up;
+ * it is not a signature: a forged token can only make its own request
+ * wait (bounded) or fail. Three regions take about 60 characters. */
+#include "api.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#define VERSION 1
+#define CHECK_LEN 4
+#define BIN_MAX (2 + REPL_POS_MAX * (1 + STG_ORIGIN_MAX + 4 + 10) + CHECK_LEN)
+
+static const unsigned char check_key[crypto_shorthash_KEYBYTES] = "driftfeed-sess-1";
+
+static void check(const unsigned char *p, size_t n, unsigned char out[CHECK_LEN])
+{
+    unsigned char h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, p, n, check_key);
+    memcpy(out, h, CHECK_LEN);
+}
+
+size_t api_session_encode(const api_session_vec *v, char *out, size_t cap)
+{
+    unsigned char bin[BIN_MAX];
+    size_t n = 0;
+    bin[n++] = VERSION;
+    bin[n++] = (unsigned char)v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        const repl_pos *p = &v->pos[i];
+        size_t len = strlen(p->origin);
+        bin[n++] = (unsigned char)len;
+        memcpy(bin + n, p->origin, len);
+        n += len;
+        for (int s = 24; s >= 0; s -= 8) bin[n++] = (unsigned char)(p->epoch >> s);
+        uint64_t seq = p->seq;
+        do {
+            bin[n++] = (unsigned char)((seq & 0x7f) | (seq > 0x7f ? 0x80 : 0));
+            seq >>= 7;
+        } while (seq);
+    }
+    check(bin, n, bin + n);
+    n += CHECK_LEN;
+    if (cap < sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING)) return 0;
+    sodium_bin2base64(out, cap, bin, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return strlen(out);
+}
+
+int api_session_decode(const char *s, size_t len, api_session_vec *v)
+{
+    unsigned char bin[BIN_MAX];
+    size_t n;
+    const char *end;
+    v->n = 0;
+    if (len == 0 || len > API_SESSION_TOKEN_MAX ||
+        sodium_base642bin(bin, sizeof bin, s, len, NULL, &n, &end,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        end != s + len || n < 2 + CHECK_LEN)
+        return -1;
+    unsigned char want[CHECK_LEN];
+    check(bin, n - CHECK_LEN, want);
+    if (sodium_memcmp(want, bin + n - CHECK_LEN, CHECK_LEN) != 0) return -1;
+    n -= CHECK_LEN;
+    if (bin[0] != VERSION || bin[1] == 0 || bin[1] > REPL_POS_MAX) return -1;
+    size_t off = 2, count = bin[1];
+    for (size_t i = 0; i < count; i++) {
+        repl_pos *p = &v->pos[i];
+        if (off >= n) return -1;
+        size_t nl = bin[off++];
+        if (nl > STG_ORIGIN_MAX || n - off < nl + 4 ||
+            !stg_valid_name((const char *)bin + off, nl, STG_ORIGIN_MAX))
+            return -1;
+        memcpy(p->origin, bin + off, nl);
+        p->origin[nl] = '\0';
+        off += nl;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v->pos[j].origin, p->origin) == 0) return -1;
+        p->epoch = (uint32_t)bin[off] << 24 | (uint32_t)bin[off + 1] << 16 |
+                   (uint32_t)bin[off + 2] << 8 | bin[off + 3];
+        off += 4;
+        uint64_t seq = 0;
+        for (unsigned shift = 0;; shift += 7) {
+            if (off >= n || shift > 63) return -1;
+            unsigned char b = bin[off++];
+            /* the last of ten bytes holds one bit; a trailing 0 byte is not canonical */
+            if ((shift == 63 && b > 1) || (shift > 0 && b == 0)) return -1;
+            seq |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) break;
+        }
+        p->seq = seq;
+    }
+    if (off != n) return -1;
+    v->n = count;
+    return 0;
+}
+
+void api_session_merge(api_session_vec *into, const repl_pos *pos, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (pos[i].seq == 0) continue; /* nothing to wait for: kept out of the token */
+        size_t j = 0;
+        while (j < into->n && strcmp(into->pos[j].origin, pos[i].origin) != 0) j++;
+        if (j == into->n) {
+            if (into->n == REPL_POS_MAX) continue;
+            into->pos[into->n++] = pos[i];
+        } else if (pos[i].epoch && into->pos[j].epoch && pos[i].epoch != into->pos[j].epoch) {
+            into->pos[j] = pos[i]; /* another store of that region: this one counts */
+        } else {
+            if (!into->pos[j].epoch) into->pos[j].epoch = pos[i].epoch;
+            if (pos[i].seq > into->pos[j].seq) into->pos[j].seq = pos[i].seq;
+        }
+    }
+}
