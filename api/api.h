@@ -269,7 +269,7 @@ size_t api_session_encode(const api_session_vec *v, char *out, size_t cap);
 /* Decodes a token; 0, or -1 if it is not one (garbled, cut, made up). */
 int api_session_decode(const char *s, size_t len, api_session_vec *v);
 /* Merges n positions into a vector: the later seq of each region (a
- * position of another store of that region replaces it); seq 0 is left out. */
+ * position of another store of that region replaces it). */
 void api_session_merge(api_session_vec *into, const repl_pos *pos, size_t n);
 
 /* The waits: requests whose token this region has not caught up with, and

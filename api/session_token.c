@@ -104,7 +104,6 @@ int api_session_decode(const char *s, size_t len, api_session_vec *v)
 void api_session_merge(api_session_vec *into, const repl_pos *pos, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (pos[i].seq == 0) continue; /* nothing to wait for: kept out of the token */
         size_t j = 0;
         while (j < into->n && strcmp(into->pos[j].origin, pos[i].origin) != 0) j++;
         if (j == into->n) {

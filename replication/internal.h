@@ -21,6 +21,7 @@ typedef struct peer {
     bool started;
     _Atomic uint64_t applied; /* highest seq applied (durable in meta) */
     _Atomic uint64_t published; /* the peer's published seq, as last read */
+    _Atomic uint64_t seen; /* the highest entry id read from its stream (authentic or not) */
     _Atomic uint64_t applied_total;
     _Atomic uint32_t delay_ms;
     _Atomic int state; /* repl_state */

@@ -245,7 +245,8 @@ typedef enum {
 } repl_cover;
 /* Whether what pos covers has been applied here. A peer's position past
  * what it has published is BEHIND while we wait for it, and FUTURE when
- * final is set (the wait is over) and we read the peer's log all along. */
+ * final is set (a wait long enough for a record on its way to reach
+ * the log is over) and we are reading the peer's log. */
 repl_cover repl_covers(repl *r, const repl_pos *pos, bool final);
 
 /* Calls fn(arg) (from a replication thread; fn must be quick) whenever a

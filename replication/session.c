@@ -58,9 +58,15 @@ repl_cover repl_covers(repl *r, const repl_pos *pos, bool final)
     /* (Over an unsigned log we follow no epoch: p->epoch is 0.) */
     if (pos->epoch && p->epoch && pos->epoch != (uint32_t)p->epoch) return REPL_OTHER_STORE;
     if (pos->seq <= atomic_load(&p->applied)) return REPL_COVERED;
-    int state = atomic_load(&p->state);
-    bool reading = state == REPL_STREAMING || state == REPL_PAUSED || state == REPL_GAP;
-    if (final && reading && pos->seq > atomic_load(&p->published)) return REPL_FUTURE;
+    /* Past the wait, a seq beyond what the peer announced and beyond every
+     * entry we read from its stream, while we read it all along, is not on
+     * its way. (A region cut off from its own Redis, while we still read
+     * that Redis, writes seqs it cannot publish: its tokens look like
+     * this too, until it is back.) */
+    uint64_t published = atomic_load(&p->published), seen = atomic_load(&p->seen);
+    if (final && atomic_load(&p->state) == REPL_STREAMING && pos->seq > published &&
+        pos->seq > seen)
+        return REPL_FUTURE;
     return REPL_BEHIND;
 }
 

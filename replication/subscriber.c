@@ -429,6 +429,13 @@ void *repl_subscriber_main(void *arg)
             rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
             uint64_t before = atomic_load(&p->applied);
             const redisReply *entries = rep->element[0]->element[1];
+            const redisReply *last = entries->elements ? entries->element[entries->elements - 1]
+                                                       : NULL;
+            uint64_t id = last && last->type == REDIS_REPLY_ARRAY && last->elements >= 1 &&
+                                  last->element[0]->type == REDIS_REPLY_STRING
+                              ? repl_parse_entry_id(last->element[0]->str)
+                              : 0;
+            if (id > atomic_load(&p->seen)) atomic_store(&p->seen, id);
             apply_result res = apply_entries(p, a, entries, entries->elements >= READ_COUNT);
             if (res == APPLY_GAP) {
                 atomic_store(&p->state, REPL_GAP);
