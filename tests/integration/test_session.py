@@ -19,7 +19,8 @@ import struct
 import time
 import unittest
 
-from harness import Cluster, Region, free_port, wait_for
+from harness import Cluster, Region, wait_for
+from test_log_auth import stop_checked
 
 DELAY_MS = 1000
 ACK_WAIT_MS = 1000
@@ -132,7 +133,7 @@ class Sessions(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.cluster.stop()
+        stop_checked(cls.cluster)
 
     def setUp(self):
         for r in self.cluster.regions.values():
@@ -368,6 +369,64 @@ class Sessions(unittest.TestCase):
             for s in socks:
                 s.close()
             self.admin(self.tokyo, {"paused": False})
+
+
+def metric(region, name):
+    m = region.client.get("/metrics").body
+    return int(next(l for l in m.splitlines() if l.startswith(name + " ")).split()[1])
+
+
+def send_raw(port, req):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(req)
+    return s
+
+
+def status_of(sock):
+    """The status of the answer on sock, or None if it closed without one."""
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    return int(data.split(b" ")[1])
+
+
+class Shutdown(unittest.TestCase):
+    def test_a_region_stops_cleanly_with_requests_waiting(self):
+        """Suspended requests are let go when the region stops -- a token's
+        answered 503, an acknowledged write's 202, or the connection closed
+        if the server is gone before it is sent -- and it exits cleanly."""
+        cluster = Cluster(names=("paris", "tokyo"), args=["--demo", "--rate-limit", "0",
+                                                          "--ack-wait-ms", "30000"])
+        try:
+            paris, tokyo = cluster["paris"], cluster["tokyo"]
+            for r in (paris, tokyo):
+                r.client.post("/v1/admin/replication", {"paused": True})
+            user = paris.client.register("dora")["token"]
+            token = paris.client.post("/v1/posts", {"text": "x"},
+                                      token=user).headers["session-token"]
+            readers = [send_raw(tokyo.port, (
+                f"GET /v1/timeline HTTP/1.1\r\nHost: x\r\nSession-Token: {token}\r\n"
+                f"Session-Wait-Ms: 10000\r\n\r\n").encode()) for _ in range(20)]
+            body = b'{"text": "waiting for tokyo"}'
+            writer = send_raw(paris.port, (
+                f"POST /v1/posts?ack=all HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {user}"
+                f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body)
+            wait_for(lambda: metric(tokyo, "driftfeed_session_waiting") == 20, 20,
+                     what="20 suspended readers")
+            wait_for(lambda: metric(paris, "driftfeed_session_waiting") == 1, 20,
+                     what="a write waiting for tokyo")
+            t0 = time.monotonic()
+            self.assertEqual(tokyo.stop(), 0)
+            self.assertEqual(paris.stop(), 0)
+            self.assertLess(time.monotonic() - t0, 15)
+            self.assertLessEqual({status_of(s) for s in readers}, {503, None})
+            self.assertIn(status_of(writer), (202, None))
+        finally:
+            stop_checked(cluster)
 
 
 if __name__ == "__main__":
