@@ -14,7 +14,8 @@
  * suspend/resume), so waiting holds no HTTP thread. One thread keeps the
  * list of waiters: replication tells it when positions move
  * (repl_on_progress), and it resumes each waiter that can go on or whose
- * bound has passed; the resumed request is handled again on its HTTP
+ * bound has passed (a home timeline read also waits for the fan-out of
+ * what its token holds: feed_ticket); the resumed request is handled again on its HTTP
  * thread (api_session_resumed). Requests without a token or ?ack cost one
  * header lookup. */
 #include "api.h"
@@ -42,6 +43,9 @@ struct api_session {
     wait_kind waiting; /* what it is suspended for, or will be resumed for */
     uint64_t deadline; /* mono ms */
     bool long_wait; /* at least FUTURE_AFTER_MS */
+    bool fanout; /* a home timeline read: also waits for the token's fan-out */
+    bool ticketed;
+    uint64_t ticket; /* the fan-out jobs queued when the token was covered */
     uint64_t ack_seq; /* our seq the acknowledgements are for */
     size_t ack_need; /* peers that must have it */
     struct MHD_Response *held; /* the answer waiting for them */
@@ -97,6 +101,19 @@ static verdict check_token(api_req *r, struct api_session *s, bool final, const 
                       "written",
                       (unsigned long long)p->seq, p->origin);
         return ANSWERED;
+    }
+    /* A home timeline holds the token's posts once their fan-out ran:
+     * every job queued by the time the records were here. */
+    if (s->fanout) {
+        feed *fd = s->req->ctx->fd;
+        if (!s->ticketed) {
+            s->ticket = feed_ticket(fd);
+            s->ticketed = true;
+        }
+        if (!feed_ticket_done(fd, s->ticket)) {
+            *behind = NULL;
+            return BEHIND;
+        }
     }
     return GO;
 }
@@ -191,7 +208,7 @@ static void *waiter_main(void *arg)
 }
 
 /* Replication moved (a peer's batch applied here, or a peer's progress
- * through our log): look at the waiters again. */
+ * through our log), or a fan-out job ran: look at the waiters again. */
 static void on_progress(void *arg)
 {
     struct api_sessions *ss = arg;
@@ -213,6 +230,7 @@ struct api_sessions *api_sessions_new(api_ctx *ctx)
         abort();
     }
     repl_on_progress(ctx->rp, on_progress, ss);
+    feed_on_done(ctx->fd, on_progress, ss);
     return ss;
 }
 
@@ -262,10 +280,16 @@ static int behind(api_req *r, const char *region, bool final)
     struct api_sessions *ss = r->ctx->sessions;
     if (!final && park(r, WAIT_TOKEN)) return -1;
     atomic_fetch_add(&ss->timeouts, 1);
-    api_error_retry(r, 503, "session_behind", 1,
-                    "region %s has not yet applied what this Session-Token holds from %s; retry "
-                    "shortly, here or in %s",
-                    repl_region(r->ctx->rp), region, region);
+    if (!region)
+        api_error_retry(r, 503, "session_behind", 1,
+                        "region %s has what this Session-Token holds but has not yet delivered "
+                        "it into home timelines; retry shortly",
+                        repl_region(r->ctx->rp));
+    else
+        api_error_retry(r, 503, "session_behind", 1,
+                        "region %s has not yet applied what this Session-Token holds from %s; "
+                        "retry shortly, here or in %s",
+                        repl_region(r->ctx->rp), region, region);
     return -1;
 }
 
@@ -324,6 +348,7 @@ int api_session_before(api_req *r)
         return -1;
     }
     s->has_token = true;
+    s->fanout = strcmp(api_route_name(r->route), "timeline") == 0;
     s->deadline = df_mono_ms() + wait;
     s->long_wait = wait >= FUTURE_AFTER_MS;
     const char *region;
@@ -369,7 +394,8 @@ int api_session_resumed(api_req *r)
         return -1;
     }
     const char *region;
-    verdict v = check_token(r, s, final && s->long_wait, &region);
+    /* (A wait cut short by a stop proves nothing about the token.) */
+    verdict v = check_token(r, s, final && s->long_wait && !stopping, &region);
     if (v == ANSWERED) return -1;
     if (v == GO) {
         s->waiting = WAIT_NONE;

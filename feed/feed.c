@@ -91,6 +91,7 @@ static void push_locked(feed *f, uint64_t id)
     }
     f->q[(f->qhead + f->qlen) % f->qcap] = id;
     f->qlen++;
+    f->queued_total++;
     if (f->qlen + f->running > f->depth_max) f->depth_max = f->qlen + f->running;
 }
 
@@ -184,6 +185,8 @@ int feed_start(feed *f)
     if (rc < 0) return rc;
     if (n) df_log(DF_LOG_INFO, "feed: resuming %zu fan-out jobs", n);
     f->threads = xcalloc((size_t)f->cfg.workers, sizeof *f->threads);
+    f->running_ord = xmalloc((size_t)f->cfg.workers * sizeof *f->running_ord);
+    for (int i = 0; i < f->cfg.workers; i++) f->running_ord[i] = UINT64_MAX;
     for (int i = 0; i < f->cfg.workers; i++) {
         if (pthread_create(&f->threads[i], NULL, worker_main, f) != 0) return DF_EIO;
         f->nthreads++;
@@ -201,6 +204,7 @@ void feed_close(feed *f)
     pthread_mutex_unlock(&f->mu);
     for (int i = 0; i < f->nthreads; i++) pthread_join(f->threads[i], NULL);
     free(f->threads);
+    free(f->running_ord);
     free(f->q);
     df_cache_free(f->posts);
     df_cache_free(f->follows);
@@ -235,11 +239,20 @@ static void *worker_main(void *arg)
         f->qhead = (f->qhead + 1) % f->qcap;
         f->qlen--;
         f->running++;
+        int slot = 0;
+        while (f->running_ord[slot] != UINT64_MAX) slot++; /* running <= workers */
+        f->running_ord[slot] = f->taken_total++;
         pthread_mutex_unlock(&f->mu);
         feed_run_job(f, id);
         pthread_mutex_lock(&f->mu);
+        f->running_ord[slot] = UINT64_MAX;
         f->running--;
         if (f->qlen == 0 && f->running == 0) pthread_cond_broadcast(&f->idle);
+        if (f->done_fn) { /* a read waiting for this job may go on */
+            pthread_mutex_unlock(&f->mu);
+            f->done_fn(f->done_arg);
+            pthread_mutex_lock(&f->mu);
+        }
     }
     pthread_mutex_unlock(&f->mu);
     return NULL;
@@ -251,6 +264,30 @@ bool feed_overloaded(feed *f)
     bool over = f->qlen + f->running >= f->cfg.queue_max;
     pthread_mutex_unlock(&f->mu);
     return over;
+}
+
+uint64_t feed_ticket(feed *f)
+{
+    pthread_mutex_lock(&f->mu);
+    uint64_t t = f->queued_total;
+    pthread_mutex_unlock(&f->mu);
+    return t;
+}
+
+bool feed_ticket_done(feed *f, uint64_t ticket)
+{
+    pthread_mutex_lock(&f->mu);
+    uint64_t low = f->taken_total; /* every job before it was taken... */
+    for (int i = 0; i < f->nthreads; i++) /* ...and those taken, but running, are not done */
+        if (f->running_ord[i] < low) low = f->running_ord[i];
+    pthread_mutex_unlock(&f->mu);
+    return low >= ticket;
+}
+
+void feed_on_done(feed *f, void (*fn)(void *arg), void *arg)
+{
+    f->done_arg = arg;
+    f->done_fn = fn;
 }
 
 bool feed_drain(feed *f, uint64_t timeout_ms)

@@ -69,6 +69,14 @@ typedef struct feed_stats {
 } feed_stats;
 void feed_get_stats(feed *f, feed_stats *out);
 
+/* A ticket for the jobs queued so far (every committed record's job is
+ * queued before its commit returns), and whether all of them have run:
+ * what a read that must see those records in home timelines waits for. */
+uint64_t feed_ticket(feed *f);
+bool feed_ticket_done(feed *f, uint64_t ticket);
+/* Calls fn(arg) on a worker thread after each job (fn must be quick). Set
+ * once, before feed_start. */
+void feed_on_done(feed *f, void (*fn)(void *arg), void *arg);
 /* Blocks until the queue is empty or timeout_ms passes; true if empty. */
 bool feed_drain(feed *f, uint64_t timeout_ms);
 

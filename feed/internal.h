@@ -39,6 +39,13 @@ struct feed {
     uint64_t *q;
     size_t qhead, qlen, qcap;
     size_t running;
+    /* Jobs by the order they were queued (the queue is FIFO): how many
+     * were queued and taken, and the order of each running one (by
+     * worker slot; UINT64_MAX: none), for feed_ticket_done. */
+    uint64_t queued_total, taken_total;
+    uint64_t *running_ord;
+    void (*done_fn)(void *arg);
+    void *done_arg;
     size_t depth_max; /* the largest qlen + running seen */
     size_t sleeping, wakeups; /* workers in cond_wait; signals not yet taken */
     bool stopping;

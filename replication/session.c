@@ -64,8 +64,8 @@ repl_cover repl_covers(repl *r, const repl_pos *pos, bool final)
      * that Redis, writes seqs it cannot publish: its tokens look like
      * this too, until it is back.) */
     uint64_t published = atomic_load(&p->published), seen = atomic_load(&p->seen);
-    if (final && atomic_load(&p->state) == REPL_STREAMING && pos->seq > published &&
-        pos->seq > seen)
+    if (final && !atomic_load(&r->paused) && atomic_load(&p->state) == REPL_STREAMING &&
+        pos->seq > published && pos->seq > seen)
         return REPL_FUTURE;
     return REPL_BEHIND;
 }
