@@ -13,11 +13,12 @@
  * A request that has to wait is suspended (libmicrohttpd's
  * suspend/resume), so waiting holds no HTTP thread. One thread keeps the
  * list of waiters: replication tells it when positions move
- * (repl_on_progress), and it resumes each waiter that can go on or whose
- * bound has passed (a home timeline read also waits for the fan-out of
- * what its token holds: feed_ticket); the resumed request is handled again on its HTTP
- * thread (api_session_resumed). Requests without a token or ?ack cost one
- * header lookup. */
+ * (repl_on_progress, feed_on_done), and it resumes each waiter that can
+ * go on or whose bound has passed; the resumed request is handled again on
+ * its HTTP thread (api_session_resumed). A home timeline read also waits
+ * for the fan-out of what its token holds (feed_ticket): the timeline is
+ * derived from the records by the workers. Requests without a token or
+ * ?ack cost one header lookup. */
 #include "api.h"
 
 #include <microhttpd.h>
@@ -88,8 +89,7 @@ static verdict check_token(api_req *r, struct api_session *s, bool final, const 
         atomic_fetch_add(&s->req->ctx->sessions->refused, 1);
         if (c == REPL_UNKNOWN_REGION)
             api_error(r, 400, "invalid_session_token",
-                      "the Session-Token names region %s, which is not in this cluster",
-                      p->origin);
+                      "the Session-Token names region %s, which is not in this cluster", p->origin);
         else if (c == REPL_OTHER_STORE)
             api_error(r, 400, "invalid_session_token",
                       "the Session-Token is from another store of region %s (another cluster, "
