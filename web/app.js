@@ -5,7 +5,9 @@
 // view: its demo user's home timeline as it arrives *there* (initial GET /v1/timeline,
 // then Server-Sent Events), its replication controls and per-peer lag. A poll loop
 // (about once a second) reads /v1/digest and /v1/replication from every region and
-// drives the convergence banner. Demo users and their tokens live in localStorage.
+// drives the convergence banner. The traveller panel posts in one region and reads the
+// post in another, with and without the write's Session-Token. Demo users and their
+// tokens live in localStorage.
 // Every network call tolerates a region being down: the column says so and polling
 // goes on. No framework, no build step, nothing fetched from outside the cluster.
 'use strict';
@@ -21,6 +23,8 @@
   const FEED_KEEP = 60;         // items kept per column
   const FRESH_MS = 2600;        // how long a new arrival stays highlighted
   const FALLBACK_POLL_MS = 3000; // timeline refresh while the live stream is down
+  const TRAVEL_WAIT_MS = 5000;   // Session-Wait-Ms of the traveller's read with the token
+  const TRAVEL_TIMEOUT_MS = 10000; // traveller requests: longer than that wait and the ack wait
 
   const KNOWN_REGIONS = {
     paris: { label: 'Paris', color: '#6e56cf', person: ['amelie', 'Amélie'] },
@@ -103,12 +107,14 @@
     }
   }
 
-  // JSON request. Resolves with the parsed body (null when empty); rejects with ApiError
-  // carrying the server's {"error":{"code","message"}} or a network description.
-  async function api(url, { method = 'GET', body, token, timeout = REQUEST_TIMEOUT_MS } = {}) {
+  // One JSON exchange. Resolves with {status, data, headers} for every answer the
+  // region gives, error statuses included (data: the parsed body, null when empty or
+  // not JSON); rejects with ApiError(0) when there is no answer (network, timeout).
+  // extra: further request headers.
+  async function request(url, { method = 'GET', body, token, headers: extra, timeout = REQUEST_TIMEOUT_MS } = {}) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeout);
-    const headers = {};
+    const headers = { ...(extra || {}) };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (token) headers.Authorization = 'Bearer ' + token;
     try {
@@ -125,15 +131,25 @@
       try { text = await res.text(); } catch (e) { /* body lost: keep the status */ }
       let data = null;
       if (text) { try { data = JSON.parse(text); } catch (e) { data = null; } }
-      if (!res.ok) {
-        const err = data && data.error;
-        throw new ApiError(res.status, (err && err.code) || 'http_' + res.status,
-          (err && err.message) || `HTTP ${res.status} ${res.statusText || ''}`.trim());
-      }
-      return data;
+      return { status: res.status, statusText: res.statusText || '', data, headers: res.headers };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  // The server's {"error":{"code","message"}} of a non-2xx answer as an ApiError.
+  function errorOf(res) {
+    const err = res.data && res.data.error;
+    return new ApiError(res.status, (err && err.code) || 'http_' + res.status,
+      (err && err.message) || `HTTP ${res.status} ${res.statusText}`.trim());
+  }
+
+  // JSON request. Resolves with the parsed body (null when empty); rejects with ApiError
+  // carrying the server's {"error":{"code","message"}} or a network description.
+  async function api(url, opts) {
+    const res = await request(url, opts);
+    if (res.status < 200 || res.status > 299) throw errorOf(res);
+    return res.data;
   }
 
   // ---------------------------------------------------------------- storage
@@ -691,6 +707,7 @@
       const names = state.regions.map((r) => state.users[r.name].display_name || state.users[r.name].name);
       setSetupStatus(`${listJoin(names)} are following each other.`, 'ok');
     }
+    renderTraveller();
   }
 
   function listJoin(xs) {
@@ -825,6 +842,7 @@
     try {
       await Promise.all(state.regions.map(pollRegion));
       renderBanner();
+      renderTraveller();
     } catch (e) {
       // a rendering bug must not stop the loop
       console.error(e);
@@ -978,6 +996,275 @@
     }
   }
 
+  // ---------------------------------------------------------------- traveller
+
+  // The traveller writes a post in region "from" as that region's demo user (optionally
+  // with ?ack=all), then asks region "to" for it twice at the same moment: once plainly,
+  // once with the Session-Token the write answered and Session-Wait-Ms. The plain read
+  // answers from whatever "to" has; the other is held by "to" until it has applied the
+  // post, or answered 503 session_behind once the wait is over. Each step card keeps its
+  // outcome in data- attributes (outcome, status, ms) for the browser test.
+
+  const tv = { ui: null, from: '', to: '', running: false, ticker: 0 };
+
+  function fmtMs(ms) {
+    return `${Math.round(ms).toLocaleString('en-US')} ms`;
+  }
+
+  function setupTraveller() {
+    const root = $('#traveller');
+    const ui = tv.ui = {
+      root, form: $('form', root), from: $('#traveller-from'), to: $('#traveller-to'),
+      ack: $('#traveller-ack'), go: $('#traveller-go'), note: $('#traveller-note'),
+      steps: $('#traveller-steps'), lesson: $('#traveller-lesson'),
+    };
+    if (state.regions.length < 2) { root.hidden = true; return; } // nowhere to travel to
+    for (const sel of [ui.from, ui.to]) {
+      sel.textContent = '';
+      for (const r of state.regions) sel.append(h('option', { value: r.name, text: r.label }));
+    }
+    tv.from = state.regions[0].name;
+    tv.to = state.regions[1].name;
+    ui.from.value = tv.from;
+    ui.to.value = tv.to;
+    ui.from.addEventListener('change', () => pickTravelRegion('from'));
+    ui.to.addEventListener('change', () => pickTravelRegion('to'));
+    ui.form.addEventListener('submit', (ev) => { ev.preventDefault(); runTraveller(); });
+    root.hidden = false;
+    renderTraveller();
+  }
+
+  // Picking, in one list, the region the other list holds swaps the two.
+  function pickTravelRegion(which) {
+    const ui = tv.ui;
+    const other = which === 'from' ? 'to' : 'from';
+    const v = ui[which].value;
+    if (v === tv[other]) {
+      tv[other] = tv[which];
+      ui[other].value = tv[other];
+    }
+    tv[which] = v;
+    renderTraveller();
+  }
+
+  // The button, and the line under the form: who posts, and how far apart the regions are.
+  function renderTraveller() {
+    const ui = tv.ui;
+    if (!ui || ui.root.hidden) return;
+    const from = state.byName.get(tv.from);
+    const to = state.byName.get(tv.to);
+    const u = from && state.users[from.name];
+    ui.go.disabled = tv.running || !u || !to || from === to;
+    ui.go.textContent = tv.running ? 'Travelling…' : 'Post and read';
+    if (!from || !to) { ui.note.textContent = ''; return; }
+    if (!u) {
+      ui.note.textContent = `Set up demo users first: the traveller posts as the demo user of ${from.label}.`;
+      return;
+    }
+    ui.note.textContent = `Posts as ${u.display_name || u.name} (${u.id}). ${distanceNote(from, to)}`;
+  }
+
+  function distanceNote(from, to) {
+    if (to.healthy === false) return `${to.label} is not answering.`;
+    const rep = to.repl;
+    if (!rep) return '';
+    if (rep.paused) {
+      return `${to.label} is cut off, so the post cannot reach it: the read with the token will wait ` +
+        `${TRAVEL_WAIT_MS / 1000} s and then give up.`;
+    }
+    const p = (Array.isArray(rep.peers) ? rep.peers : []).find((x) => x.name === from.name);
+    const d = p && Number.isFinite(p.delay_ms) ? p.delay_ms : 0;
+    if (d < 500) {
+      return `${to.label} is only ${fmtMs(d)} away from ${from.label}, so the post gets there almost at once. ` +
+        `Drag ${to.label}'s Distance to 1,500 ms to see the difference clearly.`;
+    }
+    return `${to.label} is ${fmtMs(d)} away from ${from.label} (its Distance): the post takes at least that long to get there.`;
+  }
+
+  // Fills one step card. o: {title, outcome, status, ms, result, time, detail, attrs};
+  // detail may be a string or a list of strings and nodes.
+  function showStep(el, o) {
+    for (const k of Object.keys(el.dataset)) if (k !== 'step') delete el.dataset[k];
+    el.textContent = '';
+    el.dataset.outcome = o.outcome;
+    el.dataset.status = o.status ? String(o.status) : '';
+    el.dataset.ms = Number.isFinite(o.ms) ? String(Math.round(o.ms)) : '';
+    for (const [k, v] of Object.entries(o.attrs || {})) el.dataset[k] = v;
+    el.append(
+      h('span', { class: 'tv-title', text: o.title }),
+      h('span', { class: 'tv-result' }, o.status ? h('b', { class: 'tv-code', text: String(o.status) }) : null, ' ', o.result),
+      h('span', { class: 'tv-time', text: o.time || '' }));
+    if (o.detail) el.append(h('span', { class: 'tv-detail' }, o.detail));
+  }
+
+  // request() with the time it took; never rejects: {res, ms} or {err, ms}.
+  async function timedRequest(url, opts) {
+    const t0 = performance.now();
+    try {
+      const res = await request(url, { timeout: TRAVEL_TIMEOUT_MS, ...opts });
+      return { res, ms: performance.now() - t0 };
+    } catch (e) {
+      return { err: e, ms: performance.now() - t0 };
+    }
+  }
+
+  function tokenCode(token) {
+    return h('code', { class: 'tv-token', title: token, text: token.length > 24 ? token.slice(0, 22) + '…' : token });
+  }
+
+  function regionList(csv) {
+    return listJoin(String(csv).split(',').map((x) => x.trim()).filter(Boolean).map(regionLabel));
+  }
+
+  // While a step waits, its time line counts up, so a held answer is seen being held.
+  function startTicker(els, t0) {
+    clearInterval(tv.ticker);
+    tv.ticker = setInterval(() => {
+      for (const el of els) {
+        if (el.dataset.outcome !== 'pending') continue;
+        const t = $('.tv-time', el);
+        if (t) t.textContent = `waiting… ${fmtMs(performance.now() - t0)}`;
+      }
+    }, 100);
+  }
+
+  async function runTraveller() {
+    const from = state.byName.get(tv.from);
+    const to = state.byName.get(tv.to);
+    const u = from && state.users[from.name];
+    if (tv.running || !u || !to || from === to) return;
+    const ui = tv.ui;
+    const ack = ui.ack.checked;
+    const step = {
+      post: $('[data-step="post"]', ui.steps),
+      plain: $('[data-step="plain"]', ui.steps),
+      token: $('[data-step="token"]', ui.steps),
+    };
+    const titles = {
+      post: `1 · Post in ${from.label}`,
+      plain: `2 · Read in ${to.label} without the token`,
+      token: `3 · Read in ${to.label} with the token`,
+    };
+    tv.running = true;
+    ui.root.dataset.state = 'running';
+    ui.steps.hidden = false;
+    ui.lesson.hidden = true;
+    delete ui.steps.dataset.postId;
+    showStep(step.post, { title: titles.post, outcome: 'pending', result: ack ? 'posting, until every region has it…' : 'posting…' });
+    for (const k of ['plain', 'token']) showStep(step[k], { title: titles[k], outcome: 'waiting', result: 'asked once the post is written' });
+    renderTraveller();
+    try {
+      // 1. The write, as the demo user of "from".
+      const text = `✈ Posted in ${from.label}, then read in ${to.label} · ${clockTime(Date.now())}`;
+      startTicker([step.post], performance.now());
+      const w = await timedRequest(`${from.url}/v1/posts${ack ? '?ack=all' : ''}`,
+        { method: 'POST', token: u.token, body: { text } });
+      if (w.err || (w.res.status !== 201 && w.res.status !== 202) || !w.res.data || !w.res.data.id) {
+        const e = w.err || errorOf(w.res);
+        showStep(step.post, { title: titles.post, outcome: 'error', status: e.status, ms: w.ms,
+          result: e.status ? 'not posted' : 'no answer', time: fmtMs(w.ms), detail: e.message });
+        for (const k of ['plain', 'token']) showStep(step[k], { title: titles[k], outcome: 'skipped', result: 'not asked: nothing was posted' });
+        if (e.status === 401) forgetUser(from, `${from.label} does not know its demo user any more. Set up demo users again.`);
+        ui.root.dataset.state = 'error';
+        return;
+      }
+      const post = w.res.data;
+      const token = w.res.headers.get('Session-Token') || '';
+      const ackedBy = w.res.headers.get('Acked-By') || '';
+      addPost(from, post, true);
+      ui.steps.dataset.postId = post.id;
+      let result = 'posted';
+      let time = `answered by ${from.label} in ${fmtMs(w.ms)}`;
+      const detail = [];
+      if (ack && w.res.status === 201) {
+        result = 'posted, and every region has it';
+        time = `answered after ${fmtMs(w.ms)}`;
+        detail.push(`Acknowledged by ${regionList(ackedBy)}. `);
+      } else if (ack) {
+        result = 'accepted, still on its way';
+        time = `answered after ${fmtMs(w.ms)}`;
+        detail.push(`Only ${regionList(ackedBy)} had it when ${from.label} stopped waiting. `);
+      }
+      if (token) detail.push('Session-Token ', tokenCode(token));
+      else detail.push('The answer carried no Session-Token.');
+      showStep(step.post, { title: titles.post, outcome: 'ok', status: w.res.status, ms: w.ms, result, time, detail,
+        attrs: { acked: ackedBy } });
+
+      // 2 and 3. Both reads leave at the same moment; each card fills in as its answer comes.
+      const url = `${to.url}/v1/posts/${seg(post.id)}`;
+      for (const k of ['plain', 'token']) showStep(step[k], { title: titles[k], outcome: 'pending', result: `asking ${to.label}…` });
+      startTicker([step.plain, step.token], performance.now());
+      const showPlain = (plain) => {
+        if (!plain.err && plain.res.status === 200) {
+          showStep(step.plain, { title: titles.plain, outcome: 'found', status: 200, ms: plain.ms, result: 'already there',
+            time: `answered in ${fmtMs(plain.ms)}`, detail: `The post had reached ${to.label} before you asked.` });
+        } else if (!plain.err && plain.res.status === 404) {
+          showStep(step.plain, { title: titles.plain, outcome: 'missing', status: 404, ms: plain.ms, result: 'not there yet',
+            time: `answered in ${fmtMs(plain.ms)}`,
+            detail: `${to.label} answered at once from its own copy, which did not have the post yet.` });
+        } else {
+          const e = plain.err || errorOf(plain.res);
+          showStep(step.plain, { title: titles.plain, outcome: 'error', status: e.status, ms: plain.ms,
+            result: e.status ? 'unexpected answer' : 'no answer', time: fmtMs(plain.ms), detail: e.message });
+        }
+        return plain;
+      };
+      const [plain, held] = await Promise.all([
+        timedRequest(url).then(showPlain),
+        token ? timedRequest(url, { headers: { 'Session-Token': token, 'Session-Wait-Ms': String(TRAVEL_WAIT_MS) } }) : null,
+      ]);
+      const plainMissing = !plain.err && plain.res.status === 404;
+
+      let lesson = '';
+      if (!held) {
+        showStep(step.token, { title: titles.token, outcome: 'skipped', result: 'not asked: there was no token' });
+      } else if (!held.err && held.res.status === 200) {
+        const waited = plainMissing;
+        showStep(step.token, { title: titles.token, outcome: 'found', status: 200, ms: held.ms,
+          result: 'found it', time: waited ? `answered after ${fmtMs(held.ms)}` : `answered in ${fmtMs(held.ms)}`,
+          detail: waited ? `${to.label} held the answer until it had applied the post: it waited for replication.`
+            : 'Nothing to wait for: the post was already there.',
+          attrs: { waited: String(waited) } });
+        if (waited) {
+          lesson = `Without the token, ${to.label} answered at once from what it had, and your post was not there yet: ` +
+            `that is eventual consistency. With the token, ${to.label} knew what you had written and held its answer ` +
+            `${fmtMs(held.ms)} until the post arrived, so you always see your own posts, in any region.`;
+        } else if (ack && w.res.status === 201) {
+          lesson = `With ack=all, ${from.label} answered only once every region had the post (${fmtMs(w.ms)}), ` +
+            'so both reads found it at once. The wait moved from the read to the write.';
+        } else {
+          lesson = `The post reached ${to.label} before you read it, so both reads found it. ` +
+            `Drag ${to.label}'s Distance up to 1,500 ms and try again.`;
+        }
+      } else {
+        const e = held.err || errorOf(held.res);
+        const behind = e.code === 'session_behind';
+        showStep(step.token, { title: titles.token, outcome: behind ? 'behind' : 'error', status: e.status, ms: held.ms,
+          result: behind ? 'still not there' : e.status ? 'unexpected answer' : 'no answer',
+          time: `answered after ${fmtMs(held.ms)}`,
+          detail: behind ? `${to.label} waited ${TRAVEL_WAIT_MS / 1000} s, then said it has not caught up yet ` +
+            '(session_behind) rather than answer without your post.' : e.message,
+          attrs: { code: e.code || '' } });
+        if (behind) {
+          lesson = `${to.label} could not catch up within ${TRAVEL_WAIT_MS / 1000} s (is it cut off?). ` +
+            'With the token it said so, instead of showing you a page without your post. Reconnect it and try again.';
+        }
+      }
+      ui.lesson.textContent = lesson;
+      ui.lesson.hidden = !lesson;
+      ui.root.dataset.state = 'done';
+    } catch (e) {
+      ui.root.dataset.state = 'error'; // a bug here: say so instead of spinning
+      ui.lesson.textContent = `The traveller got lost: ${e.message}`;
+      ui.lesson.hidden = false;
+      console.error(e);
+    } finally {
+      clearInterval(tv.ticker);
+      tv.running = false;
+      renderTraveller();
+    }
+  }
+
   // ---------------------------------------------------------------- boot
 
   async function discover() {
@@ -1030,6 +1317,7 @@
       renderComposer(r);
       startFeed(r);
     }
+    setupTraveller();
     renderSetup();
     pollLoop();
   }

@@ -1,6 +1,8 @@
 // Browser test of the driftfeed demo page: a post reaches Paris at once, Tokyo later;
 // a cut-off Tokyo misses a post and the banner says "diverged"; reconnected, it catches up
-// and the banner says "converged".
+// and the banner says "converged". With Tokyo's distance at 1.5 s, the traveller posts in
+// Paris and reads in Tokyo: not there without the session token, there (after a wait) with
+// it; with ack=all the write itself waits until every region has the post.
 //
 // Usage: node tests/browser/demo.test.mjs <demo-url>      (e.g. http://127.0.0.1:8081/)
 // Env:   ARTIFACTS  directory for screenshots (default tests/browser/artifacts/)
@@ -22,6 +24,8 @@ const AT_ONCE_MS = 1_500;      // "at once": local post visible within ~1 s
 const TRAVEL_MS = 15_000;      // remote post visible within this
 const HOLD_MS = 2_000;         // a cut-off region must not show the post for this long
 const CONVERGE_MS = 20_000;    // reconnected region catches up and digests agree within this
+const FAR_MS = 1_500;          // Tokyo's distance while the traveller runs
+const TRAVEL_MS_MAX = 15_000;  // one traveller run (post, then both reads) ends within this
 
 if (!DEMO_URL) {
   console.error('usage: node tests/browser/demo.test.mjs <demo-url>   (e.g. http://127.0.0.1:8081/)');
@@ -43,7 +47,9 @@ let failed = 0;
 let browserContext = null;
 let userDataDir = null;
 let tokyoUrl = null;
+let parisUrl = null;
 let tokyoPausedByUs = false;
+let tokyoDelaysBefore = null;   // [{name, delay_ms}] of Tokyo's peers while we hold it far away
 const pageErrors = [];
 
 class StepFailed extends Error {}
@@ -108,6 +114,32 @@ async function bannerState(page) {
   });
 }
 
+// One traveller step card: its data- attributes and its text.
+async function stepOf(page, name) {
+  return page.evaluate((n) => {
+    const el = document.querySelector(`#traveller [data-step="${n}"]`);
+    return el ? { ...el.dataset, text: el.innerText.replace(/\s+/g, ' ').trim() } : null;
+  }, name);
+}
+
+// Runs the traveller from one region to another and waits until it has both answers.
+async function travel(page, from, to, ack) {
+  await page.locator('#traveller-from').selectOption(from);
+  await page.locator('#traveller-to').selectOption(to);
+  await page.locator('#traveller-ack').setChecked(ack);
+  await waitFor('the traveller button to be enabled', () => page.locator('#traveller-go').isEnabled(), 5_000);
+  await page.locator('#traveller-go').click();
+  await waitFor('the traveller to finish (#traveller[data-state="done"])', async () => {
+    const s = await page.evaluate(() => ({
+      state: document.querySelector('#traveller').dataset.state,
+      post: document.querySelector('#traveller-steps').dataset.postId || '',
+    }));
+    if (s.state === 'error') throw new Error((await stepOf(page, 'post')).text);
+    return s.state === 'done' && s.post;
+  }, TRAVEL_MS_MAX, 50);
+  return { post: await stepOf(page, 'post'), plain: await stepOf(page, 'plain'), token: await stepOf(page, 'token') };
+}
+
 async function compose(page, region, text) {
   const col = `[data-region="${region}"]`;
   await page.locator(`${col} textarea`).fill(text);
@@ -131,8 +163,38 @@ async function unpauseTokyo() {
   }
 }
 
+async function replicationOf(url) {
+  const res = await fetch(`${url}/v1/replication`, { signal: AbortSignal.timeout(3000) });
+  if (!res.ok) throw new Error(`GET ${url}/v1/replication: HTTP ${res.status}`);
+  return res.json();
+}
+
+// One counter from a region's /metrics (Prometheus text), NaN if absent.
+async function metricOf(url, name) {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) });
+  if (!res.ok) throw new Error(`GET ${url}/metrics: HTTP ${res.status}`);
+  const m = (await res.text()).match(new RegExp(`^${name} (\\d+)$`, 'm'));
+  return m ? Number(m[1]) : NaN;
+}
+
+// Gives each of Tokyo's peers back the distance it had before the test moved the slider.
+async function restoreTokyoDistance() {
+  if (!tokyoDelaysBefore || !tokyoUrl) return;
+  for (const p of tokyoDelaysBefore) {
+    const res = await fetch(`${tokyoUrl}/v1/admin/replication`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ peer: p.name, delay_ms: p.delay_ms }),
+      signal: AbortSignal.timeout(3000),
+    });
+    if (!res.ok) throw new Error(`could not give tokyo back its distance from ${p.name}: HTTP ${res.status}`);
+  }
+  tokyoDelaysBefore = null;
+}
+
 async function cleanup() {
   await unpauseTokyo();
+  await restoreTokyoDistance().catch((e) => console.log(`note: ${e.message}`));
   if (browserContext) await browserContext.close().catch(() => {});
   browserContext = null;
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
@@ -168,6 +230,7 @@ async function scenario() {
       if (!names.includes(need)) throw new Error(`region "${need}" missing from ${JSON.stringify(names)}`);
     }
     tokyoUrl = String(body.regions.find((r) => r.name === 'tokyo').url).replace(/\/+$/, '');
+    parisUrl = String(body.regions.find((r) => r.name === 'paris').url).replace(/\/+$/, '');
     return names.join(', ');
   });
 
@@ -289,6 +352,78 @@ async function scenario() {
   });
   await shot(page, '06-converged.png');
 
+  await check(`dragging Tokyo's distance to ${FAR_MS} ms holds back what it gets from its peers`, async () => {
+    const before = await replicationOf(tokyoUrl);
+    tokyoDelaysBefore = (before.peers || []).map((p) => ({ name: p.name, delay_ms: p.delay_ms }));
+    await page.locator('[data-region="tokyo"] input.delay').fill(String(FAR_MS));
+    const rep = await waitFor(`every peer of tokyo at delay_ms ${FAR_MS}`, async () => {
+      const r = await replicationOf(tokyoUrl);
+      return (r.peers || []).length && r.peers.every((p) => p.delay_ms === FAR_MS) ? r : null;
+    }, 5_000);
+    await waitFor(`"+${FAR_MS} ms" beside the slider`, async () =>
+      (await page.locator('[data-region="tokyo"] .delay-value').textContent()).trim() === `+${FAR_MS} ms`, 3_000);
+    return rep.peers.map((p) => `from ${p.name} ${p.delay_ms} ms`).join(', ');
+  });
+
+  let trip;
+  let waitsBefore;
+  let caughtUpBefore;
+  await check('the traveller posts in Paris and, without the token, Tokyo does not have the post yet (404)', async () => {
+    waitsBefore = await metricOf(tokyoUrl, 'driftfeed_session_waits_total');
+    caughtUpBefore = await metricOf(tokyoUrl, 'driftfeed_session_caught_up_total');
+    if (!Number.isFinite(waitsBefore) || !Number.isFinite(caughtUpBefore)) throw new Error('tokyo /metrics lacks the session counters');
+    trip = await travel(page, 'paris', 'tokyo', false);
+    if (trip.post.status !== '201' || !trip.post.text.includes('Session-Token')) throw new Error(`post step: ${trip.post.text}`);
+    const id = await page.locator('#traveller-steps').getAttribute('data-post-id');
+    const res = await fetch(`${parisUrl}/v1/posts/${encodeURIComponent(id)}`, { signal: AbortSignal.timeout(3000) });
+    if (res.status !== 200) throw new Error(`the traveller's post ${id} is not in Paris: HTTP ${res.status}`);
+    if (trip.plain.status !== '404' || trip.plain.outcome !== 'missing') throw new Error(`read without the token: ${trip.plain.text}`);
+    return `"${trip.plain.text}"`;
+  });
+
+  await check('…and with the token Tokyo answers 200 once it has the post, after waiting for it', async () => {
+    const t = trip.token;
+    if (t.status !== '200' || t.outcome !== 'found' || t.waited !== 'true') throw new Error(`read with the token: ${t.text}`);
+    const ms = Number(t.ms);
+    if (!(ms >= FAR_MS / 2)) throw new Error(`it answered after ${ms} ms, expected a wait of most of the ${FAR_MS} ms distance`);
+    if (!(ms > Number(trip.plain.ms) + 250)) throw new Error(`it took ${ms} ms, the read without the token ${trip.plain.ms} ms`);
+    // The server, not the page, held the answer: Tokyo counts a token it had to wait for.
+    const waits = await metricOf(tokyoUrl, 'driftfeed_session_waits_total');
+    const caughtUp = await metricOf(tokyoUrl, 'driftfeed_session_caught_up_total');
+    if (!(waits > waitsBefore && caughtUp > caughtUpBefore)) {
+      throw new Error(`tokyo's session waits ${waitsBefore} → ${waits}, caught up ${caughtUpBefore} → ${caughtUp}`);
+    }
+    const lesson = (await page.locator('#traveller-lesson').textContent()).trim();
+    if (!lesson.includes('eventual consistency')) throw new Error(`lesson: "${lesson}"`);
+    return `"${t.text}"`;
+  });
+  await shot(page, '07-traveller.png');
+
+  await check('with ack=all the write waits until every region has the post, and both reads find it', async () => {
+    const names = (await (await fetch(new URL('/v1/cluster', DEMO_URL), { signal: AbortSignal.timeout(3000) })).json())
+      .regions.map((r) => r.name);
+    const t = await travel(page, 'paris', 'tokyo', true);
+    if (t.post.status !== '201') throw new Error(`post step: ${t.post.text}`);
+    const acked = t.post.acked.split(',');
+    const missing = names.filter((n) => !acked.includes(n));
+    if (missing.length) throw new Error(`Acked-By "${t.post.acked}" lacks ${missing.join(', ')}`);
+    if (!(Number(t.post.ms) >= FAR_MS / 2)) throw new Error(`answered after ${t.post.ms} ms although tokyo is ${FAR_MS} ms away`);
+    if (t.plain.status !== '200' || t.token.status !== '200') {
+      throw new Error(`reads: without the token "${t.plain.text}", with it "${t.token.text}"`);
+    }
+    return `post answered after ${t.post.ms} ms, Acked-By ${t.post.acked}; reads ${t.plain.ms} and ${t.token.ms} ms`;
+  });
+
+  await check("Tokyo's distance goes back to what it was", async () => {
+    const want = tokyoDelaysBefore;
+    await restoreTokyoDistance();
+    const r = await replicationOf(tokyoUrl);
+    for (const p of want) {
+      const now = (r.peers || []).find((x) => x.name === p.name);
+      if (!now || now.delay_ms !== p.delay_ms) throw new Error(`from ${p.name}: ${now ? now.delay_ms : '?'} ms, want ${p.delay_ms}`);
+    }
+  });
+
   await check('a reload keeps the demo users and the timeline', async () => {
     await page.reload({ waitUntil: 'domcontentloaded' });
     await waitFor('setup done after reload', async () =>
@@ -312,7 +447,7 @@ async function scenario() {
       return true;
     }, 3_000);
   });
-  await shot(page, '07-phone.png', { fullPage: true });
+  await shot(page, '08-phone.png', { fullPage: true });
 
   await check('no uncaught errors in the page', async () => {
     if (pageErrors.length) throw new Error(pageErrors.join(' | '));
