@@ -34,14 +34,14 @@ void api_replication(api_req *r)
                                 json_integer((json_int_t)p->rejected[k]));
         json_array_append_new(
             peers,
-            json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:I,s:o}", "name", p->name, "applied_seq",
+            json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o,s:o,s:I,s:o,s:I}", "name", p->name, "applied_seq",
                       (json_int_t)p->applied_seq, "published_seq", (json_int_t)p->published_seq,
                       "behind", (json_int_t)behind, "lag_ms_p50", (json_int_t)p->lag_p50_ms,
                       "lag_ms_p99", (json_int_t)p->lag_p99_ms, "lag_ms_max",
                       (json_int_t)p->lag_max_ms, "applied_total", (json_int_t)p->applied_total,
                       "delay_ms", (json_int_t)p->delay_ms, "state", repl_state_name(p->state),
                       "rejected", rejected, "gap", gap, "rewinds", (json_int_t)p->rewinds,
-                      "repair", repair));
+                      "repair", repair, "acked_seq", (json_int_t)p->acked_seq));
     }
     char hlc[24];
     snprintf(hlc, sizeof hlc, "%llu", (unsigned long long)st.hlc);

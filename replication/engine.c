@@ -332,6 +332,7 @@ void repl_get_status(repl *r, repl_status *out)
         snprintf(s->name, sizeof s->name, "%s", p->name);
         s->applied_seq = atomic_load(&p->applied);
         s->published_seq = atomic_load(&p->published);
+        s->acked_seq = atomic_load(&p->acked);
         s->applied_total = atomic_load(&p->applied_total);
         s->delay_ms = atomic_load(&p->delay_ms);
         s->state = atomic_load(&p->removed) ? REPL_REMOVED : (repl_state)atomic_load(&p->state);

@@ -281,6 +281,7 @@ typedef struct repl_peer_status {
     char name[STG_ORIGIN_MAX + 1];
     uint64_t applied_seq; /* highest seq of the peer applied here */
     uint64_t published_seq; /* highest seq the peer has published, as last seen */
+    uint64_t acked_seq; /* how much of our log the peer reports it has applied */
     uint64_t lag_p50_ms, lag_p99_ms, lag_max_ms;
     uint64_t applied_total; /* records applied since start */
     uint32_t delay_ms;
