@@ -53,13 +53,26 @@ size_t api_session_encode(const api_session_vec *v, char *out, size_t cap)
     return strlen(out);
 }
 
+/* Whether s holds only base64url characters. sodium_base642bin is not
+ * enough: libsodium 1.0.18 decodes every byte from 0x80 to 0xff as '_'. */
+static bool base64url_chars(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
 int api_session_decode(const char *s, size_t len, api_session_vec *v)
 {
     unsigned char bin[BIN_MAX];
     size_t n;
     const char *end;
     v->n = 0;
-    if (len == 0 || len > API_SESSION_TOKEN_MAX ||
+    if (len == 0 || len > API_SESSION_TOKEN_MAX || !base64url_chars(s, len) ||
         sodium_base642bin(bin, sizeof bin, s, len, NULL, &n, &end,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         end != s + len || n < 2 + CHECK_LEN)

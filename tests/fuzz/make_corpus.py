@@ -1,6 +1,8 @@
 """make_corpus.py -- writes the seed corpora of the fuzz targets: valid
-encodings (replication records, stored values, ids) written the way the C
-code writes them, plus a few near misses. Rerun after a format change."""
+encodings (replication records, stored values, ids, session tokens) written
+the way the C code writes them, plus a few near misses. Rerun after a
+format change."""
+import base64
 import os
 import struct
 
@@ -144,3 +146,106 @@ write("repair", "records", repair(3, struct.pack(">H", 2) + rkey(1, b"alice@pari
 write("repair", "records-answer", repair(0x83, struct.pack(">H", 1) +
                                          struct.pack(">I", len(recs["post"])) + recs["post"]))
 write("repair", "unsigned-bad-leaf", repair(2, struct.pack(">HI", 1, 4096), sig=b""))
+
+
+# ---- session tokens (api/session_token.c) ----------------------------------------
+def siphash24(key, msg):
+    """SipHash-2-4 of msg under a 16-byte key, 8 bytes little-endian (libsodium's
+    crypto_shorthash)."""
+    mask = (1 << 64) - 1
+
+    def rotl(x, b):
+        return ((x << b) | (x >> (64 - b))) & mask
+
+    def rounds(v, n):
+        v0, v1, v2, v3 = v
+        for _ in range(n):
+            v0 = (v0 + v1) & mask; v1 = rotl(v1, 13) ^ v0; v0 = rotl(v0, 32)
+            v2 = (v2 + v3) & mask; v3 = rotl(v3, 16) ^ v2
+            v0 = (v0 + v3) & mask; v3 = rotl(v3, 21) ^ v0
+            v2 = (v2 + v1) & mask; v1 = rotl(v1, 17) ^ v2; v2 = rotl(v2, 32)
+        return [v0, v1, v2, v3]
+
+    k0, k1 = struct.unpack("<QQ", key)
+    v = [k0 ^ 0x736f6d6570736575, k1 ^ 0x646f72616e646f6d,
+         k0 ^ 0x6c7967656e657261, k1 ^ 0x7465646279746573]
+    tail = len(msg) - len(msg) % 8
+    blocks = [struct.unpack("<Q", msg[i:i + 8])[0] for i in range(0, tail, 8)]
+    blocks.append((len(msg) & 0xff) << 56 | int.from_bytes(msg[tail:], "little"))
+    for m in blocks:
+        v[3] ^= m
+        v = rounds(v, 2)
+        v[0] ^= m
+    v[2] ^= 0xff
+    v = rounds(v, 4)
+    return struct.pack("<Q", v[0] ^ v[1] ^ v[2] ^ v[3])
+
+
+# The reference vectors of the SipHash paper: key 00..0f, messages 00..(n-1).
+assert siphash24(bytes(range(16)), b"") == bytes.fromhex("310e0edd47db6f72")
+assert siphash24(bytes(range(16)), bytes(range(15))) == bytes.fromhex("e545be4961ca29a1")
+
+
+def leb128(n):
+    out = bytearray()
+    while True:
+        out.append((n & 0x7f) | (0x80 if n > 0x7f else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def session_bin(positions, version=1, count=None, seq=leb128):
+    b = bytes([version, len(positions) if count is None else count])
+    for name, epoch, s in positions:
+        b += bytes([len(name)]) + name + struct.pack(">I", epoch) + (s if isinstance(s, bytes) else seq(s))
+    return b
+
+
+def session_token(b, check=None):
+    """base64url without padding of b and its check (4 bytes of SipHash-2-4)."""
+    check = siphash24(b"driftfeed-sess-1", b)[:4] if check is None else check
+    return base64.urlsafe_b64encode(b + check).rstrip(b"=")
+
+
+three = [(b"paris", 0x5eed0001, 42), (b"tokyo", 0x5eed0002, 127), (b"newyork", 0, 128)]
+full = [(b"r%02d_" % i + b"x" * 28, 0xffffffff - i, (1 << 64) - 1 - i) for i in range(17)]
+sessions = {
+    "one": session_token(session_bin([(b"paris", 1, 1)])),
+    "three": session_token(session_bin(three)),
+    "full": session_token(session_bin(full)),
+    "seq-0": session_token(session_bin([(b"london", 7, 0)])),
+    "seq-max": session_token(session_bin([(b"a", 0xffffffff, (1 << 64) - 1)])),
+    "epoch-0": session_token(session_bin([(b"tokyo", 0, 300)])),
+    # Two tokens, merged into each other: the same regions (one epoch
+    # differs, one is 0), a new one and a seq 0.
+    "merge": session_token(session_bin(three)) + b"." +
+             session_token(session_bin([(b"paris", 0x5eed0001, 40), (b"tokyo", 0x0bad0002, 5),
+                                        (b"newyork", 9, 1000), (b"sydney", 3, 0), (b"lima", 4, 4)])),
+    "merge-full": session_token(session_bin(full[:16])) + b"." + session_token(session_bin(three)),
+    # Near misses: each fails for one reason, the check being right.
+    "bad-check": session_token(session_bin(three), check=b"\0\0\0\0"),
+    "padded": session_token(session_bin([(b"paris", 1, 1)])) + b"==",
+    "version-2": session_token(session_bin(three, version=2)),
+    "count-0": session_token(session_bin([], count=0)),
+    "count-18": session_token(session_bin(full + [(b"z", 1, 1)])),
+    "count-short": session_token(session_bin(three, count=4)),
+    "dup": session_token(session_bin([(b"paris", 1, 1), (b"paris", 2, 2)])),
+    "upper": session_token(session_bin([(b"Paris", 1, 1)])),
+    "empty-name": session_token(session_bin([(b"", 1, 1)])),
+    "leb-trailing-0": session_token(session_bin([(b"paris", 1, b"\x80\x00")])),
+    "leb-11-bytes": session_token(session_bin([(b"paris", 1, b"\xff" * 10 + b"\x01")])),
+    "leb-overflow": session_token(session_bin([(b"paris", 1, b"\xff" * 9 + b"\x02")])),
+    "leb-cut": session_token(session_bin([(b"paris", 1, b"\xff\xff")])),
+    "trailing": session_token(session_bin([(b"paris", 1, 1)]) + b"\x00"),
+    # libsodium 1.0.18 reads any byte >= 0x80 as '_' (found by this target).
+    "high-byte": session_token(session_bin([(b"a", 0xffffffff, (1 << 64) - 1)])).replace(b"_", b"\xdf", 1),
+}
+for name, data in sessions.items():
+    write("session", name, data)
+# The same as the bytes inside a token: the target seals them itself.
+for name, b in {"three": session_bin(three), "full": session_bin(full),
+                "dup": session_bin([(b"paris", 1, 1), (b"paris", 2, 2)]),
+                "leb-trailing-0": session_bin([(b"paris", 1, b"\x80\x00")]),
+                "leb-max": session_bin([(b"a", 0, (1 << 64) - 1)])}.items():
+    write("session", "bin-" + name, b)
