@@ -296,10 +296,11 @@ bool api_session_waiting(const api_req *r);
 /* After a resume: 0 to run the handler now, -1 while it is still waiting
  * (or was answered now). */
 int api_session_resumed(api_req *r);
-/* http.c, on the answer: adds Session-Token (and Acked-By). Returns true
- * when it takes resp, to send (api_send_response) once acknowledgements
- * arrive. */
-bool api_session_answer(api_req *r, int status, struct MHD_Response *resp);
+/* http.c, on the answer: adds Session-Token when there is one to give. */
+void api_session_headers(api_req *r, int status, struct MHD_Response *resp);
+/* Then: true when it takes resp, to send (api_send_response, with
+ * Acked-By) once acknowledgements arrive. */
+bool api_session_hold(api_req *r, int status, struct MHD_Response *resp);
 /* Frees a request's session state (on_completed). */
 void api_session_done(api_req *r);
 

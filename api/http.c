@@ -123,8 +123,12 @@ static void add_common_headers(api_req *r, struct MHD_Response *resp)
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header(resp, "Vary", "Origin");
     }
+    /* Named only where present: a connection's memory pool holds these
+     * (api_server_start), and most answers have no Session-Token. */
     MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                            "Retry-After, Location, X-Request-Id, Session-Token, Acked-By");
+                            MHD_get_response_header(resp, "Session-Token")
+                                ? "Retry-After, Location, X-Request-Id, Session-Token, Acked-By"
+                                : "Retry-After, Location, X-Request-Id");
 }
 
 /* A client's X-Request-Id comes back on the answer (tracing, and how a
@@ -152,9 +156,10 @@ void api_send_response(api_req *r, int status, struct MHD_Response *resp)
  * records the answer in the metrics. */
 static void queue(api_req *r, int status, struct MHD_Response *resp)
 {
+    api_session_headers(r, status, resp);
     add_common_headers(r, resp);
     echo_request_id(r, resp);
-    if (api_session_answer(r, status, resp))
+    if (api_session_hold(r, status, resp))
         r->answered = true; /* sent, or sent once the acknowledgements are in */
     else
         api_send_response(r, status, resp);

@@ -407,19 +407,20 @@ int api_session_resumed(api_req *r)
 
 bool api_session_waiting(const api_req *r) { return r->session && r->session->waiting; }
 
-bool api_session_answer(api_req *r, int status, struct MHD_Response *resp)
+void api_session_headers(api_req *r, int status, struct MHD_Response *resp)
 {
-    if (!r->sessions) return false;
+    if (!r->sessions) return;
     struct api_session *s = r->session;
     bool wrote = is_write(r) && status >= 200 && status < 300;
-    if (!wrote && !(s && s->has_token)) return false; /* a read without a token */
-    if (s && s->answered) return false;
+    if (!wrote && !(s && s->has_token)) return; /* a read without a token */
+    if (s && s->answered) return;
     api_session_vec v = {0};
     if (s && s->has_token) v = s->token;
     repl_pos own, all[REPL_POS_MAX];
     if (wrote) {
         repl_own_position(r->ctx->rp, &own);
         api_session_merge(&v, &own, 1);
+        if (s) s->ack_seq = own.seq;
     } else if (status != 503) { /* a 503 read nothing */
         size_t n = repl_positions(r->ctx->rp, all, REPL_POS_MAX), k = 0;
         for (size_t i = 0; i < n; i++)
@@ -429,17 +430,19 @@ bool api_session_answer(api_req *r, int status, struct MHD_Response *resp)
     char tok[API_SESSION_TOKEN_MAX + 8];
     if (v.n && api_session_encode(&v, tok, sizeof tok))
         MHD_add_response_header(resp, "Session-Token", tok);
-    if (!wrote) return false;
-    struct api_sessions *ss = r->ctx->sessions;
-    int level = s ? s->ack : ACK_LOCAL;
-    atomic_fetch_add(&ss->acks[level], 1);
-    if (level == ACK_LOCAL) return false;
+    if (wrote) atomic_fetch_add(&r->ctx->sessions->acks[s ? s->ack : ACK_LOCAL], 1);
+}
+
+bool api_session_hold(api_req *r, int status, struct MHD_Response *resp)
+{
+    struct api_session *s = r->session;
+    if (!s || s->ack == ACK_LOCAL || s->answered || !is_write(r) || status < 200 || status > 299)
+        return false;
     s->answered = true;
     size_t regions;
     const char *names[REPL_MAX_PEERS];
-    s->ack_seq = own.seq;
-    repl_acked_by(r->ctx->rp, own.seq, names, REPL_MAX_PEERS, &regions);
-    s->ack_need = level == ACK_ALL ? regions - 1 : regions / 2; /* a majority, us included */
+    repl_acked_by(r->ctx->rp, s->ack_seq, names, REPL_MAX_PEERS, &regions);
+    s->ack_need = s->ack == ACK_ALL ? regions - 1 : regions / 2; /* a majority, us included */
     s->held = resp;
     s->held_status = status;
     s->deadline = df_mono_ms() + (uint64_t)r->ctx->cfg->ack_wait_ms;

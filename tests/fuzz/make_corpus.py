@@ -249,3 +249,20 @@ for name, b in {"three": session_bin(three), "full": session_bin(full),
                 "leb-trailing-0": session_bin([(b"paris", 1, b"\x80\x00")]),
                 "leb-max": session_bin([(b"a", 0, (1 << 64) - 1)])}.items():
     write("session", "bin-" + name, b)
+
+# Requests with the session headers (the region is "fuzz", standalone: a
+# token of its own at seq 0 is covered at once, others are 400, so nothing
+# waits).
+own = session_token(session_bin([(b"fuzz", 0, 0)]))
+for name, data in {
+    "session-read": req(b"GET", b"/v1/timeline", AUTH + b"Session-Token: " + own +
+                        b"\nSession-Wait-Ms: 0\n"),
+    "session-foreign": req(b"GET", b"/v1/posts/$POST", b"Session-Token: " +
+                           session_token(session_bin(three)) + b"\n"),
+    "session-garbled": req(b"GET", b"/v1/posts/$POST", b"Session-Token: " + own[:-2] +
+                           b"\xc3\xa9\nSession-Wait-Ms: 12x\n"),
+    "session-write-ack": req(b"POST", b"/v1/posts?ack=quorum", JSON + AUTH + b"Session-Token: " +
+                             own + b"\n", b'{"text":"acked"}'),
+    "session-ack-bad": req(b"PUT", b"/v1/following/$OTHER?ack=%FFall", AUTH),
+}.items():
+    write("request", name, data)
