@@ -14,6 +14,7 @@
 --   DF_USERS       "home" (default: users whose home is the region wrk targets) or "all"
 --   DF_LOAD_SEED   random seed of the request choices (default 1)
 --   DF_FOLLOW_NEXT chance that a timeline page's `next` cursor is fetched next (default 0.2)
+--   DF_SESSION_TOKEN a Session-Token every timeline request carries (default: none)
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } df_timespec;
@@ -220,18 +221,28 @@ end
 
 -- GET /v1/timeline as a random home user; with DF_FOLLOW_NEXT probability an
 -- answer's `next` cursor is queued and fetched by the next timeline request
--- (with the token that asked for the page).
+-- (with the token that asked for the page). With DF_SESSION_TOKEN every
+-- request carries that Session-Token (the same for all: what a token costs
+-- a read the region has caught up with).
 function M.timeline(seed)
   local follow = tonumber(os.getenv("DF_FOLLOW_NEXT") or "0.2")
+  local session = os.getenv("DF_SESSION_TOKEN")
+  if session == "" then session = nil end
   local pending = {}
   local tokens, n = seed.tokens, #seed.tokens
+  local function headers(tok)
+    local h = auth(tok)
+    if session then h["Session-Token"] = session end
+    return h
+  end
   local function make()
     local p = table.remove(pending)
     if p then
-      return "GET", "/v1/timeline?cursor=" .. urlencode(p[2]), auth(p[1]), nil, "timeline_next", p[1]
+      return "GET", "/v1/timeline?cursor=" .. urlencode(p[2]), headers(p[1]), nil, "timeline_next",
+          p[1]
     end
     local tok = tokens[math.random(n)]
-    return "GET", "/v1/timeline", auth(tok), nil, "timeline", tok
+    return "GET", "/v1/timeline", headers(tok), nil, "timeline", tok
   end
   local function answer(status, body, tag)
     if tag and #pending < 64 and math.random() < follow then
