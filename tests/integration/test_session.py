@@ -11,6 +11,9 @@ once a majority has; with a region paused, ack=all answers 202 after the
 bound, naming who has it, and the post still reaches the paused region when
 it resumes. Tokens that are garbled, from another cluster, or past anything
 a region wrote are 400s; 1,000 suspended readers do not hold up /health.
+A traveller's own post is in their home timeline in the other region (the
+read waits for its fan-out too); tokens work over an unsigned log; a region
+stops cleanly with requests suspended.
 """
 import base64
 import os
@@ -392,6 +395,35 @@ class Sessions(unittest.TestCase):
             for s in socks:
                 s.close()
             self.admin(self.tokyo, {"paused": False})
+
+
+class Unsigned(unittest.TestCase):
+    """Over an unsigned log regions follow no peer's epoch: tokens still
+    give read-your-writes, and a write's token merges the one it carried."""
+
+    def test_read_your_writes_without_keys(self):
+        cluster = Cluster(names=("paris", "tokyo"), keys=False, args=ARGS)
+        try:
+            paris, tokyo = cluster["paris"], cluster["tokyo"]
+            tokyo.client.post("/v1/admin/replication", {"delay_ms": DELAY_MS})
+            user = paris.client.register("flo")["token"]
+            resp = paris.client.post("/v1/posts", {"text": "unsigned"}, token=user)
+            pid, token = resp.json["id"], resp.headers["session-token"]
+            self.assertEqual(tokyo.client.get("/v1/posts/" + pid).status, 404)
+            there = tokyo.client.get("/v1/posts/" + pid, headers={"Session-Token": token,
+                                                                  "Session-Wait-Ms": "5000"})
+            self.assertEqual(there.status, 200, there)
+            # A write in tokyo carrying paris's token answers both positions.
+            wait_for(lambda: tokyo.client.get("/v1/users/flo@paris").status == 200, 20,
+                     what="flo in tokyo")
+            resp = tokyo.client.post("/v1/posts", {"text": "from tokyo"}, token=user,
+                                     headers={"Session-Token": there.headers["session-token"]})
+            self.assertEqual(resp.status, 201, resp)
+            merged = {p[0]: p[2] for p in decode_token(resp.headers["session-token"])}
+            self.assertEqual(set(merged), {"paris", "tokyo"})
+            self.assertGreaterEqual(merged["paris"], decode_token(token)[0][2])
+        finally:
+            stop_checked(cluster)
 
 
 def metric(region, name):
