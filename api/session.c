@@ -60,7 +60,8 @@ struct api_sessions {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct api_session *head; /* suspended requests */
-    bool dirty, stopping;
+    bool dirty;
+    _Atomic bool stopping; /* also read, unlocked, by resumed requests */
     pthread_t thread;
     bool joined;
     _Atomic uint64_t nwaiting;
@@ -310,28 +311,20 @@ static int behind(api_req *r, const char *region, bool final)
     return -1;
 }
 
-/* Session-Wait-Ms: digits, at most the cap (more is the cap). */
+/* Session-Wait-Ms: 1 to 9 digits, at most the cap (more is the cap). */
 static int wait_ms_or_400(api_req *r, uint64_t *ms)
 {
     const api_config *cfg = r->ctx->cfg;
     const char *h = api_header(r, "Session-Wait-Ms");
     *ms = (uint64_t)cfg->session_wait_ms;
     if (!h) return 0;
-    uint64_t v = 0;
-    size_t n = 0;
-    for (; h[n]; n++) {
-        if (h[n] < '0' || h[n] > '9' || n == 9) {
-            api_error(r, 400, "invalid_session_wait",
-                      "Session-Wait-Ms must be a whole number of milliseconds");
-            return -1;
-        }
-        v = v * 10 + (uint64_t)(h[n] - '0');
-    }
-    if (n == 0) {
+    size_t n = strspn(h, "0123456789");
+    if (n == 0 || n > 9 || h[n]) {
         api_error(r, 400, "invalid_session_wait",
                   "Session-Wait-Ms must be a whole number of milliseconds");
         return -1;
     }
+    uint64_t v = strtoull(h, NULL, 10);
     *ms = v < (uint64_t)cfg->session_wait_max_ms ? v : (uint64_t)cfg->session_wait_max_ms;
     return 0;
 }

@@ -390,29 +390,12 @@ static uint64_t progress_value(repl *r, peer *p, const redisReply *rep, uint64_t
     return v;
 }
 
-static void append_progress_get(redisContext *c, repl *r, const peer *p)
-{
-    char pk[64];
-    snprintf(pk, sizeof pk, "df:progress:%s", p->name);
-    const char *get[] = {"HGET", pk, r->region};
-    redisAppendCommandArgv(c, 3, get, NULL);
-}
-
-static uint64_t read_progress(repl *r, peer *p, redisContext **c, uint64_t seq,
-                              bool *restored, uint64_t *gen_seen)
-{
-    append_progress_get(*c, r, p);
-    redisReply *rep;
-    if (repl_redis_replies(c, 1, &rep) < 0) return 0;
-    uint64_t v = progress_value(r, p, rep, seq, restored, gen_seen);
-    freeReplyObject(rep);
-    return v;
-}
-
-/* While writes wait for acknowledgements: every peer's progress through
- * our log, in one round trip (peers publish it after each batch they
- * apply). */
-static void read_acks(repl *r, redisContext **c)
+/* Every peer's progress through our log (peers not removed), in one
+ * round trip: the lowest into *min (UINT64_MAX: no peer); *restored and
+ * *newest as progress_value says. Moves what acknowledgements wait on.
+ * False on a connection error. */
+static bool read_progress(repl *r, redisContext **c, uint64_t *min, bool *restored,
+                          uint64_t *newest)
 {
     size_t n = atomic_load(&r->npeers), asked = 0;
     redisReply *reps[REPL_MAX_PEERS];
@@ -420,18 +403,27 @@ static void read_acks(repl *r, redisContext **c)
     pthread_mutex_lock(&r->seq_mu);
     uint64_t seq = r->seq;
     pthread_mutex_unlock(&r->seq_mu);
+    *min = UINT64_MAX;
+    *restored = false;
+    *newest = 0;
     for (size_t i = 0; i < n; i++) {
-        if (atomic_load(&r->peers[i].removed)) continue;
-        append_progress_get(*c, r, &r->peers[i]);
-        asked_of[asked++] = &r->peers[i];
+        peer *p = &r->peers[i];
+        if (atomic_load(&p->removed)) continue; /* decommissioned: not waited for */
+        char pk[64];
+        snprintf(pk, sizeof pk, "df:progress:%s", p->name);
+        const char *get[] = {"HGET", pk, r->region};
+        redisAppendCommandArgv(*c, 3, get, NULL);
+        asked_of[asked++] = p;
     }
-    if (!asked || repl_redis_replies(c, (int)asked, reps) < 0) return;
+    if (!asked) return true;
+    if (repl_redis_replies(c, (int)asked, reps) < 0) return false;
     for (size_t i = 0; i < asked; i++) {
-        bool restored = false; /* housekeeping deals with it */
-        uint64_t gen;
-        progress_value(r, asked_of[i], reps[i], seq, &restored, &gen);
+        uint64_t gen = 0, v = progress_value(r, asked_of[i], reps[i], seq, restored, &gen);
+        if (gen > *newest) *newest = gen;
+        if (v < *min) *min = v;
         freeReplyObject(reps[i]);
     }
+    return true;
 }
 
 /* Announces, reads the cluster, publishes our seq, truncates. */
@@ -472,17 +464,12 @@ static void housekeeping(repl *r, redisContext **c, const char *key)
             rewrite_stream(r, c, key, at);
     }
     /* The lowest seq of ours that every peer has applied. */
-    uint64_t min = UINT64_MAX, newest = 0;
-    bool restored = false;
+    uint64_t min, newest;
+    bool restored;
     pthread_mutex_lock(&r->seq_mu);
     uint64_t seq = r->seq;
     pthread_mutex_unlock(&r->seq_mu);
-    for (size_t i = 0; i < r->npeers && *c; i++) {
-        if (atomic_load(&r->peers[i].removed)) continue; /* decommissioned: not waited for */
-        uint64_t gen = 0, v = read_progress(r, &r->peers[i], c, seq, &restored, &gen);
-        if (gen > newest) newest = gen;
-        if (v < min) min = v;
-    }
+    if (!*c || !read_progress(r, c, &min, &restored, &newest)) return;
     if (restored && *c) {
         /* Our next seqs would look like records peers already have: a new
          * generation, past every one they saw, makes them read again. */
@@ -558,7 +545,10 @@ void *repl_publisher_main(void *arg)
         }
         bool acking = atomic_load(&r->ack_waiters) > 0;
         if (acking && c && now >= next_ack) {
-            read_acks(r, &c);
+            /* Only the acknowledgements matter here; housekeeping acts on the rest. */
+            uint64_t min, newest;
+            bool restored;
+            read_progress(r, &c, &min, &restored, &newest);
             next_ack = now + ACK_POLL_MS;
         }
         if (n == 0 && c) {

@@ -44,6 +44,19 @@ def wait_for(cond, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def read_status(sock):
+    """The status of the answer arriving on a raw socket (its first line),
+    or None if the connection closed without one. Reads no further: for
+    streams, and for many answers read one socket at a time."""
+    head = b""
+    while b"\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None
+        head += chunk
+    return int(head.split(b" ")[1])
+
+
 def api_time(s):
     """Seconds since the epoch of a time the API answers ("2026-12-07T09:09:09.561Z")."""
     return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(

@@ -22,7 +22,7 @@ import struct
 import time
 import unittest
 
-from harness import Cluster, Region, wait_for
+from harness import Cluster, Region, read_status, wait_for
 from test_log_auth import stop_checked
 
 DELAY_MS = 1000
@@ -359,16 +359,10 @@ class Sessions(unittest.TestCase):
         socks = []
         try:
             for _ in range(n):
-                s = socket.create_connection(("127.0.0.1", self.tokyo.port), timeout=30)
-                s.sendall(req)
-                socks.append(s)
+                socks.append(send_raw(self.tokyo.port, req))
 
-            def waiting():
-                m = self.tokyo.client.get("/metrics").body
-                line = next(l for l in m.splitlines()
-                            if l.startswith("driftfeed_session_waiting "))
-                return int(line.split()[1]) == n
-            wait_for(waiting, 30, what=f"{n} suspended readers")
+            wait_for(lambda: metric(self.tokyo, "driftfeed_session_waiting") == n, 30,
+                     what=f"{n} suspended readers")
             health = []
             for _ in range(50):
                 t0 = time.monotonic()
@@ -380,17 +374,9 @@ class Sessions(unittest.TestCase):
             self.assertLess(health[25], 0.1)
             self.admin(self.tokyo, {"paused": False})
             t0 = time.monotonic()
-            statuses = []
-            for s in socks:
-                data = b""
-                while b"\r\n" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                statuses.append(data.split(b" ")[1] if data else b"closed")
+            statuses = [read_status(s) for s in socks]
             print(f"{n} readers answered {time.monotonic() - t0:.2f} s after the resume")
-            self.assertEqual(statuses.count(b"200"), n, set(statuses))
+            self.assertEqual(statuses.count(200), n, set(statuses))
         finally:
             for s in socks:
                 s.close()
@@ -437,17 +423,6 @@ def send_raw(port, req):
     return s
 
 
-def status_of(sock):
-    """The status of the answer on sock, or None if it closed without one."""
-    data = b""
-    while b"\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return None
-        data += chunk
-    return int(data.split(b" ")[1])
-
-
 class Shutdown(unittest.TestCase):
     def test_a_region_stops_cleanly_with_requests_waiting(self):
         """Suspended requests are let go when the region stops -- a token's
@@ -478,8 +453,8 @@ class Shutdown(unittest.TestCase):
             self.assertEqual(tokyo.stop(), 0)
             self.assertEqual(paris.stop(), 0)
             self.assertLess(time.monotonic() - t0, 15)
-            self.assertLessEqual({status_of(s) for s in readers}, {503, None})
-            self.assertIn(status_of(writer), (202, None))
+            self.assertLessEqual({read_status(s) for s in readers}, {503, None})
+            self.assertIn(read_status(writer), (202, None))
         finally:
             stop_checked(cluster)
 

@@ -142,7 +142,8 @@ START_TEST(test_one_position_round_trips)
 }
 END_TEST
 
-/* "r<i>_xxx...", STG_ORIGIN_MAX characters. */
+/* The i-th longest name: 'r', two letters for i, '_', then 'x' up to
+ * STG_ORIGIN_MAX characters. */
 static void long_name(char out[STG_ORIGIN_MAX + 1], size_t i)
 {
     memset(out, 'x', STG_ORIGIN_MAX);
