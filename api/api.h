@@ -112,6 +112,12 @@ int api_server_add_connection(api_server *s, int fd, const struct sockaddr *addr
 #define API_MAX_PARAMS 3
 
 enum { API_GET, API_POST, API_PUT, API_DELETE, API_OPTIONS, API_HEAD, API_OTHER };
+/* Which API a request speaks, by its path: it decides the shape of errors
+ * ({"error":{"code","message"}}, Mastodon's {"error":message}, or OAuth's
+ * {"error":code,"error_description":message}). */
+enum { API_DIALECT_V1, API_DIALECT_MASTO, API_DIALECT_OAUTH };
+/* OAuth scopes a token carries; an account's own token carries them all. */
+enum { API_SCOPE_READ = 1, API_SCOPE_WRITE = 2, API_SCOPE_FOLLOW = 4, API_SCOPE_ALL = 7 };
 
 typedef struct api_req {
     struct MHD_Connection *conn;
@@ -124,10 +130,12 @@ typedef struct api_req {
     bool body_too_large;
     bool answered;
     bool admin; /* under /v1/admin/ (routing cuts path up) */
+    int dialect; /* API_DIALECT_* */
     int route;
     uint64_t start_us;
     const char *params[API_MAX_PARAMS]; /* path parameters, decoded */
     char user[STG_ID_MAX + 1]; /* set by api_auth_or_401 */
+    unsigned scopes; /* API_SCOPE_* of the token, set by api_auth_or_401 */
     struct api_stream *stream; /* set when the request is an SSE stream */
     bool sessions; /* a /v1 route that takes Session-Token and ?ack */
     struct api_session *session; /* what it asked of them, when anything (session.c) */
@@ -183,6 +191,30 @@ void api_error_df(api_req *r, int err, const char *what);
 int api_known_user_or_404(api_req *r, const char *id);
 int api_user_param_or_4xx(api_req *r);
 
+/* ---- Parameters of Mastodon and OAuth requests (form.c) ------------------------------- */
+/* A JSON object or urlencoded form body as (key, value) pairs: UTF-8
+ * text, without NUL; a JSON array of scalars is a value each under
+ * "key[]". */
+#define API_FORM_KEY_MAX 64
+typedef struct api_form {
+    struct api_form_item {
+        char *key, *value;
+    } *items;
+    size_t n, cap;
+} api_form;
+/* Pure: parses body by its Content-Type (type may be NULL; an empty body
+ * is an empty form). 0, or -1 with the 4xx in *fail (f is then to free). */
+int api_form_parse(const char *type, const char *body, size_t len, api_form *f, api_fail *fail);
+void api_form_free(api_form *f);
+const char *api_form_get(const api_form *f, const char *name);
+/* Parses r's body; answers the 4xx itself and returns -1. */
+int api_form_or_4xx(api_req *r, api_form *f);
+/* A parameter from the body (f may be NULL), else from the query. */
+const char *api_param(api_req *r, const api_form *f, const char *name);
+/* Up to max values of a list parameter ("id[]"): the body's, else the query's. */
+size_t api_param_list(api_req *r, const api_form *f, const char *name, const char **out,
+                      size_t max);
+
 /* ---- Request bodies (decode.c): pure functions, fuzzed ------------------------------- */
 #define API_NAME_MAX 30
 #define API_DISPLAY_MAX 64
@@ -220,6 +252,9 @@ void api_token_new(const char *user_id, char token[API_TOKEN_MAX], char hash[65]
 /* Authenticates the bearer token (header, or ?access_token= when
  * allow_query); sets r->user. Answers 401 itself and returns -1. */
 int api_auth_or_401(api_req *r, bool allow_query);
+/* After api_auth_or_401: 0 if the token has one of the scopes in need,
+ * else 403 answered and -1. */
+int api_scope_or_403(api_req *r, unsigned need);
 /* The admin/demo gate for /v1/admin: 404 when neither --demo nor
  * --admin-token; 401 without the right token (demo: loopback clients need
  * none). */
@@ -342,6 +377,8 @@ void api_buf_json_string(api_buf *b, const char *s);
 /* The longest prefix of s[0..n) of at most max bytes that ends on a
  * character boundary (an invalid byte counts as one character). */
 size_t api_utf8_cut(const char *s, size_t n, size_t max);
+/* Whether s[0..n) is strict UTF-8 text without NUL. */
+bool api_utf8_valid(const char *s, size_t n);
 /* Client input to echo in a message: at most API_EXCERPT_MAX bytes of s,
  * cut on a character boundary, with an ellipsis when cut. Returns out. */
 #define API_EXCERPT_MAX 64

@@ -103,7 +103,15 @@ int api_auth_or_401(api_req *r, bool allow_query)
     hash_secret(dot + 1, 43, hex);
     if (sodium_memcmp(stored, hex, 64) != 0) return unauthorized(r, "invalid token");
     memcpy(r->user, id, idlen + 1);
+    r->scopes = API_SCOPE_ALL;
     return 0;
+}
+
+int api_scope_or_403(api_req *r, unsigned need)
+{
+    if (r->scopes & need) return 0;
+    api_error(r, 403, "insufficient_scope", "This action is outside the authorized scopes");
+    return -1;
 }
 
 static bool from_loopback(api_req *r)

@@ -49,20 +49,12 @@ const char *api_query(api_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 size_t api_url_unescape(char *s)
 {
     char *w = s;
     for (const char *p = s; *p; p++) {
-        int hi = *p == '%' ? hex_value(p[1]) : -1;
-        int lo = hi >= 0 ? hex_value(p[2]) : -1;
+        int hi = *p == '%' ? df_hex_digit(p[1]) : -1;
+        int lo = hi >= 0 ? df_hex_digit(p[2]) : -1;
         if (lo < 0 || (hi == 0 && lo == 0)) {
             *w++ = *p; /* not an escape, or %00: kept as it was sent */
             continue;
@@ -226,11 +218,23 @@ static void reply_error_headers(api_req *r, int status, const char *code, const 
                                 const char *hname, const char *hval)
 {
     api_buf b = {0};
-    api_buf_append(&b, "{\"error\":{\"code\":", 17);
-    api_buf_json_string(&b, code);
-    api_buf_append(&b, ",\"message\":", 11);
-    api_buf_json_string(&b, msg);
-    api_buf_append(&b, "}}", 2);
+    if (r->dialect == API_DIALECT_MASTO) {
+        api_buf_append(&b, "{\"error\":", 9);
+        api_buf_json_string(&b, msg);
+        api_buf_append(&b, "}", 1);
+    } else if (r->dialect == API_DIALECT_OAUTH) {
+        api_buf_append(&b, "{\"error\":", 9);
+        api_buf_json_string(&b, code);
+        api_buf_append(&b, ",\"error_description\":", 21);
+        api_buf_json_string(&b, msg);
+        api_buf_append(&b, "}", 1);
+    } else {
+        api_buf_append(&b, "{\"error\":{\"code\":", 17);
+        api_buf_json_string(&b, code);
+        api_buf_append(&b, ",\"message\":", 11);
+        api_buf_json_string(&b, msg);
+        api_buf_append(&b, "}}", 2);
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json");
     if (hname) MHD_add_response_header(resp, hname, hval);
@@ -426,6 +430,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path = xstrdup(url);
         r->admin = strncmp(url, "/v1/admin/", 10) == 0;
         r->sessions = !r->admin && strncmp(url, "/v1/", 4) == 0;
+        r->dialect = !strncmp(url, "/api/", 5)     ? API_DIALECT_MASTO
+                     : !strncmp(url, "/oauth/", 7) ? API_DIALECT_OAUTH
+                                                   : API_DIALECT_V1;
         r->start_us = now_us();
         r->route = (int)api_route_count() - 1;
         *con_cls = r;

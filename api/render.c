@@ -60,6 +60,14 @@ static size_t utf8_char(const unsigned char *s, size_t n)
     return len;
 }
 
+bool api_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0, c; i < n; i += c)
+        if (u[i] == 0 || (c = utf8_char(u + i, n - i)) == 0) return false;
+    return true;
+}
+
 /* Whether s[0..n) is the start of a character that n cut short. */
 static bool truncated_char(const unsigned char *s, size_t n)
 {

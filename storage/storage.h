@@ -41,6 +41,8 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* The value of a hex digit (either case), or -1. */
+int df_hex_digit(char c);
 
 /* ---- Logging -------------------------------------------------------------- */
 enum { DF_LOG_DEBUG, DF_LOG_INFO, DF_LOG_WARN, DF_LOG_ERROR };
