@@ -166,6 +166,8 @@ int api_body_or_4xx(api_req *r, api_decoder dec, void *out);
 
 /* Responses. api_reply_json steals j. */
 void api_reply_json(api_req *r, int status, json_t *j);
+/* The same with one more header (hname NULL: none). */
+void api_reply_json_with(api_req *r, int status, json_t *j, const char *hname, const char *hval);
 void api_reply_raw(api_req *r, int status, const char *body, size_t len, const char *type);
 void api_reply_empty(api_req *r, int status);
 /* Answers with b's bytes, taking them (b is left empty). */
@@ -389,6 +391,56 @@ void api_post_item(api_buf *b, const stg_record *post, uint64_t delivered_ms);
 void api_render_page(api_buf *b, const feed_page *page);
 void api_reply_page(api_req *r, const feed_page *page);
 
+/* ---- Lists shared by /v1 and the Mastodon routes ---------------------------------------------- */
+/* Up to limit ids listed under user in cf (the second key parts: follows
+ * or followers) after `after` (NULL: from the first), leaving out
+ * tombstoned records when records; *more when there are more. 0 or DF_EIO. */
+int api_list_ids(api_ctx *ctx, stg_cf cf, bool records, const char *user, const char *after,
+                 size_t limit, char (*ids)[STG_ID_MAX + 1], size_t *n, bool *more);
+/* Up to want of user's conversations, newest latest message first, those
+ * whose latest message is older than before (a message id; NULL: all). */
+typedef struct api_conversation {
+    char peer[STG_ID_MAX + 1], latest[STG_ID_MAX + 1];
+} api_conversation;
+int api_conversations_read(api_ctx *ctx, const char *user, const char *before, size_t want,
+                           api_conversation *out, size_t *n);
+
+/* ---- The Mastodon subset (masto*.c) ---------------------------------------------------------- */
+/* A status id: the record's version in digits of one length (masto.c). */
+#define API_MASTO_ID_LEN (20 + 2 * STG_ORIGIN_MAX)
+void api_masto_id(const stg_version *v, char out[API_MASTO_ID_LEN + 1]);
+/* The status id of a record id ("" if it is not one). */
+void api_masto_id_of(const char *record_id, size_t n, char out[API_MASTO_ID_LEN + 1]);
+/* The record id a status id names; 0, or -1 if s is not a status id. */
+int api_masto_parse_id(const char *s, char record_id[STG_ID_MAX + 1]);
+/* The same for a path parameter: 404 answered and -1 if it is not one. */
+int api_masto_id_param_or_404(api_req *r, const char *s, char record_id[STG_ID_MAX + 1]);
+/* Plain text as Mastodon's content: escaped HTML in paragraphs. */
+void api_masto_html(api_buf *b, const char *text, size_t n);
+/* The URL this region is reached at (--public-url), for links. */
+const char *api_masto_base(api_ctx *ctx);
+/* Accounts already rendered while answering one request. */
+#define API_MASTO_ACCOUNTS_MAX 64
+typedef struct api_masto_accounts {
+    size_t n;
+    char ids[API_MASTO_ACCOUNTS_MAX][STG_ID_MAX + 1];
+    json_t *accounts[API_MASTO_ACCOUNTS_MAX];
+} api_masto_accounts;
+void api_masto_accounts_free(api_masto_accounts *seen);
+/* Entities (new references; NULL when the record is gone or does not
+ * decode). seen may be NULL. */
+json_t *api_masto_account(api_ctx *ctx, const char *user_id, api_masto_accounts *seen);
+json_t *api_masto_status(api_ctx *ctx, const stg_record *post, api_masto_accounts *seen);
+json_t *api_masto_message_status(api_ctx *ctx, const stg_record *msg, api_masto_accounts *seen);
+/* How viewer and user_id follow each other. */
+json_t *api_masto_relationship(api_ctx *ctx, const char *viewer, const char *user_id);
+/* Answers j (taken), or 404 "Record not found" when j is NULL. */
+void api_masto_reply(api_req *r, int status, json_t *j);
+/* Appends a Link header value for a page of path: rel="next" (older than
+ * next_max) and rel="prev" (newer than prev_min), each when not NULL. */
+void api_masto_link(api_req *r, api_buf *out, const char *path, int limit, const char *next_max,
+                    const char *prev_min);
+
 /* ---- Routes (one file per resource) ---------------------------------------------------------- */
 void api_users_create(api_req *r);
 void api_users_get(api_req *r);
@@ -398,8 +450,25 @@ void api_follow(api_req *r);
 void api_unfollow(api_req *r);
 /* A post id parameter (params[0]) that is valid, or 400 answered. */
 int api_post_param_or_400(api_req *r);
-/* Answers the stored, live post id with status (404 when deleted or absent). */
-void api_reply_post(api_req *r, int status, const char *id, size_t idlen);
+/* How a route answers with a record it wrote or read (its payload, or
+ * another API's rendering of it). api_reply_record answers the payload. */
+typedef void (*api_record_reply)(api_req *r, int status, const stg_record *rec);
+void api_reply_record(api_req *r, int status, const stg_record *rec);
+/* Answers the stored, live post id through reply (404 when deleted or absent). */
+void api_reply_post_with(api_req *r, int status, const char *id, size_t idlen,
+                         api_record_reply reply);
+/* Publishes text as a post of r->user (authenticated, rate checked),
+ * honouring an Idempotency-Key (NULL: none); answers through reply, or
+ * the error itself. */
+void api_post_publish(api_req *r, const char *text, const char *idem_key, api_record_reply reply);
+/* Tombstones post id of r->user: 0, or -1 with the error answered. */
+int api_post_remove(api_req *r, const char *id);
+/* Sends a direct message from r->user (authenticated, rate checked);
+ * answers through reply, or the error itself. */
+void api_message_send(api_req *r, const char *to, const char *text, api_record_reply reply);
+/* Writes the follow edge r->user -> target (follow, or unfollow): 0, or
+ * -1 with the error answered. */
+int api_edge_write(api_req *r, const char *target, bool follow);
 void api_posts_create(api_req *r);
 void api_posts_get(api_req *r);
 void api_posts_delete(api_req *r);
@@ -415,11 +484,31 @@ void api_replication(api_req *r);
 void api_digest(api_req *r);
 void api_admin_replication(api_req *r);
 void api_admin_peer_remove(api_req *r);
+void api_masto_instance_v1(api_req *r);
+void api_masto_instance_v2(api_req *r);
+void api_masto_verify_credentials(api_req *r);
+void api_masto_lookup(api_req *r);
+void api_masto_relationships(api_req *r);
+void api_masto_account_get(api_req *r);
+void api_masto_account_statuses(api_req *r);
+void api_masto_followers(api_req *r);
+void api_masto_following(api_req *r);
+void api_masto_follow(api_req *r);
+void api_masto_unfollow(api_req *r);
+void api_masto_status_create(api_req *r);
+void api_masto_status_get(api_req *r);
+void api_masto_status_delete(api_req *r);
+void api_masto_home(api_req *r);
+void api_masto_conversations(api_req *r);
+void api_masto_stream_user(api_req *r);
+void api_masto_stream(api_req *r);
 void api_health(api_req *r);
 void api_metrics(api_req *r);
 void api_static(api_req *r);
 
-/* Route names for metrics, indexed like the router's table. */
+/* Route names for metrics, indexed like the router's table, which has
+ * fewer than API_ROUTES_MAX (with "unmatched"). */
+#define API_ROUTES_MAX 96
 size_t api_route_count(void);
 const char *api_route_name(int route);
 /* Finds the route of method+path, filling r->params; returns the index,

@@ -5,6 +5,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+int api_conversations_read(api_ctx *ctx, const char *user, const char *before, size_t want,
+                           api_conversation *out, size_t *n)
+{
+    /* The user's conversations by their latest message, newest first,
+     * those older than before. */
+    char lo[STG_ID_MAX + 2], hi[2 * STG_ID_MAX + 2];
+    int ll = stg_key_join(lo, sizeof lo, user, strlen(user), NULL, 0);
+    int hl = before ? stg_key_join(hi, sizeof hi, user, strlen(user), before, strlen(before))
+                    : stg_key_successor(lo, (size_t)ll, hi);
+    stg_iter *it = stg_iter_range(ctx->db, STG_CF_CONV_TIMES, lo, (size_t)ll, hi, (size_t)hl, true);
+    const char *k, *v, *latest;
+    size_t kl, vl, nl;
+    *n = 0;
+    while (*n < want && stg_iter_next(it, &k, &kl, &v, &vl)) {
+        if (stg_key_split(k, kl, &latest, &nl) < 0 || nl > STG_ID_MAX || vl > STG_ID_MAX) continue;
+        memcpy(out[*n].peer, v, vl);
+        out[*n].peer[vl] = '\0';
+        memcpy(out[*n].latest, latest, nl);
+        out[*n].latest[nl] = '\0';
+        (*n)++;
+    }
+    return stg_iter_close(it);
+}
+
 void api_conversations(api_req *r)
 {
     int limit;
@@ -14,28 +38,13 @@ void api_conversations(api_req *r)
         api_error(r, 400, "invalid_cursor", "invalid cursor");
         return;
     }
-    /* The user's conversations by their latest message, newest first; a
-     * page continues with those older than the cursor. */
-    char lo[STG_ID_MAX + 2], hi[2 * STG_ID_MAX + 2];
-    int ll = stg_key_join(lo, sizeof lo, r->user, strlen(r->user), NULL, 0);
-    int hl = cursor ? stg_key_join(hi, sizeof hi, r->user, strlen(r->user), cursor, strlen(cursor))
-                    : stg_key_successor(lo, (size_t)ll, hi);
-    stg_iter *it = stg_iter_range(r->ctx->db, STG_CF_CONV_TIMES, lo, (size_t)ll, hi, (size_t)hl, true);
-    struct {
-        char peer[STG_ID_MAX + 1], latest[STG_ID_MAX + 1];
-    } cs[100 + 1]; /* limit <= 100 (api_limit_or_400), and one to know there are more */
-    size_t n = 0;
-    const char *k, *v, *latest;
-    size_t kl, vl, nl;
-    while (n <= (size_t)limit && stg_iter_next(it, &k, &kl, &v, &vl)) {
-        if (stg_key_split(k, kl, &latest, &nl) < 0 || nl > STG_ID_MAX || vl > STG_ID_MAX) continue;
-        memcpy(cs[n].peer, v, vl);
-        cs[n].peer[vl] = '\0';
-        memcpy(cs[n].latest, latest, nl);
-        cs[n].latest[nl] = '\0';
-        n++;
+    api_conversation cs[100 + 1]; /* limit <= 100 (api_limit_or_400), and one to know there are more */
+    size_t n;
+    int rc = api_conversations_read(r->ctx, r->user, cursor, (size_t)limit + 1, cs, &n);
+    if (rc < 0) {
+        api_error_df(r, rc, "conversations");
+        return;
     }
-    stg_iter_free(it);
     api_buf b = {0};
     api_buf_append(&b, "{\"items\":[", 10);
     size_t shown = n < (size_t)limit ? n : (size_t)limit;

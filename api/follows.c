@@ -10,11 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Common checks; fills key with follower \0 followee. */
-static int edge_or_4xx(api_req *r, char *key, size_t cap, size_t *klen)
+int api_edge_write(api_req *r, const char *target, bool follow)
 {
-    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return -1;
-    const char *target = r->params[0];
     if (!stg_valid_user_id(target, strlen(target))) {
         char q[API_EXCERPT_MAX + 4];
         api_error(r, 400, "invalid_id", "\"%s\" is not a user id (name@region)",
@@ -25,25 +22,16 @@ static int edge_or_4xx(api_req *r, char *key, size_t cap, size_t *klen)
         api_error(r, 400, "invalid_id", "you cannot follow yourself");
         return -1;
     }
-    int kl = stg_key_join(key, cap, r->user, strlen(r->user), target, strlen(target));
+    char key[2 * STG_ID_MAX + 2];
+    int kl = stg_key_join(key, sizeof key, r->user, strlen(r->user), target, strlen(target));
     if (kl < 0) {
         api_error(r, 400, "invalid_id", "id too long");
         return -1;
     }
-    *klen = (size_t)kl;
-    return 0;
-}
-
-static void write_edge(api_req *r, bool follow)
-{
-    char key[2 * STG_ID_MAX + 2];
-    size_t kl;
-    if (edge_or_4xx(r, key, sizeof key, &kl) < 0) return;
-    const char *target = r->params[0];
-    if (follow && api_known_user_or_404(r, target) < 0) return;
+    if (follow && api_known_user_or_404(r, target) < 0) return -1;
     stg_record rec = {.kind = STG_KIND_FOLLOW,
                       .key = key,
-                      .keylen = kl,
+                      .keylen = (size_t)kl,
                       .owner = r->user,
                       .ownerlen = strlen(r->user),
                       .tombstone = !follow,
@@ -52,13 +40,22 @@ static void write_edge(api_req *r, bool follow)
     int rc = repl_write(r->ctx->rp, &rec, NULL);
     if (rc < 0) {
         api_error_df(r, rc, "follow");
-    } else if (follow) {
+        return -1;
+    }
+    return 0;
+}
+
+static void write_edge(api_req *r, bool follow)
+{
+    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
+    const char *target = r->params[0];
+    if (api_edge_write(r, target, follow) < 0) return;
+    if (follow)
         api_reply_json(
             r, 200,
             json_pack("{s:s,s:s,s:b}", "follower", r->user, "followee", target, "following", 1));
-    } else {
+    else
         api_reply_empty(r, 204);
-    }
 }
 
 void api_follow(api_req *r) { write_edge(r, true); }

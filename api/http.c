@@ -120,6 +120,8 @@ static void add_common_headers(api_req *r, struct MHD_Response *resp)
     MHD_add_response_header(resp, "Access-Control-Expose-Headers",
                             MHD_get_response_header(resp, "Session-Token")
                                 ? "Retry-After, Location, X-Request-Id, Session-Token, Acked-By"
+                            : MHD_get_response_header(resp, "Link")
+                                ? "Retry-After, Location, X-Request-Id, Link"
                                 : "Retry-After, Location, X-Request-Id");
 }
 
@@ -193,6 +195,11 @@ void api_reply_held(api_req *r, const char *body, size_t len, df_cache_ref *ref)
 
 void api_reply_json(api_req *r, int status, json_t *j)
 {
+    api_reply_json_with(r, status, j, NULL, NULL);
+}
+
+void api_reply_json_with(api_req *r, int status, json_t *j, const char *hname, const char *hval)
+{
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (!s) {
@@ -202,6 +209,7 @@ void api_reply_json(api_req *r, int status, json_t *j)
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (hname) MHD_add_response_header(resp, hname, hval);
     queue(r, status, resp);
 }
 

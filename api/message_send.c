@@ -30,12 +30,8 @@ static int render_message(void *arg, stg_record *rec)
     return 0;
 }
 
-void api_messages_send(api_req *r)
+void api_message_send(api_req *r, const char *to, const char *text, api_record_reply reply)
 {
-    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
-    api_message_body in;
-    if (api_body_or_4xx(r, api_decode_message, &in) < 0) return;
-    const char *to = in.to, *text = in.text;
     if (strcmp(to, r->user) == 0) {
         api_error(r, 400, "invalid_id", "you cannot message yourself");
         return;
@@ -48,6 +44,14 @@ void api_messages_send(api_req *r)
     if (rc < 0)
         api_error_df(r, rc, "message");
     else
-        api_reply_raw(r, 201, nm.payload, rec.paylen, "application/json");
+        reply(r, 201, &rec);
     free(nm.payload);
+}
+
+void api_messages_send(api_req *r)
+{
+    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
+    api_message_body in;
+    if (api_body_or_4xx(r, api_decode_message, &in) < 0) return;
+    api_message_send(r, in.to, in.text, api_reply_record);
 }

@@ -3,11 +3,8 @@
 
 #include <string.h>
 
-void api_posts_delete(api_req *r)
+int api_post_remove(api_req *r, const char *id)
 {
-    if (api_auth_or_401(r, false) < 0) return;
-    if (api_post_param_or_400(r) < 0 || api_rate_or_429(r) < 0) return;
-    const char *id = r->params[0];
     stg_record rec = {.kind = STG_KIND_POST,
                       .key = id,
                       .keylen = strlen(id),
@@ -22,6 +19,12 @@ void api_posts_delete(api_req *r)
         api_error(r, 403, "forbidden", "only the author may delete a post");
     else if (rc < 0)
         api_error_df(r, rc, "post");
-    else
-        api_reply_empty(r, 204);
+    return rc < 0 ? -1 : 0;
+}
+
+void api_posts_delete(api_req *r)
+{
+    if (api_auth_or_401(r, false) < 0) return;
+    if (api_post_param_or_400(r) < 0 || api_rate_or_429(r) < 0) return;
+    if (api_post_remove(r, r->params[0]) == 0) api_reply_empty(r, 204);
 }

@@ -14,7 +14,13 @@ int api_post_param_or_400(api_req *r)
     return -1;
 }
 
-void api_reply_post(api_req *r, int status, const char *id, size_t idlen)
+void api_reply_record(api_req *r, int status, const stg_record *rec)
+{
+    api_reply_raw(r, status, rec->payload, rec->paylen, "application/json");
+}
+
+void api_reply_post_with(api_req *r, int status, const char *id, size_t idlen,
+                         api_record_reply reply)
 {
     stg_record rec;
     char *raw;
@@ -27,12 +33,12 @@ void api_reply_post(api_req *r, int status, const char *id, size_t idlen)
         api_error_df(r, rc, "post");
         return;
     }
-    api_reply_raw(r, status, rec.payload, rec.paylen, "application/json");
+    reply(r, status, &rec);
     free(raw);
 }
 
 void api_posts_get(api_req *r)
 {
     if (api_post_param_or_400(r) < 0) return;
-    api_reply_post(r, 200, r->params[0], strlen(r->params[0]));
+    api_reply_post_with(r, 200, r->params[0], strlen(r->params[0]), api_reply_record);
 }

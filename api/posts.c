@@ -107,9 +107,9 @@ static int render_post(void *arg, stg_record *rec)
 /* The body's fingerprint: everything in it that shapes the post (the
  * text), so the same request spelled differently (spacing, escapes) is
  * still the same body. */
-static void body_hash(const api_post_body *in, unsigned char out[IDEM_HASH])
+static void body_hash(const char *text, unsigned char out[IDEM_HASH])
 {
-    crypto_generichash(out, IDEM_HASH, (const unsigned char *)in->text, strlen(in->text), NULL, 0);
+    crypto_generichash(out, IDEM_HASH, (const unsigned char *)text, strlen(text), NULL, 0);
 }
 
 bool api_idem_sweep(stg_db *db, const char *key, size_t klen, stg_sweep_memo *memo)
@@ -126,7 +126,7 @@ bool api_idem_sweep(stg_db *db, const char *key, size_t klen, stg_sweep_memo *me
     return expired;
 }
 
-static void create(api_req *r, const char *text, idem *ik)
+static void create(api_req *r, const char *text, idem *ik, api_record_reply reply)
 {
     stg_record rec = {.kind = STG_KIND_POST, .owner = r->user, .ownerlen = strlen(r->user)};
     repl_local w = {.render = render_post};
@@ -142,18 +142,14 @@ static void create(api_req *r, const char *text, idem *ik)
     if (rc < 0)
         api_error_df(r, rc, "post");
     else
-        api_reply_raw(r, 201, np.payload, rec.paylen, "application/json");
+        reply(r, 201, &rec);
     free(np.payload);
 }
 
-void api_posts_create(api_req *r)
+void api_post_publish(api_req *r, const char *text, const char *key, api_record_reply reply)
 {
-    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
-    api_post_body in;
-    if (api_body_or_4xx(r, api_decode_post, &in) < 0) return;
-    const char *key = api_header(r, "Idempotency-Key");
     if (!key) {
-        create(r, in.text, NULL);
+        create(r, text, NULL, reply);
         return;
     }
     size_t kn = strlen(key);
@@ -168,7 +164,7 @@ void api_posts_create(api_req *r)
     size_t vl;
     int il = stg_key_join(ikey, sizeof ikey, r->user, strlen(r->user), key, kn);
     idem ik = {.key = ikey, .klen = (size_t)il};
-    body_hash(&in, ik.hash);
+    body_hash(text, ik.hash);
     pthread_mutex_t *mu = idem_lock(ikey, (size_t)il);
     pthread_mutex_lock(mu);
     uint64_t now = df_now_ms();
@@ -180,13 +176,21 @@ void api_posts_create(api_req *r)
                   "this Idempotency-Key was used for a post with another body; "
                   "use a new key for a new post");
     } else if (live) {
-        api_reply_post(r, 201, e.post_id, e.idlen);
+        api_reply_post_with(r, 201, e.post_id, e.idlen, reply);
     } else if (rc == 0 || rc == DF_ENOTFOUND) {
         ik.deadline_ms = now + (uint64_t)r->ctx->cfg->idem_window_s * 1000;
-        create(r, in.text, &ik);
+        create(r, text, &ik, reply);
     } else {
         api_error_df(r, rc, "post");
     }
     if (rc == 0) free(v);
     pthread_mutex_unlock(mu);
+}
+
+void api_posts_create(api_req *r)
+{
+    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
+    api_post_body in;
+    if (api_body_or_4xx(r, api_decode_post, &in) < 0) return;
+    api_post_publish(r, in.text, api_header(r, "Idempotency-Key"), api_reply_record);
 }

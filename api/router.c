@@ -34,12 +34,34 @@ static const route routes[] = {
     {API_GET, "/v1/digest", "digest", api_digest},
     {API_POST, "/v1/admin/replication", "admin_replication", api_admin_replication},
     {API_DELETE, "/v1/admin/peers/*", "admin_peer_remove", api_admin_peer_remove},
+    /* The Mastodon subset (masto*.c): fixed names before the "*" beside them. */
+    {API_GET, "/api/v1/instance", "masto_instance", api_masto_instance_v1},
+    {API_GET, "/api/v2/instance", "masto_instance_v2", api_masto_instance_v2},
+    {API_GET, "/api/v1/accounts/verify_credentials", "masto_verify_credentials",
+     api_masto_verify_credentials},
+    {API_GET, "/api/v1/accounts/lookup", "masto_lookup", api_masto_lookup},
+    {API_GET, "/api/v1/accounts/relationships", "masto_relationships", api_masto_relationships},
+    {API_GET, "/api/v1/accounts/*", "masto_account", api_masto_account_get},
+    {API_GET, "/api/v1/accounts/*/statuses", "masto_account_statuses",
+     api_masto_account_statuses},
+    {API_GET, "/api/v1/accounts/*/followers", "masto_followers", api_masto_followers},
+    {API_GET, "/api/v1/accounts/*/following", "masto_following", api_masto_following},
+    {API_POST, "/api/v1/accounts/*/follow", "masto_follow", api_masto_follow},
+    {API_POST, "/api/v1/accounts/*/unfollow", "masto_unfollow", api_masto_unfollow},
+    {API_POST, "/api/v1/statuses", "masto_status_create", api_masto_status_create},
+    {API_GET, "/api/v1/statuses/*", "masto_status", api_masto_status_get},
+    {API_DELETE, "/api/v1/statuses/*", "masto_status_delete", api_masto_status_delete},
+    {API_GET, "/api/v1/timelines/home", "masto_home", api_masto_home},
+    {API_GET, "/api/v1/conversations", "masto_conversations", api_masto_conversations},
+    {API_GET, "/api/v1/streaming/user", "masto_stream_user", api_masto_stream_user},
+    {API_GET, "/api/v1/streaming", "masto_stream", api_masto_stream},
     {API_GET, "/health", "health", api_health},
     {API_GET, "/metrics", "metrics", api_metrics},
     {API_GET, "/", "static", api_static},
     {API_GET, "/*", "static", api_static},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
+_Static_assert(NROUTES + 1 <= API_ROUTES_MAX, "metrics keep API_ROUTES_MAX routes");
 
 size_t api_route_count(void) { return NROUTES + 1; } /* + "unmatched" */
 

@@ -72,6 +72,7 @@ struct api_stream {
     bool suspended, closed, hello, reset_first;
     bool evicted, bye; /* ended by a newer stream of its user; told so */
     bool hung_up; /* the client closed its end while the stream was parked */
+    bool masto; /* Mastodon's events (update, delete, conversation) instead of ours */
     int fd; /* the connection's socket, peeked at only while suspended */
     int refs; /* the connection and the response each hold one */
     uint64_t last_write;
@@ -228,6 +229,55 @@ static void stream_unref(void *cls)
     }
 }
 
+/* An event as Mastodon's streaming API names and shapes it, appended to
+ * b: "update" with a Status, "delete" with a status id, "conversation"
+ * with a Conversation. Nothing for what does not decode. */
+static void masto_event(sse *st, const event *e, api_buf *b)
+{
+    api_ctx *ctx = st->hub->ctx;
+    stg_record rec = {.payload = e->data, .paylen = strlen(e->data)};
+    json_t *j = NULL;
+    const char *name = NULL;
+    if (strcmp(e->name, "post") == 0) {
+        name = "update";
+        j = api_masto_status(ctx, &rec, NULL);
+    } else if (strcmp(e->name, "message") == 0) {
+        json_t *m = api_payload_json(&rec);
+        const char *from = json_string_value(json_object_get(m, "from"));
+        const char *to = json_string_value(json_object_get(m, "to"));
+        const char *peer = from && to && strcmp(from, st->u->id) == 0 ? to : from;
+        json_t *last = api_masto_message_status(ctx, &rec, NULL);
+        json_t *acc = peer ? api_masto_account(ctx, peer, NULL) : NULL;
+        if (last && acc) {
+            name = "conversation";
+            j = json_pack("{s:s,s:b,s:[O],s:O}", "id", peer, "unread", 0, "accounts", acc,
+                          "last_status", last);
+        }
+        json_decref(last);
+        json_decref(acc);
+        json_decref(m);
+    } else if (strcmp(e->name, "delete") == 0) {
+        json_t *d = api_payload_json(&rec);
+        const char *id = json_string_value(json_object_get(d, "id"));
+        char mid[API_MASTO_ID_LEN + 1] = "";
+        if (id) api_masto_id_of(id, strlen(id), mid);
+        if (mid[0]) {
+            name = "delete";
+            j = json_string(mid);
+        }
+        json_decref(d);
+    }
+    char *data = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    if (!data) return;
+    size_t n = strlen(data);
+    if (strcmp(name, "delete") == 0) /* the bare id, not a JSON string */
+        api_buf_printf(b, "event: delete\ndata: %.*s\n\n", (int)(n - 2), data + 1);
+    else
+        api_buf_printf(b, "event: %s\ndata: %s\n\n", name, data);
+    free(data);
+}
+
 /* Formats the next thing to send into st->pending; false if nothing.
  * Called with the user's mutex held. */
 static bool next_chunk(sse *st, uint64_t now)
@@ -236,9 +286,18 @@ static bool next_chunk(sse *st, uint64_t now)
     unsigned long long boot = (unsigned long long)st->hub->boot;
     api_buf b = {0};
     if (st->evicted) {
-        if (st->bye) return false;
+        if (st->bye || st->masto) return false;
         st->bye = true;
         api_buf_printf(&b, "retry: 60000\nevent: closed\ndata: {\"reason\":\"too_many_streams\"}\n\n");
+    } else if (st->masto && (!st->hello || st->reset_first)) {
+        st->hello = true; /* Mastodon's streams open with a comment, and cannot resume */
+        st->reset_first = false;
+        api_buf_printf(&b, ":)\n\n");
+    } else if (st->masto && st->pos < u->next_seq) {
+        if (st->pos + RING < u->next_seq) st->pos = u->next_seq - RING;
+        masto_event(st, &u->ring[st->pos % RING], &b);
+        st->pos++;
+        if (!b.p) api_buf_printf(&b, ":\n\n"); /* an event Mastodon has no name for */
     } else if (!st->hello) {
         /* Its id is the position the stream starts from. */
         st->hello = true;
@@ -257,7 +316,7 @@ static bool next_chunk(sse *st, uint64_t now)
         api_buf_append(&b, "\n\n", 2);
         st->pos++;
     } else if (now - st->last_write >= HEARTBEAT_MS) {
-        api_buf_printf(&b, ": heartbeat\n\n");
+        api_buf_printf(&b, st->masto ? ":thump\n\n" : ": heartbeat\n\n");
     }
     if (!b.p) return false;
     st->pending = b.p;
@@ -343,10 +402,10 @@ static bool hung_up(int fd)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-void api_stream(api_req *r)
+/* Opens the stream of r->user (authenticated). */
+static void open_stream(api_req *r)
 {
     struct api_streams *s = r->ctx->streams;
-    if (api_auth_or_401(r, true) < 0) return;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     pthread_rwlock_wrlock(&s->mu);
@@ -381,6 +440,7 @@ void api_stream(api_req *r)
     st->hub = s;
     st->u = u;
     st->conn = r->conn;
+    st->masto = r->dialect == API_DIALECT_MASTO;
     st->refs = 2;
     st->last_write = df_mono_ms();
     uint64_t pos;
@@ -408,6 +468,28 @@ void api_stream(api_req *r)
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     api_reply_response(r, 200, resp);
+}
+
+void api_stream(api_req *r)
+{
+    if (api_auth_or_401(r, true) == 0) open_stream(r);
+}
+
+/* GET /api/v1/streaming/user, and /api/v1/streaming?stream=user: the
+ * caller's stream in Mastodon's events. Only the user stream exists here. */
+void api_masto_stream_user(api_req *r)
+{
+    if (api_auth_or_401(r, true) == 0 && api_scope_or_403(r, API_SCOPE_READ) == 0) open_stream(r);
+}
+
+void api_masto_stream(api_req *r)
+{
+    const char *which = api_query(r, "stream");
+    if (!which || strcmp(which, "user") != 0) {
+        api_error(r, 400, "unknown_stream", "only stream=user is offered here");
+        return;
+    }
+    api_masto_stream_user(r);
 }
 
 void api_stream_closed(api_req *r)

@@ -288,6 +288,7 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     db->tree = stg_tree_new();
     int rc = stg_tree_load(db, db->tree);
     if (rc == 0) rc = stg_conv_times_build(db);
+    if (rc == 0) rc = stg_counts_build(db);
     if (rc < 0) {
         stg_close(db);
         return rc;
@@ -680,11 +681,17 @@ void stg_batch_meta_u64(stg_batch *b, const char *name, uint64_t v)
 
 int stg_meta_put_u64_sync(stg_db *db, const char *name, uint64_t v)
 {
-    char buf[8], *err = NULL;
+    char buf[8];
     stg_key_u64(buf, v);
+    return stg_meta_put_sync(db, name, buf, 8);
+}
+
+int stg_meta_put_sync(stg_db *db, const char *name, const void *v, size_t n)
+{
+    char *err = NULL;
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(wo, 1);
-    rocksdb_put_cf(db->db, wo, db->cf[STG_CF_META], name, strlen(name), buf, 8, &err);
+    rocksdb_put_cf(db->db, wo, db->cf[STG_CF_META], name, strlen(name), v, n, &err);
     rocksdb_writeoptions_destroy(wo);
     if (err) {
         df_log(DF_LOG_ERROR, "rocksdb put: %s", err);

@@ -43,12 +43,15 @@ size_t stg_record_lock_key(const stg_record *rec, const char **lk)
     return sep ? (size_t)(sep - rec->key) : rec->keylen;
 }
 
-static void count_key(char *buf, size_t *len, const char *user, size_t n)
+/* A user's counters: 'f' followers, 'g' followees, 's' live posts. */
+static void count_key(char *buf, size_t *len, char which, const char *user, size_t n)
 {
-    buf[0] = 'f';
+    buf[0] = which;
     memcpy(buf + 1, user, n);
     *len = n + 1;
 }
+
+static int64_t count_value(const char *v, size_t vl) { return vl == 8 ? (int64_t)stg_key_get_u64(v) : 0; }
 
 int64_t stg_follower_count(stg_db *db, const char *user)
 {
@@ -56,11 +59,32 @@ int64_t stg_follower_count(stg_db *db, const char *user)
     size_t kl, vl;
     size_t n = strlen(user);
     if (n > STG_ID_MAX) return 0;
-    count_key(key, &kl, user, n);
+    count_key(key, &kl, 'f', user, n);
     if (stg_get(db, STG_CF_COUNTS, key, kl, &v, &vl) < 0) return 0;
-    int64_t c = vl == 8 ? (int64_t)stg_key_get_u64(v) : 0;
+    int64_t c = count_value(v, vl);
     free(v);
     return c;
+}
+
+int stg_user_counts(stg_db *db, const char *user, stg_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t n = strlen(user);
+    if (n > STG_ID_MAX) return 0;
+    char keys[3][STG_ID_MAX + 2], *vals[3];
+    const char *kp[3] = {keys[0], keys[1], keys[2]};
+    size_t kl[3], vl[3];
+    count_key(keys[0], &kl[0], 'f', user, n);
+    count_key(keys[1], &kl[1], 'g', user, n);
+    count_key(keys[2], &kl[2], 's', user, n);
+    int rc = stg_multi_get(db, STG_CF_COUNTS, 3, kp, kl, vals, vl);
+    if (rc < 0) return rc;
+    int64_t *dst[3] = {&out->followers, &out->following, &out->posts};
+    for (int i = 0; i < 3; i++) {
+        if (vals[i]) *dst[i] = count_value(vals[i], vl[i]);
+        free(vals[i]);
+    }
+    return 0;
 }
 
 static bool live(const stg_record *r) { return r && !r->tombstone; }
@@ -76,12 +100,14 @@ static void stage_follow(stg_batch *b, const stg_record *rec, const stg_record *
     char key[STG_KEY_MAX], ckey[STG_ID_MAX + 2];
     size_t cl;
     int kl = stg_key_join(key, sizeof key, followee, nfollowee, rec->key, (size_t)nfollower);
-    if (kl < 0 || nfollowee > STG_ID_MAX) return;
-    count_key(ckey, &cl, followee, nfollowee);
+    if (kl < 0 || nfollowee > STG_ID_MAX || nfollower > STG_ID_MAX) return;
     if (now)
         stg_batch_put(b, STG_CF_FOLLOWERS, key, (size_t)kl, "", 0);
     else
         stg_batch_delete(b, STG_CF_FOLLOWERS, key, (size_t)kl);
+    count_key(ckey, &cl, 'f', followee, nfollowee);
+    stg_batch_merge_add(b, STG_CF_COUNTS, ckey, cl, now ? 1 : -1);
+    count_key(ckey, &cl, 'g', rec->key, (size_t)nfollower);
     stg_batch_merge_add(b, STG_CF_COUNTS, ckey, cl, now ? 1 : -1);
 }
 
@@ -91,11 +117,54 @@ static void stage_post(stg_batch *b, const stg_record *rec, const stg_record *ol
     if (now == was) return;
     char key[STG_KEY_MAX];
     int kl = stg_key_join(key, sizeof key, rec->owner, rec->ownerlen, rec->key, rec->keylen);
-    if (kl < 0) return;
+    if (kl < 0 || rec->ownerlen > STG_ID_MAX) return;
     if (now)
         stg_batch_put(b, STG_CF_PROFILE, key, (size_t)kl, "", 0);
     else
         stg_batch_delete(b, STG_CF_PROFILE, key, (size_t)kl);
+    char ckey[STG_ID_MAX + 2];
+    size_t cl;
+    count_key(ckey, &cl, 's', rec->owner, rec->ownerlen);
+    stg_batch_merge_add(b, STG_CF_COUNTS, ckey, cl, now ? 1 : -1);
+}
+
+/* Adds 1 to counter which of the user that each key of cf starts with
+ * (the part before its first \0); skips values that are tombstoned
+ * records when records is set. */
+static int count_all(stg_db *db, stg_batch *b, stg_cf cf, char which, bool records)
+{
+    stg_iter *it = stg_iter_range(db, cf, NULL, 0, NULL, 0, false);
+    const char *k, *v, *rest;
+    size_t kl, vl, nrest;
+    while (stg_iter_next(it, &k, &kl, &v, &vl)) {
+        stg_record e;
+        int nu = stg_key_split(k, kl, &rest, &nrest);
+        if (nu < 0 || nu > STG_ID_MAX) continue;
+        if (records && (stg_value_decode(v, vl, &e) < 0 || e.tombstone)) continue;
+        char ckey[STG_ID_MAX + 2];
+        size_t cl;
+        count_key(ckey, &cl, which, k, (size_t)nu);
+        stg_batch_merge_add(b, STG_CF_COUNTS, ckey, cl, 1);
+    }
+    return stg_iter_close(it);
+}
+
+int stg_counts_build(stg_db *db)
+{
+    static const char done[] = "user_counts_built";
+    uint64_t v;
+    if (stg_meta_get_u64(db, done, &v) == 0) return 0;
+    stg_batch *b = stg_batch_new(db);
+    int rc = count_all(db, b, STG_CF_FOLLOWS, 'g', true);
+    if (rc == 0) rc = count_all(db, b, STG_CF_PROFILE, 's', false);
+    size_t n = stg_batch_count(b);
+    if (rc == 0) {
+        stg_batch_meta_u64(b, done, 1);
+        rc = stg_write(db, b);
+    }
+    stg_batch_free(b);
+    if (rc == 0 && n) df_log(DF_LOG_INFO, "counts: %zu follows and posts counted", n);
+    return rc;
 }
 
 /* Points user \0 peer at the message if it is newer than the latest one,

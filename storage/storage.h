@@ -141,7 +141,7 @@ typedef enum stg_cf {
     STG_CF_FOLLOWERS, /* derived: followee \0 follower -> "" */
     STG_CF_PROFILE, /* derived: author \0 post id -> "" (live posts) */
     STG_CF_CONVS, /* derived: user \0 peer -> latest message id */
-    STG_CF_COUNTS, /* derived: "f" user -> int64 follower count (merge) */
+    STG_CF_COUNTS, /* derived: 'f'|'g'|'s' user -> int64 followers, followees, live posts (merge) */
     STG_CF_HOME, /* feed: user \0 post id -> home entry */
     STG_CF_FANOUT, /* feed: job seq -> job */
     STG_CF_OUTBOX, /* replication: seq -> replication record */
@@ -330,6 +330,9 @@ void stg_notify(stg_db *db, const stg_event *ev);
 int stg_meta_get_u64(stg_db *db, const char *name, uint64_t *out);
 void stg_batch_meta_u64(stg_batch *b, const char *name, uint64_t v);
 int stg_meta_put_u64_sync(stg_db *db, const char *name, uint64_t v);
+/* Writes the n bytes at v under name in the meta family, synced (the WAL
+ * is on disk when it returns). Returns 0 or DF_EIO. */
+int stg_meta_put_sync(stg_db *db, const char *name, const void *v, size_t n);
 
 /* ---- Source records (records.c) -------------------------------------------- */
 /* Loads the stored record of kind at key. *raw holds the bytes the record
@@ -347,6 +350,14 @@ size_t stg_record_lock_key(const stg_record *rec, const char **lk);
 int stg_conv_times_build(stg_db *db);
 /* Follower count of user (0 if none). */
 int64_t stg_follower_count(stg_db *db, const char *user);
+/* All of user's counters at once. Returns 0 or DF_EIO. */
+typedef struct stg_counts {
+    int64_t followers, following, posts;
+} stg_counts;
+int stg_user_counts(stg_db *db, const char *user, stg_counts *out);
+/* Counts followees and live posts once, for a store made before those
+ * counters existed (stg_open calls it). Returns 0 or DF_EIO. */
+int stg_counts_build(stg_db *db);
 
 /* ---- Convergence digest (digest.c) ------------------------------------------ */
 /* Order-independent digest of a set of source records, tombstones included:
