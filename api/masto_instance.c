@@ -73,7 +73,7 @@ void api_masto_instance_v2(api_req *r)
     json_t *conf = other_limits(json_object());
     json_object_set_new(conf, "urls", json_pack("{s:s}", "streaming", api_masto_base(ctx)));
     json_object_set_new(conf, "translation", json_pack("{s:b}", "enabled", 0));
-    json_t *thumb = json_pack("{s:s++}", "url", api_masto_base(ctx), "/favicon.svg");
+    json_t *thumb = json_pack("{s:s+}", "url", api_masto_base(ctx), "/favicon.svg");
     json_t *j = json_pack(
         "{s:s,s:o,s:s,s:s,s:{s:{s:I}},s:o,s:[s],s:o,s:{s:b,s:b,s:n},s:{s:s,s:n},s:[]}",
         "domain", domain_of(ctx), "title", title(ctx), "version", MASTO_VERSION,

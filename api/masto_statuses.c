@@ -16,14 +16,17 @@
 #define CONV_MAX 40
 #define DM_SCAN_MAX 256 /* conversations searched for a direct status by id */
 
+/* A new status is 200 in Mastodon (the shared code answers 201 for /v1). */
 static void reply_post_status(api_req *r, int status, const stg_record *rec)
 {
-    api_masto_reply(r, status, api_masto_status(r->ctx, rec, NULL));
+    (void)status;
+    api_masto_reply(r, 200, api_masto_status(r->ctx, rec, NULL));
 }
 
 static void reply_message_status(api_req *r, int status, const stg_record *rec)
 {
-    api_masto_reply(r, status, api_masto_message_status(r->ctx, rec, NULL));
+    (void)status;
+    api_masto_reply(r, 200, api_masto_message_status(r->ctx, rec, NULL));
 }
 
 static bool name_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
