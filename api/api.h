@@ -90,6 +90,7 @@ typedef struct api_ctx {
     struct api_metrics *metrics;
     struct api_limits *limits;
     df_cache *tokens; /* user id -> stored token hash (auth.c) */
+    struct api_oauth *oauth; /* the region secret and pending codes (oauth.c) */
 } api_ctx;
 
 /* Opens the region's parts from cfg (which must outlive ctx) and starts
@@ -254,6 +255,9 @@ void api_token_new(const char *user_id, char token[API_TOKEN_MAX], char hash[65]
 /* Authenticates the bearer token (header, or ?access_token= when
  * allow_query); sets r->user. Answers 401 itself and returns -1. */
 int api_auth_or_401(api_req *r, bool allow_query);
+/* Checks tok as an account's own token (not an OAuth one): 0 with its
+ * user in user, DF_ENOTFOUND if it is not one, DF_E* from storage. */
+int api_token_check(api_req *r, const char *tok, char user[STG_ID_MAX + 1]);
 /* After api_auth_or_401: 0 if the token has one of the scopes in need,
  * else 403 answered and -1. */
 int api_scope_or_403(api_req *r, unsigned need);
@@ -261,6 +265,127 @@ int api_scope_or_403(api_req *r, unsigned need);
  * --admin-token; 401 without the right token (demo: loopback clients need
  * none). */
 int api_admin_or_4xx(api_req *r);
+
+/* ---- OAuth (oauth*.c) ------------------------------------------------------------------------ */
+/* Scopes (oauth_scope.c, pure): a scope string ("read write:statuses",
+ * names separated by spaces or '+') as a set of known names, a bit mask. */
+#define API_SCOPES_TEXT_MAX 1024 /* longest scope string taken */
+#define API_SCOPES_JOIN_MAX 512 /* room for every name, joined */
+/* 0 with *set (0 when s names none), or -1 for an unknown name or a
+ * string longer than API_SCOPES_TEXT_MAX. */
+int api_scopes_parse(const char *s, size_t n, uint64_t *set);
+/* The API_SCOPE_* permissions set grants. */
+unsigned api_scopes_bits(uint64_t set);
+/* Whether each scope of want is in have or covered by a broad one there
+ * ("read" covers "read:statuses"). */
+bool api_scopes_within(uint64_t want, uint64_t have);
+/* The names of set (static strings), in the table's order. */
+size_t api_scopes_names(uint64_t set, const char **out, size_t max);
+/* The names of set, space-separated. */
+void api_scopes_join(uint64_t set, char out[API_SCOPES_JOIN_MAX]);
+
+/* The module's state (oauth.c): the region secret, loaded or made on
+ * first use, and the authorization codes waiting to be redeemed. */
+struct api_oauth *api_oauth_new(void);
+void api_oauth_free(struct api_oauth *o); /* accepts NULL */
+
+/* Access tokens (oauth.c has the format). */
+#define API_OAUTH_APP_PREFIX "~app" /* an app token's, never a user id */
+typedef struct api_oauth_grant {
+    char user[STG_ID_MAX + 1]; /* "" for an app token */
+    unsigned scopes; /* API_SCOPE_* */
+    uint32_t app; /* the tag of the app it was issued to */
+    uint64_t issued_s;
+    char revoke_key[48]; /* its key in STG_CF_META once revoked */
+} api_oauth_grant;
+/* Mints a token of this region for user ("" for an app token) into tok;
+ * 0 and *g, or DF_E* when the region secret cannot be read or made. */
+int api_oauth_mint(api_ctx *ctx, const char *user, unsigned scopes, uint32_t app,
+                   char tok[API_TOKEN_MAX], api_oauth_grant *g);
+/* Checks tok: 0 and *g when this region issued it and it is not revoked;
+ * DF_EINVAL when it is not such a token (garbled, forged, another
+ * region's, revoked); DF_E* on a storage failure. */
+int api_oauth_verify(api_ctx *ctx, const char *tok, api_oauth_grant *g);
+/* Revokes g's token for good (a synced write): 0 or DF_EIO. */
+int api_oauth_revoke_grant(api_ctx *ctx, const api_oauth_grant *g);
+
+/* Authorization codes (oauth.c), in memory: a restart forgets them. */
+#define API_OAUTH_KEY_LEN 43 /* client ids, client secrets, codes: 256 random bits, base64url */
+typedef struct api_oauth_code {
+    char client_id[API_OAUTH_KEY_LEN + 1];
+    char user[STG_ID_MAX + 1];
+    char *redirect_uri; /* owned (api_oauth_code_clear) */
+    uint64_t scope; /* a scope set */
+    char challenge[44]; /* S256 code challenge, "" when none */
+} api_oauth_code;
+/* Issues a code for c (copied) into code. */
+void api_oauth_code_issue(struct api_oauth *o, const api_oauth_code *c,
+                          char code[API_OAUTH_KEY_LEN + 1]);
+/* Redeems code once: 0 and *out (clear it after); DF_ENOTFOUND when it is
+ * unknown or expired; DF_ESTALE when it was redeemed before, with the
+ * grant issued then in *reused (revoke it; reused->revoke_key is "" if
+ * none was issued). */
+int api_oauth_code_take(struct api_oauth *o, const char *code, api_oauth_code *out,
+                        api_oauth_grant *reused);
+/* Records the grant issued for a redeemed code, for api_oauth_code_take. */
+void api_oauth_code_redeemed(struct api_oauth *o, const char *code, const api_oauth_grant *g);
+void api_oauth_code_clear(api_oauth_code *c);
+
+/* Registered apps (oauth_apps.c), stored in STG_CF_META. */
+#define API_APP_NAME_MAX 60 /* characters */
+#define API_APP_URI_MAX 2000 /* bytes of one redirect URI or website */
+#define API_APP_URIS_MAX 16
+#define API_OAUTH_OOB "urn:ietf:wg:oauth:2.0:oob"
+typedef struct api_oauth_app {
+    json_t *json; /* as stored: id, name, website, scopes, redirect_uris, secret_hash, tag */
+    const char *client_id, *name, *website; /* into json; website may be NULL */
+    uint64_t scope; /* the scope set it registered */
+    uint32_t tag;
+} api_oauth_app;
+/* Loads the app of client_id: 0, DF_ENOTFOUND, or DF_E*. */
+int api_oauth_app_load(api_ctx *ctx, const char *client_id, api_oauth_app *a);
+void api_oauth_app_free(api_oauth_app *a); /* accepts an app not loaded (zeroed) */
+/* Whether secret is the app's client secret (constant time). */
+bool api_oauth_app_secret_ok(const api_oauth_app *a, const char *secret);
+/* Whether uri is one of the app's redirect URIs (byte for byte). */
+bool api_oauth_app_redirect_ok(const api_oauth_app *a, const char *uri);
+/* The only redirect URI of the app, or NULL when it has several. */
+const char *api_oauth_app_sole_redirect(const api_oauth_app *a);
+/* Whether s is a redirect URI an app may register: an absolute http(s)
+ * URL of printable ASCII without a fragment or user info, or the
+ * out-of-band URN. */
+bool api_oauth_uri_valid(const char *s, size_t n);
+
+/* A text parameter (api_param): 0 with *out (NULL when absent), or -1
+ * when it is not UTF-8 text without control characters or is longer
+ * than max bytes (nothing answered). */
+int api_oauth_param(api_req *r, const api_form *f, const char *name, size_t max,
+                    const char **out);
+
+/* The sign-in page (oauth_page.c). Every string is escaped as it goes
+ * into the HTML; NULL strings are left out. */
+typedef struct api_oauth_page {
+    const char *region, *app_name, *app_website;
+    const char *scope_names[64];
+    size_t nscopes;
+    const char *message; /* an error to show above the forms */
+    /* The request, carried in hidden fields. */
+    const char *client_id, *redirect_uri, *scope, *state, *challenge, *challenge_method;
+    const char *name, *display_name; /* what the sign-up form had */
+} api_oauth_page;
+void api_html_escape(struct api_buf *b, const char *s);
+void api_oauth_page_signin(struct api_buf *b, const api_oauth_page *p);
+/* The out-of-band page: the code in <code id="code">. */
+void api_oauth_page_code(struct api_buf *b, const char *region, const char *app_name, const char *code);
+void api_oauth_page_error(struct api_buf *b, const char *region, const char *message);
+
+/* Routes. */
+void api_apps_create(api_req *r);
+void api_apps_verify(api_req *r);
+void api_oauth_authorize_get(api_req *r);
+void api_oauth_authorize_post(api_req *r);
+void api_oauth_token(api_req *r);
+void api_oauth_revoke(api_req *r);
 
 /* ---- Limits (limits.c) --------------------------------------------------------------------- */
 /* Token buckets, one per key (a string; only its first API_LIMIT_KEY_MAX
@@ -443,6 +568,10 @@ void api_masto_link(api_req *r, api_buf *out, const char *path, int limit, const
 
 /* ---- Routes (one file per resource) ---------------------------------------------------------- */
 void api_users_create(api_req *r);
+/* Makes account in in this region (user_create.c, no rate limit): 0 with
+ * *account, the account as POST /v1/users answers it (token included; a
+ * new reference), DF_EEXIST if the name is taken, or DF_E*. */
+int api_user_new(api_req *r, const api_user_body *in, json_t **account);
 void api_users_get(api_req *r);
 void api_users_following(api_req *r);
 void api_users_followers(api_req *r);

@@ -3,7 +3,8 @@
  * A token is "<user id>.<secret>", the secret 256 random bits in base64url.
  * Only BLAKE2b-256(secret) is stored, in the user record (so a token works
  * in every region the user has replicated to); checking compares hashes in
- * constant time. */
+ * constant time. A token that names a user but is not theirs may be an
+ * OAuth token (oauth.c), which says its scopes. */
 #include "api.h"
 
 #include <microhttpd.h>
@@ -83,28 +84,53 @@ static int stored_hash(api_req *r, const char *id, size_t idlen, char hash[65])
     return rc;
 }
 
+/* Checks tok as an account token: 0 with its user in id; DF_EINVAL when
+ * it names a user but is not that user's token (an OAuth token may still
+ * be); DF_ENOTFOUND when it is not shaped like one or names no user. */
+static int account_token(api_req *r, const char *tok, char id[STG_ID_MAX + 1])
+{
+    const char *dot = strrchr(tok, '.');
+    size_t idlen = dot ? (size_t)(dot - tok) : 0;
+    if (!dot || !stg_valid_user_id(tok, idlen) || strlen(dot + 1) != 43) return DF_ENOTFOUND;
+    char stored[65], hex[65];
+    memcpy(id, tok, idlen);
+    id[idlen] = '\0';
+    int rc = stored_hash(r, id, idlen, stored);
+    if (rc < 0) return rc;
+    hash_secret(dot + 1, 43, hex);
+    return sodium_memcmp(stored, hex, 64) == 0 ? 0 : DF_EINVAL;
+}
+
+int api_token_check(api_req *r, const char *tok, char user[STG_ID_MAX + 1])
+{
+    int rc = account_token(r, tok, user);
+    return rc == DF_EINVAL ? DF_ENOTFOUND : rc;
+}
+
 int api_auth_or_401(api_req *r, bool allow_query)
 {
     const char *tok = bearer(r, allow_query);
     if (!tok || !*tok) return unauthorized(r, "a bearer token is required");
-    const char *dot = strrchr(tok, '.');
-    size_t idlen = dot ? (size_t)(dot - tok) : 0;
-    if (!dot || !stg_valid_user_id(tok, idlen) || strlen(dot + 1) != 43)
-        return unauthorized(r, "invalid token");
-    char id[STG_ID_MAX + 1], stored[65], hex[65];
-    memcpy(id, tok, idlen);
-    id[idlen] = '\0';
-    int rc = stored_hash(r, id, idlen, stored);
-    if (rc == DF_ENOTFOUND) return unauthorized(r, "invalid token");
-    if (rc < 0) {
-        api_error_df(r, rc, "user");
-        return -1;
+    char id[STG_ID_MAX + 1];
+    int rc = account_token(r, tok, id);
+    if (rc == 0) {
+        memcpy(r->user, id, strlen(id) + 1);
+        r->scopes = API_SCOPE_ALL;
+        return 0;
     }
-    hash_secret(dot + 1, 43, hex);
-    if (sodium_memcmp(stored, hex, 64) != 0) return unauthorized(r, "invalid token");
-    memcpy(r->user, id, idlen + 1);
-    r->scopes = API_SCOPE_ALL;
-    return 0;
+    /* Not the account's own token: an OAuth token of this region, then. */
+    api_oauth_grant g;
+    if (rc == DF_EINVAL) rc = api_oauth_verify(r->ctx, tok, &g);
+    if (rc == 0) {
+        memcpy(r->user, g.user, strlen(g.user) + 1);
+        r->scopes = g.scopes;
+        return 0;
+    }
+    if (rc == DF_ENOTFOUND && !strncmp(tok, API_OAUTH_APP_PREFIX ".", sizeof API_OAUTH_APP_PREFIX))
+        return unauthorized(r, "this is an app token: it acts for no account");
+    if (rc == DF_ENOTFOUND || rc == DF_EINVAL) return unauthorized(r, "invalid token");
+    api_error_df(r, rc, "user");
+    return -1;
 }
 
 int api_scope_or_403(api_req *r, unsigned need)

@@ -47,7 +47,9 @@ int api_edge_write(api_req *r, const char *target, bool follow)
 
 static void write_edge(api_req *r, bool follow)
 {
-    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
+    if (api_auth_or_401(r, false) < 0 ||
+        api_scope_or_403(r, API_SCOPE_WRITE | API_SCOPE_FOLLOW) < 0 || api_rate_or_429(r) < 0)
+        return;
     const char *target = r->params[0];
     if (api_edge_write(r, target, follow) < 0) return;
     if (follow)

@@ -5,9 +5,9 @@
  * /v1/posts (Idempotency-Key included). A status with visibility "direct"
  * is a driftfeed direct message to the one account it mentions, and
  * conversations are driftfeed's. What driftfeed has no notion of -- media,
- * polls, replies threads, content warnings -- is refused with 422 rather
- * than dropped without a word; visibilities other than direct are public,
- * as every driftfeed post is. */
+ * polls, replies threads, content warnings, followers-only posts -- is
+ * refused with 422 rather than dropped without a word; "unlisted" is
+ * public (driftfeed has no public timelines to leave it out of). */
 #include "api.h"
 
 #include <stdlib.h>
@@ -110,9 +110,11 @@ void api_masto_status_create(api_req *r)
     const char *text = api_form_get(&f, "status");
     const char *vis = api_form_get(&f, "visibility");
     bool direct = vis && strcmp(vis, "direct") == 0;
-    if (vis && !direct && strcmp(vis, "public") && strcmp(vis, "unlisted") &&
-        strcmp(vis, "private")) {
-        api_error(r, 422, "invalid_visibility", "Validation failed: Visibility is not valid");
+    if (vis && !direct && strcmp(vis, "public") && strcmp(vis, "unlisted")) {
+        api_error(r, 422, "invalid_visibility",
+                  strcmp(vis, "private") == 0
+                      ? "driftfeed has no followers-only posts: every post is public"
+                      : "Validation failed: Visibility is not valid");
     } else if (!text) {
         api_error(r, 422, "empty_status", "Validation failed: Text can't be blank");
     } else if (unsupported_or_422(r, &f) < 0 ||
@@ -185,6 +187,12 @@ void api_masto_status_delete(api_req *r)
     char *raw;
     int rc = stg_record_load(r->ctx->db, STG_KIND_POST, id, strlen(id), &rec, &raw);
     if (rc == 0 && rec.tombstone) {
+        free(raw);
+        rc = DF_ENOTFOUND;
+    }
+    bool mine = rc == 0 && rec.ownerlen == strlen(r->user) &&
+                memcmp(rec.owner, r->user, rec.ownerlen) == 0;
+    if (rc == 0 && !mine) { /* someone else's: Mastodon does not say it exists */
         free(raw);
         rc = DF_ENOTFOUND;
     }

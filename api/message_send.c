@@ -50,7 +50,9 @@ void api_message_send(api_req *r, const char *to, const char *text, api_record_r
 
 void api_messages_send(api_req *r)
 {
-    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
+    if (api_auth_or_401(r, false) < 0 || api_scope_or_403(r, API_SCOPE_WRITE) < 0 ||
+        api_rate_or_429(r) < 0)
+        return;
     api_message_body in;
     if (api_body_or_4xx(r, api_decode_message, &in) < 0) return;
     api_message_send(r, in.to, in.text, api_reply_record);

@@ -48,6 +48,7 @@ int api_open(api_ctx *ctx, const api_config *cfg)
     ctx->metrics = api_metrics_new();
     ctx->limits = api_limits_new(cfg);
     ctx->tokens = df_cache_new(256 * 1024, 64 << 20);
+    ctx->oauth = api_oauth_new();
     ctx->streams = api_streams_new(ctx);
     ctx->sessions = api_sessions_new(ctx);
     if ((rc = feed_start(ctx->fd)) < 0 || (rc = repl_start(ctx->rp)) < 0) goto fail;
@@ -68,6 +69,7 @@ void api_close(api_ctx *ctx)
     api_limits_free(ctx->limits);
     api_metrics_free(ctx->metrics);
     df_cache_free(ctx->tokens);
+    api_oauth_free(ctx->oauth);
     stg_close(ctx->db);
     memset(ctx, 0, sizeof *ctx);
 }

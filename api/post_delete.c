@@ -24,7 +24,7 @@ int api_post_remove(api_req *r, const char *id)
 
 void api_posts_delete(api_req *r)
 {
-    if (api_auth_or_401(r, false) < 0) return;
+    if (api_auth_or_401(r, false) < 0 || api_scope_or_403(r, API_SCOPE_WRITE) < 0) return;
     if (api_post_param_or_400(r) < 0 || api_rate_or_429(r) < 0) return;
     if (api_post_remove(r, r->params[0]) == 0) api_reply_empty(r, 204);
 }

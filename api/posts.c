@@ -189,7 +189,9 @@ void api_post_publish(api_req *r, const char *text, const char *key, api_record_
 
 void api_posts_create(api_req *r)
 {
-    if (api_auth_or_401(r, false) < 0 || api_rate_or_429(r) < 0) return;
+    if (api_auth_or_401(r, false) < 0 || api_scope_or_403(r, API_SCOPE_WRITE) < 0 ||
+        api_rate_or_429(r) < 0)
+        return;
     api_post_body in;
     if (api_body_or_4xx(r, api_decode_post, &in) < 0) return;
     api_post_publish(r, in.text, api_header(r, "Idempotency-Key"), api_reply_record);

@@ -29,31 +29,41 @@ static int render_user(void *arg, stg_record *rec)
     return 0;
 }
 
-void api_users_create(api_req *r)
+int api_user_new(api_req *r, const api_user_body *in, json_t **account)
 {
-    api_user_body in;
-    if (api_body_or_4xx(r, api_decode_user, &in) < 0 || api_signup_rate_or_429(r) < 0) return;
     const char *region = repl_region(r->ctx->rp);
     char id[STG_ID_MAX + 1], token[API_TOKEN_MAX], hash[65];
-    snprintf(id, sizeof id, "%s@%s", in.name, region);
+    snprintf(id, sizeof id, "%s@%s", in->name, region);
     api_token_new(id, token, hash);
     stg_record rec = {.kind = STG_KIND_USER,
                       .key = id,
                       .keylen = strlen(id),
                       .owner = id,
                       .ownerlen = strlen(id)};
-    new_user nu = {.in = &in, .token_hash = hash};
+    new_user nu = {.in = in, .token_hash = hash};
     repl_local w = {.flags = REPL_CREATE, .render = render_user, .arg = &nu};
     int rc = repl_write(r->ctx->rp, &rec, &w);
-    if (rc == DF_EEXIST) {
-        api_error(r, 409, "name_taken", "the name \"%s\" is taken in region %s", in.name, region);
-    } else if (rc < 0) {
-        api_error_df(r, rc, "user");
-    } else {
+    if (rc == 0) {
         json_object_del(nu.json, "token_hash");
         json_object_set_new(nu.json, "token", json_string(token));
-        api_reply_json(r, 201, json_incref(nu.json));
+        *account = json_incref(nu.json);
     }
     json_decref(nu.json);
     free(nu.payload);
+    return rc;
+}
+
+void api_users_create(api_req *r)
+{
+    api_user_body in;
+    if (api_body_or_4xx(r, api_decode_user, &in) < 0 || api_signup_rate_or_429(r) < 0) return;
+    json_t *account;
+    int rc = api_user_new(r, &in, &account);
+    if (rc == DF_EEXIST)
+        api_error(r, 409, "name_taken", "the name \"%s\" is taken in region %s", in.name,
+                  repl_region(r->ctx->rp));
+    else if (rc < 0)
+        api_error_df(r, rc, "user");
+    else
+        api_reply_json(r, 201, account);
 }

@@ -2,23 +2,43 @@
 
 The document is served at /openapi.json; its (method, path) set is exactly
 the route table of api/router.c (less the two static routes, plus the
-document itself); and real answers of a two-region cluster -- successes
-and errors -- validate against the schema the document gives for their
-route and status, with a small JSON-Schema validator (the subset the
-document uses) that is itself checked to reject a wrong instance.
+document itself); and real answers of a two-region cluster -- /v1, the
+Mastodon subset and OAuth, successes and errors, stream events included --
+validate against the schema the document gives for their route, status
+and content type, with Ajv (JSON Schema 2020-12, as OpenAPI 3.1 uses) run
+by tests/openapi/validate.mjs. The same validator is shown wrong instances
+it must reject, so a schema that accepts anything cannot pass unseen.
+
+Schema validation needs node and tests/openapi/node_modules (`npm ci` in
+tests/openapi); without them those checks skip, saying so, while the
+route, status and content-type checks still run.
 """
+import base64
+import hashlib
+import html
+import http.client
 import json
 import os
 import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
 import unittest
+import urllib.parse
 
 from harness import ROOT, Cluster, wait_for
 from test_log_auth import stop_checked
 
 DOC_PATH = os.path.join(ROOT, "web", "openapi.json")
 ROUTER_C = os.path.join(ROOT, "api", "router.c")
+VALIDATE_MJS = os.path.join(ROOT, "tests", "openapi", "validate.mjs")
+NODE_MODULES = os.path.join(ROOT, "tests", "openapi", "node_modules")
 ROUTE_RE = re.compile(r'\{\s*API_([A-Z]+)\s*,\s*"([^"]*)"\s*,\s*"([^"]*)"\s*,\s*(\w+)\s*\}')
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+OOB = "urn:ietf:wg:oauth:2.0:oob"
+FORM = "application/x-www-form-urlencoded"
 
 
 def router_routes():
@@ -41,102 +61,103 @@ def template_to_pattern(t):
     return "/".join("*" if re.fullmatch(r"\{[^{}/]+\}", s) else s for s in t.split("/"))
 
 
-# ---- a JSON-Schema subset -----------------------------------------------------------------------
-
-class SchemaError(AssertionError):
-    pass
-
-
-def _type_ok(t, v):
-    if t == "null":
-        return v is None
-    if t == "boolean":
-        return isinstance(v, bool)
-    if t == "integer":
-        return isinstance(v, int) and not isinstance(v, bool)
-    if t == "number":
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-    if t == "string":
-        return isinstance(v, str)
-    if t == "array":
-        return isinstance(v, list)
-    if t == "object":
-        return isinstance(v, dict)
-    raise SchemaError(f"unknown type {t!r} in schema")
-
-
-class Validator:
-    """type (a name or a list), properties, required, additionalProperties
-    (bool or schema), items, enum, minimum/maximum, minLength/maxLength,
-    pattern, anyOf, and $ref into #/components/schemas."""
-
-    def __init__(self, doc):
-        self.doc = doc
-
-    def resolve(self, ref):
-        if not ref.startswith("#/components/"):
-            raise SchemaError(f"unsupported $ref {ref}")
-        node = self.doc
-        for part in ref[2:].split("/"):
-            node = node[part]
-        return node
-
-    def errors(self, schema, v, where="$"):
-        if "$ref" in schema:
-            return self.errors(self.resolve(schema["$ref"]), v, where)
-        errs = []
-        if "anyOf" in schema:
-            alts = [self.errors(s, v, where) for s in schema["anyOf"]]
-            if all(alts):
-                errs.append(f"{where}: matches no alternative of anyOf "
-                            f"({'; '.join(a[0] for a in alts)})")
-        if "type" in schema:
-            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-            if not any(_type_ok(t, v) for t in types):
-                return errs + [f"{where}: {json.dumps(v)[:80]} is not of type {types}"]
-        if "enum" in schema and v not in schema["enum"]:
-            errs.append(f"{where}: {v!r} is not one of {schema['enum']}")
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if "minimum" in schema and v < schema["minimum"]:
-                errs.append(f"{where}: {v} < minimum {schema['minimum']}")
-            if "maximum" in schema and v > schema["maximum"]:
-                errs.append(f"{where}: {v} > maximum {schema['maximum']}")
-        if isinstance(v, str):
-            if "minLength" in schema and len(v) < schema["minLength"]:
-                errs.append(f"{where}: {v!r} shorter than {schema['minLength']}")
-            if "maxLength" in schema and len(v) > schema["maxLength"]:
-                errs.append(f"{where}: string longer than {schema['maxLength']}")
-            if "pattern" in schema and not re.search(schema["pattern"], v):
-                errs.append(f"{where}: {v!r} does not match {schema['pattern']}")
-        if isinstance(v, dict):
-            props = schema.get("properties", {})
-            for k in schema.get("required", []):
-                if k not in v:
-                    errs.append(f"{where}: required property {k!r} missing")
-            extra = schema.get("additionalProperties", True)
-            for k, item in v.items():
-                if k in props:
-                    errs += self.errors(props[k], item, f"{where}.{k}")
-                elif extra is False:
-                    errs.append(f"{where}: property {k!r} is not in the schema")
-                elif isinstance(extra, dict):
-                    errs += self.errors(extra, item, f"{where}.{k}")
-        if isinstance(v, list) and "items" in schema:
-            for i, item in enumerate(v):
-                errs += self.errors(schema["items"], item, f"{where}[{i}]")
-        return errs
-
-    def check(self, schema, v):
-        errs = self.errors(schema, v)
-        if errs:
-            raise SchemaError("\n".join(errs))
-
-
-# ---- the tests ---------------------------------------------------------------------------------
-
 def load_doc():
     with open(DOC_PATH) as f:
         return json.load(f)
+
+
+def resolve(doc, ref):
+    """The node a local $ref ("#/components/...") names."""
+    assert ref.startswith("#/components/"), f"unsupported $ref {ref}"
+    node = doc
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def validator_missing():
+    """Why validate.mjs cannot run here, or None."""
+    if not shutil.which("node"):
+        return "node is not installed"
+    if not os.path.isdir(os.path.join(NODE_MODULES, "ajv")):
+        return "tests/openapi/node_modules is missing (run `npm ci` in tests/openapi)"
+    return None
+
+
+def run_validator(cases):
+    """Runs validate.mjs on cases: (exit code, its output)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(cases, f)
+        path = f.name
+    try:
+        p = subprocess.run(["node", VALIDATE_MJS, DOC_PATH, path], capture_output=True,
+                           text=True, timeout=120)
+        return p.returncode, p.stdout + p.stderr
+    finally:
+        os.unlink(path)
+
+
+def form(d):
+    """d urlencoded (a list value repeats its key)."""
+    return urllib.parse.urlencode(d, doseq=True).encode()
+
+
+def link_urls(r):
+    """rel -> path+query of a Link header."""
+    out = {}
+    for url, rel in re.findall(r'<([^>]+)>; rel="(\w+)"', r.headers.get("link", "")):
+        u = urllib.parse.urlsplit(url)
+        out[rel] = u.path + "?" + u.query
+    return out
+
+
+class MastoStream:
+    """A Mastodon stream (event, data) pairs, read by a thread."""
+
+    def __init__(self, port, path):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.conn.request("GET", path, headers={"Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.comments, self.events = [], []
+        self.lock = threading.Lock()
+        if self.status == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+        else:
+            self.body = self.resp.read().decode()
+
+    def _read(self):
+        ev = {}
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\n")
+                with self.lock:
+                    if line == "":
+                        if "event" in ev:
+                            self.events.append((ev["event"], ev.get("data")))
+                        ev = {}
+                    elif line.startswith(":"):
+                        self.comments.append(line)
+                    else:
+                        k, _, v = line.partition(": ")
+                        ev[k] = v
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            return
+
+    def of(self, kind):
+        with self.lock:
+            return [d for e, d in self.events if e == kind]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+        self.conn.close()
 
 
 class DocumentTest(unittest.TestCase):
@@ -163,8 +184,7 @@ class DocumentTest(unittest.TestCase):
             for m, o in item.items():
                 if m not in HTTP_METHODS:
                     continue
-                v = Validator(doc)
-                declared = [p for p in (v.resolve(p["$ref"]) if "$ref" in p else p
+                declared = [p for p in (resolve(doc, p["$ref"]) if "$ref" in p else p
                                         for p in o.get("parameters", [])) if p["in"] == "path"]
                 self.assertEqual(sorted(p["name"] for p in declared), sorted(names),
                                  f"{m.upper()} {template}")
@@ -172,13 +192,12 @@ class DocumentTest(unittest.TestCase):
 
     def test_refs_resolve(self):
         doc = load_doc()
-        v = Validator(doc)
 
         def walk(node):
             if isinstance(node, dict):
                 for k, x in node.items():
                     if k == "$ref":
-                        v.resolve(x)
+                        resolve(doc, x)
                     else:
                         walk(x)
             elif isinstance(node, list):
@@ -186,31 +205,88 @@ class DocumentTest(unittest.TestCase):
                     walk(x)
         walk(doc)
 
-    def test_validator_rejects_wrong_instances(self):
+    def test_operations_tagged_and_errors_in_their_dialect(self):
+        """Every operation has a known tag and an operationId; the errors of
+        /api/ routes are MastoError, of /oauth/ OAuthError, of the rest Error."""
         doc = load_doc()
-        v = Validator(doc)
-        post = {"$ref": "#/components/schemas/Post"}
-        good = {"id": "0001234567890abc-paris", "author": "a@paris", "text": "hi",
+        tags = {t["name"] for t in doc["tags"]}
+        ids = set()
+        for template, item in doc["paths"].items():
+            want = ("MastoError" if template.startswith("/api/") else
+                    "OAuthError" if template.startswith("/oauth/") else "Error")
+            for m, o in item.items():
+                self.assertTrue(set(o["tags"]) <= tags, (m, template))
+                self.assertNotIn(o["operationId"], ids)
+                ids.add(o["operationId"])
+                for status, resp in o["responses"].items():
+                    if status != "default" and int(status) < 400:
+                        continue
+                    while "$ref" in resp:
+                        resp = resolve(doc, resp["$ref"])
+                    js = resp.get("content", {}).get("application/json")
+                    if js:
+                        self.assertEqual(js["schema"], {"$ref": f"#/components/schemas/{want}"},
+                                         f"{m.upper()} {template} {status}")
+
+    def test_validator_rejects_wrong_instances(self):
+        """validate.mjs compiles every schema, accepts right instances and
+        rejects wrong ones (a validator that accepts anything would pass
+        every live answer)."""
+        why = validator_missing()
+        if why:
+            self.skipTest(f"schema validation skipped: {why}")
+        S = "#/components/schemas/"
+        post = {"id": "0001234567890abc-paris", "author": "a@paris", "text": "hi",
                 "created_at": "2026-01-02T03:04:05.678Z", "region": "paris"}
-        v.check(post, good)
-        for bad in ({**good, "text": 5},                                 # wrong type
-                    {k: x for k, x in good.items() if k != "author"},    # required missing
-                    {**good, "extra": 1},                                 # additionalProperties
-                    {**good, "created_at": "yesterday"}):                 # pattern
-            with self.assertRaises(SchemaError, msg=bad):
-                v.check(post, bad)
-        with self.assertRaises(SchemaError):                              # maxLength
-            v.check({"$ref": "#/components/schemas/NewPost"}, {"text": "x" * 501})
-        with self.assertRaises(SchemaError):
-            v.check({"$ref": "#/components/schemas/Region"},
-                    {"region": "paris", "peers": [], "hlc": 123, "replicating": True})
-        with self.assertRaises(SchemaError):
-            v.check({"$ref": "#/components/schemas/UserIdPage"}, {"items": [1], "next": None})
-        with self.assertRaises(SchemaError):
-            v.check({"type": "integer", "minimum": 1, "maximum": 100}, 0)
-        with self.assertRaises(SchemaError):
-            v.check({"type": "string", "enum": ["local"]}, "most")
-        v.check({"type": ["string", "null"]}, None)
+        account = {"id": "a@paris", "username": "a", "acct": "a@paris", "display_name": "A",
+                   "locked": False, "bot": False, "group": False, "discoverable": None,
+                   "created_at": "2026-01-02T03:04:05.678Z", "note": "",
+                   "url": "http://h:1/v1/users/a@paris", "uri": "http://h:1/v1/users/a@paris",
+                   "avatar": "http://h:1/avatar.svg", "avatar_static": "http://h:1/avatar.svg",
+                   "header": "http://h:1/header.svg", "header_static": "http://h:1/header.svg",
+                   "followers_count": 0, "following_count": 0, "statuses_count": 0,
+                   "last_status_at": None, "emojis": [], "fields": []}
+        good = [(S + "Post", post), (S + "MastoAccount", account),
+                (S + "MastoError", {"error": "Record not found"}),
+                (S + "OAuthError", {"error": "invalid_grant", "error_description": "x"}),
+                (S + "MastoCredentialAccount",
+                 {**account, "source": {"privacy": "public", "sensitive": False, "language": "",
+                                        "note": "", "fields": [], "follow_requests_count": 0}})]
+        bad = [(S + "Post", {**post, "text": 5}),                           # wrong type
+               (S + "Post", {k: x for k, x in post.items() if k != "author"}),  # required
+               (S + "Post", {**post, "extra": 1}),                          # additionalProperties
+               (S + "Post", {**post, "created_at": "yesterday"}),           # pattern
+               (S + "NewPost", {"text": "x" * 501}),                        # maxLength
+               (S + "Region", {"region": "paris", "peers": [], "hlc": 123, "replicating": True}),
+               (S + "UserIdPage", {"items": [1], "next": None}),
+               (S + "MastoAccount", {**account, "extra": 1}),               # unevaluatedProperties
+               (S + "MastoAccount", {**account, "source": {}}),             # only Credential has it
+               (S + "MastoAccount", {**account, "url": "not a url"}),       # format uri
+               (S + "MastoAccount", {**account, "created_at": "2026-13-45T99:00:00Z"}),  # date-time
+               (S + "MastoAccount", {**account, "emojis": [{}]}),
+               (S + "MastoCredentialAccount", account),                     # source missing
+               (S + "MastoError", {"error": {"code": "x", "message": "y"}}),  # the /v1 shape
+               (S + "Error", {"error": "x"}),
+               (S + "MastoStatusId", "12345"),
+               (S + "OAuthError", {"error": "Bad Code", "error_description": "x"})]
+        cases = ([{"label": f"good {i}", "ref": r, "instance": x} for i, (r, x) in enumerate(good)]
+                 + [{"label": f"bad {i}", "ref": r, "instance": x, "valid": False}
+                    for i, (r, x) in enumerate(bad)]
+                 + [{"label": "by path", "path": "/v1/timeline", "method": "get", "status": "401",
+                     "instance": {"error": {"code": "unauthorized", "message": "m"}},
+                     "headers": {"WWW-Authenticate": "Bearer"}}])
+        rc, out = run_validator(cases)
+        self.assertEqual(rc, 0, out)
+        self.assertIn(" instances checked, 0 failures", out)
+        # And it does say no: each bad one alone, as a case expected valid, fails.
+        rc, out = run_validator([{"label": f"bad {i}", "ref": r, "instance": x}
+                                 for i, (r, x) in enumerate(bad)]
+                                + [{"label": "bad header", "path": "/v1/timeline",
+                                    "method": "get", "status": "401", "instance":
+                                    {"error": {"code": "unauthorized", "message": "m"}},
+                                    "headers": {"WWW-Authenticate": "Basic"}}])
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(out.count("FAIL "), len(bad) + 1, out)
 
 
 class LiveTest(unittest.TestCase):
@@ -219,7 +295,6 @@ class LiveTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.doc = load_doc()
-        cls.v = Validator(cls.doc)
         cls.c = Cluster(names=("paris", "tokyo"), args=["--demo", "--rate-limit", "0"])
         cls.paris, cls.tokyo = cls.c["paris"], cls.c["tokyo"]
 
@@ -227,36 +302,52 @@ class LiveTest(unittest.TestCase):
     def tearDownClass(cls):
         stop_checked(cls.c)
 
+    def setUp(self):
+        self.cases = []
+
     def response_spec(self, method, template, status):
         op = self.doc["paths"][template][method.lower()]
         spec = op["responses"].get(str(status))
         self.assertIsNotNone(spec, f"{method} {template}: status {status} is not documented")
         while "$ref" in spec:
-            spec = self.v.resolve(spec["$ref"])
+            spec = resolve(self.doc, spec["$ref"])
         return spec
 
     def validate(self, method, template, r, status=None):
-        """r's body against the document's schema for template and r.status."""
+        """Checks that r's status and content type are documented for
+        template and queues its body and headers for validate.mjs
+        (check_cases); returns the body as JSON (None if it is not JSON)."""
         if status is not None:
             self.assertIn(r.status, status if isinstance(status, tuple) else (status,), r)
         spec = self.response_spec(method, template, r.status)
         content = spec.get("content")
+        case = {"label": f"{method} {template} {r.status} (#{len(self.cases)})", "path": template,
+                "method": method.lower(), "status": str(r.status), "headers": r.headers}
         if not content:
             self.assertEqual(r.body, "", f"{method} {template} {r.status}: body not documented")
+            self.cases.append(case)
             return None
         ctype = r.headers.get("content-type", "").split(";")[0].strip()
         self.assertIn(ctype, content, f"{method} {template} {r.status}: {ctype} not documented")
-        if ctype != "application/json":
-            return None
-        body = r.json
-        try:
-            self.v.check(content[ctype]["schema"], body)
-        except SchemaError as e:
-            self.fail(f"{method} {template} {r.status}: {e}\nbody: {r.body[:500]}")
+        body = r.json if ctype == "application/json" else r.body
+        self.cases.append({**case, "content_type": ctype, "instance": body})
         for h in spec.get("headers", {}):
             if h in ("Session-Token",) and method != "GET":
                 self.assertIn(h.lower(), r.headers, f"{method} {template}: no {h}")
         return body
+
+    def schema_case(self, ref, instance, label):
+        self.cases.append({"label": label, "ref": "#/components/schemas/" + ref,
+                           "instance": instance})
+
+    def check_cases(self):
+        """Validates the queued answers with validate.mjs."""
+        why = validator_missing()
+        if why:
+            self.skipTest(f"the answers' statuses were checked, their schemas not: {why}")
+        self.assertGreater(len(self.cases), 0)
+        rc, out = run_validator(self.cases)
+        self.assertEqual(rc, 0, f"answers that do not match web/openapi.json:\n{out}")
 
     def test_openapi_served(self):
         r = self.paris.client.get("/openapi.json")
@@ -265,6 +356,8 @@ class LiveTest(unittest.TestCase):
         self.assertEqual(r.json["openapi"], "3.1.0")
         self.assertEqual(r.json, self.doc)
         self.validate("GET", "/openapi.json", r)
+        self.check_cases()
+
 
     def test_answers_match_document(self):
         p, t = self.paris.client, self.tokyo.client
@@ -378,6 +471,361 @@ class LiveTest(unittest.TestCase):
         V("DELETE", "/v1/following/{id}", p.delete(f"/v1/following/{bob['id']}?ack=all", token=ta),
           (204, 202))
         self.c.wait_converged(30)
+        self.check_cases()
+
+    def test_mastodon_answers_match_document(self):
+        """Every Mastodon route, with account tokens (which carry every
+        scope): successes, the Link header, errors, and stream events."""
+        p, t = self.paris.client, self.tokyo.client
+        V = self.validate
+
+        def reg(client, name):
+            return V("POST", "/v1/users", client.post("/v1/users", {"name": name}), 201)
+
+        ann, ben, cat = reg(p, "ma_ann"), reg(p, "ma_ben"), reg(t, "ma_cat")
+        ta, tb, tc = ann["token"], ben["token"], cat["token"]
+        A, B, C = ann["id"], ben["id"], cat["id"]
+
+        V("GET", "/api/v1/instance", p.get("/api/v1/instance"), 200)
+        V("GET", "/api/v2/instance", t.get("/api/v2/instance"), 200)
+
+        me = V("GET", "/api/v1/accounts/verify_credentials",
+               p.get("/api/v1/accounts/verify_credentials", token=ta), 200)
+        self.assertEqual(me["id"], A)
+        V("GET", "/api/v1/accounts/verify_credentials",
+          p.get("/api/v1/accounts/verify_credentials"), 401)
+        V("GET", "/api/v1/accounts/verify_credentials",
+          p.get("/api/v1/accounts/verify_credentials", token="x@paris." + "A" * 43), 401)
+        V("GET", "/api/v1/accounts/lookup", p.get("/api/v1/accounts/lookup?acct=ma_ann"), 200)
+        self.assertEqual(V("GET", "/api/v1/accounts/lookup",
+                           p.get(f"/api/v1/accounts/lookup?acct=@{B}"), 200)["id"], B)
+        V("GET", "/api/v1/accounts/lookup", p.get("/api/v1/accounts/lookup"), 400)
+        V("GET", "/api/v1/accounts/lookup", p.get("/api/v1/accounts/lookup?acct=ghost"), 404)
+        V("GET", "/api/v1/accounts/{id}", p.get(f"/api/v1/accounts/{A}"), 200)
+        V("GET", "/api/v1/accounts/{id}", p.get("/api/v1/accounts/ghost@paris"), 404)
+        V("GET", "/api/v1/accounts/{id}", p.get("/api/v1/accounts/not-an-id"), 404)
+
+        # Follows: ann follows ben (here) and cat (in tokyo, once it is here).
+        rel = V("POST", "/api/v1/accounts/{id}/follow",
+                p.post(f"/api/v1/accounts/{B}/follow", token=ta), 200)
+        self.assertTrue(rel["following"])
+        V("POST", "/api/v1/accounts/{id}/follow", p.post(f"/api/v1/accounts/{A}/follow", token=ta),
+          400)
+        V("POST", "/api/v1/accounts/{id}/follow",
+          p.post("/api/v1/accounts/ghost@paris/follow", token=ta), 404)
+        V("POST", "/api/v1/accounts/{id}/follow", p.post(f"/api/v1/accounts/{B}/follow"), 401)
+        wait_for(lambda: p.get(f"/api/v1/accounts/{C}").status == 200, 20, what="cat in paris")
+        V("POST", "/api/v1/accounts/{id}/follow", p.post(f"/api/v1/accounts/{C}/follow", token=ta,
+                                                        raw=form({"reblogs": "true"}),
+                                                        headers={"Content-Type": FORM}), 200)
+        V("POST", "/api/v1/accounts/{id}/follow", p.post(f"/api/v1/accounts/{A}/follow", token=tb),
+          200)
+        rels = V("GET", "/api/v1/accounts/relationships",
+                 p.get(f"/api/v1/accounts/relationships?id[]={B}&id[]={C}&id[]=junk", token=ta),
+                 200)
+        self.assertEqual([x["id"] for x in rels], [B, C])
+        self.assertTrue(V("GET", "/api/v1/accounts/relationships",
+                          p.get(f"/api/v1/accounts/relationships?id={B}", token=ta),
+                          200)[0]["followed_by"])
+        V("GET", "/api/v1/accounts/relationships",
+          p.get(f"/api/v1/accounts/relationships?id[]={B}"), 401)
+        page = V("GET", "/api/v1/accounts/{id}/following",
+                 p.get(f"/api/v1/accounts/{A}/following?limit=1"), 200)
+        self.assertEqual(len(page), 1)
+        nxt = link_urls(p.get(f"/api/v1/accounts/{A}/following?limit=1")).get("next")
+        self.assertTrue(nxt, "a next link for a page of one of two")
+        V("GET", "/api/v1/accounts/{id}/following", p.get(nxt), 200)
+        V("GET", "/api/v1/accounts/{id}/followers", p.get(f"/api/v1/accounts/{B}/followers"), 200)
+        V("GET", "/api/v1/accounts/{id}/followers",
+          p.get(f"/api/v1/accounts/{B}/followers?max_id=junk"), 400)
+        V("GET", "/api/v1/accounts/{id}/following", p.get("/api/v1/accounts/ghost@paris/following"),
+          404)
+
+        # Statuses: JSON and form bodies, Idempotency-Key, what is refused.
+        S = "/api/v1/statuses"
+
+        def status(body, token=tb, headers=None, as_form=False):
+            if as_form:
+                return p.post(S, raw=form(body), token=token,
+                              headers={"Content-Type": FORM, **(headers or {})})
+            return p.post(S, body, token=token, headers=headers)
+
+        s1 = V("POST", S, status({"status": "bonjour <b>&</b>\n\nbis"}), 200)
+        self.assertEqual(s1["content"], "<p>bonjour &lt;b&gt;&amp;&lt;/b&gt;</p><p>bis</p>")
+        s2 = V("POST", S, status({"status": "deux", "visibility": "unlisted"}, as_form=True), 200)
+        s3 = V("POST", S, status({"status": "trois"}, headers={"Idempotency-Key": "ma-1"}), 200)
+        again = V("POST", S, status({"status": "trois"}, headers={"Idempotency-Key": "ma-1"}), 200)
+        self.assertEqual(again["id"], s3["id"])
+        V("POST", S, status({"status": "autre"}, headers={"Idempotency-Key": "ma-1"}), 422)
+        V("POST", S, status({"status": "x"}, headers={"Idempotency-Key": "bad key"}), 400)
+        V("POST", S, status({"status": "  \n"}), 422)
+        V("POST", S, status({"visibility": "public"}), 422)
+        V("POST", S, status({"status": "x" * 501}), 422)
+        V("POST", S, status({"status": "x", "visibility": "everyone"}), 422)
+        V("POST", S, status({"status": "x", "media_ids": ["1"]}), 422)
+        V("POST", S, status({"status": "x", "media_ids[]": "1"}, as_form=True), 422)
+        V("POST", S, status({"status": "x", "spoiler_text": "cw"}), 422)
+        V("POST", S, status({"status": "x", "in_reply_to_id": s1["id"]}), 422)
+        V("POST", S, status({"status": "no one", "visibility": "direct"}), 422)
+        V("POST", S, status({"status": "@ghost hi", "visibility": "direct"}), 404)
+        V("POST", S, status({"status": "x"}, token=None), 401)
+        V("POST", S, p.post(S, raw=b"status=x", token=tb, headers={"Content-Type": "text/plain"}),
+          415)
+        V("POST", S, p.post(S, raw=b"{", token=tb, headers={"Content-Type": "application/json"}),
+          400)
+        V("POST", S, p.post(S, raw=b"status=%zz", token=tb, headers={"Content-Type": FORM}), 400)
+        V("POST", S, p.post(S, raw=b"x" * (64 * 1024 + 1), token=tb,
+                            headers={"Content-Type": FORM}), 413)
+        dm = V("POST", S, status({"status": "@ma_ann psst", "visibility": "direct"}), 200)
+        self.assertEqual(dm["visibility"], "direct")
+        self.assertEqual([m["id"] for m in dm["mentions"]], [A])
+
+        V("GET", "/api/v1/statuses/{id}", p.get(f"{S}/{s1['id']}"), 200)
+        V("GET", "/api/v1/statuses/{id}", p.get(f"{S}/{dm['id']}", token=ta), 200)
+        V("GET", "/api/v1/statuses/{id}", p.get(f"{S}/{dm['id']}"), 404)
+        V("GET", "/api/v1/statuses/{id}", p.get(f"{S}/{dm['id']}", token="x@paris." + "A" * 43),
+          401)
+        V("GET", "/api/v1/statuses/{id}", p.get(f"{S}/12345"), 404)
+        V("GET", "/api/v1/statuses/{id}", p.get(f"{S}/{'0' * 20}{'12' * 32}"), 404)
+
+        # The home timeline and an account's statuses, paged as Mastodon pages.
+        H = "/api/v1/timelines/home"
+        wait_for(lambda: len(p.get(H, token=ta).json) >= 3, 20, what="ben's statuses at ann's")
+        top = V("GET", H, p.get(f"{H}?limit=2", token=ta), 200)
+        self.assertEqual([x["id"] for x in top], [s3["id"], s2["id"]])
+        links = link_urls(p.get(f"{H}?limit=2", token=ta))
+        self.assertEqual(set(links), {"next", "prev"})
+        older = V("GET", H, p.get(links["next"], token=ta), 200)
+        self.assertEqual(older[0]["id"], s1["id"])
+        newer = V("GET", H, p.get(f"{H}?min_id={s1['id']}&limit=1", token=ta), 200)
+        self.assertEqual([x["id"] for x in newer], [s2["id"]])
+        self.assertEqual([x["id"] for x in V("GET", H, p.get(f"{H}?since_id={s1['id']}&limit=1",
+                                                             token=ta), 200)], [s3["id"]])
+        V("GET", H, p.get(f"{H}?limit=500", token=ta), 200)
+        V("GET", H, p.get(f"{H}?since_id={s3['id']}", token=ta), 200)
+        V("GET", H, p.get(f"{H}?limit=abc", token=ta), 400)
+        V("GET", H, p.get(f"{H}?max_id=nope", token=ta), 400)
+        V("GET", H, p.get(H), 401)
+        AS = "/api/v1/accounts/{id}/statuses"
+        V("GET", AS, p.get(f"/api/v1/accounts/{B}/statuses?limit=1"), 200)
+        V("GET", AS, t.get(f"/api/v1/accounts/{C}/statuses"), 200)
+        V("GET", AS, p.get(f"/api/v1/accounts/{B}/statuses?min_id=bad"), 400)
+        V("GET", AS, p.get("/api/v1/accounts/ghost@paris/statuses"), 404)
+
+        # Conversations: ben's direct status, and one from cat in tokyo.
+        CV = "/api/v1/conversations"
+        wait_for(lambda: t.get(f"/api/v1/accounts/{A}").status == 200, 20, what="ann in tokyo")
+        V("POST", S, t.post(S, {"status": f"@{A} from tokyo", "visibility": "direct"}, token=tc),
+          200)
+        wait_for(lambda: len(p.get(CV, token=ta).json) == 2, 20, what="two conversations")
+        convs = V("GET", CV, p.get(CV, token=ta), 200)
+        self.assertEqual({c["id"] for c in convs}, {B, C})
+        r = p.get(f"{CV}?limit=1", token=ta)
+        V("GET", CV, r, 200)
+        V("GET", CV, p.get(link_urls(r)["next"], token=ta), 200)
+        V("GET", CV, p.get(f"{CV}?max_id=bad", token=ta), 400)
+        V("GET", CV, p.get(CV), 401)
+
+        # Streaming: update, conversation and delete events, in Mastodon's shapes.
+        ST = "/api/v1/streaming"
+        bad = MastoStream(self.paris.port, f"{ST}?stream=public&access_token={ta}")
+        self.assertEqual(bad.status, 400)
+        self.cases.append({"label": "streaming 400", "path": ST, "method": "get", "status": "400",
+                           "instance": json.loads(bad.body), "headers": bad.headers})
+        bad.close()
+        bad = MastoStream(self.paris.port, f"{ST}/user")
+        self.assertEqual(bad.status, 401)
+        self.cases.append({"label": "streaming 401", "path": f"{ST}/user", "method": "get",
+                           "status": "401", "instance": json.loads(bad.body),
+                           "headers": bad.headers})
+        bad.close()
+        streams = [MastoStream(self.paris.port, f"{ST}/user?access_token={ta}"),
+                   MastoStream(self.paris.port, f"{ST}?stream=user&access_token={ta}")]
+        try:
+            for st, path in zip(streams, (f"{ST}/user", ST)):
+                self.assertEqual(st.status, 200)
+                self.assertEqual(st.headers["content-type"], "text/event-stream")
+                self.cases.append({"label": f"{path} 200", "path": path, "method": "get",
+                                   "status": "200", "content_type": "text/event-stream",
+                                   "instance": "", "headers": st.headers})
+            wait_for(lambda: all(":)" in st.comments for st in streams), 10, what="hello comments")
+            live = V("POST", S, status({"status": "en direct"}), 200)
+            V("POST", S, status({"status": "@ma_ann encore", "visibility": "direct"}), 200)
+            gone = V("DELETE", "/api/v1/statuses/{id}", p.delete(f"{S}/{live['id']}", token=tb),
+                     200)
+            self.assertEqual(gone["text"], "en direct")
+            for st in streams:
+                wait_for(lambda: st.of("update") and st.of("conversation") and st.of("delete"),
+                         20, what="update, conversation and delete events")
+                for d in st.of("update"):
+                    self.schema_case("MastoStatus", json.loads(d), "stream update")
+                for d in st.of("conversation"):
+                    self.schema_case("MastoConversation", json.loads(d), "stream conversation")
+                self.assertIn(live["id"], st.of("delete"))
+                for d in st.of("delete"):
+                    self.schema_case("MastoStatusId", d, "stream delete (a bare id)")
+        finally:
+            for st in streams:
+                st.close()
+
+        # Deleting: only one's own posts; a direct status is not a post.
+        D = "/api/v1/statuses/{id}"
+        V("DELETE", D, p.delete(f"{S}/{s1['id']}", token=ta), 404)
+        V("DELETE", D, p.delete(f"{S}/{s1['id']}"), 401)
+        V("DELETE", D, p.delete(f"{S}/{s1['id']}", token=tb), 200)
+        V("DELETE", D, p.delete(f"{S}/{s1['id']}", token=tb), 404)
+        V("DELETE", D, p.delete(f"{S}/{dm['id']}", token=tb), 404)
+        V("DELETE", D, p.delete(f"{S}/junk", token=tb), 404)
+        V("GET", "/api/v1/statuses/{id}", p.get(f"{S}/{s1['id']}"), 404)
+        rel = V("POST", "/api/v1/accounts/{id}/unfollow",
+                p.post(f"/api/v1/accounts/{B}/unfollow", token=ta), 200)
+        self.assertFalse(rel["following"])
+        V("POST", "/api/v1/accounts/{id}/unfollow", p.post(f"/api/v1/accounts/{B}/unfollow"), 401)
+
+        # Unknown paths under /api/ answer Mastodon's error shape too.
+        r = p.get("/api/v1/notifications")
+        self.assertEqual(r.status, 404)
+        self.schema_case("MastoError", r.json, "unknown /api/ path")
+        self.check_cases()
+
+    def test_oauth_answers_match_document(self):
+        """The OAuth flow apps follow, and its errors; an OAuth token's
+        scopes hold on the Mastodon routes (403)."""
+        p = self.paris.client
+        V = self.validate
+        ann = V("POST", "/v1/users", p.post("/v1/users", {"name": "oa_ann"}), 201)
+        ta = ann["token"]
+
+        app = V("POST", "/api/v1/apps", p.post("/api/v1/apps", {
+            "client_name": "Test app", "redirect_uris": OOB, "scopes": "read write follow",
+            "website": "https://example.org"}), 200)
+        web = V("POST", "/api/v1/apps", p.post("/api/v1/apps", raw=form({
+            "client_name": "Web app", "redirect_uris[]": ["http://127.0.0.1:9/cb", OOB],
+            "scopes": "read"}), headers={"Content-Type": FORM}), 200)
+        self.assertEqual(web["redirect_uris"], ["http://127.0.0.1:9/cb", OOB])
+        A = "/api/v1/apps"
+        V("POST", A, p.post(A, {"redirect_uris": OOB}), 422)
+        V("POST", A, p.post(A, {"client_name": "x", "redirect_uris": "ftp://x"}), 422)
+        V("POST", A, p.post(A, {"client_name": "x", "redirect_uris": OOB, "scopes": "admin:all"}),
+          422)
+        V("POST", A, p.post(A, raw=b"client_name=x", headers={"Content-Type": "text/plain"}), 415)
+        V("POST", A, p.post(A, raw=b"[1]", headers={"Content-Type": "application/json"}), 400)
+        AV = "/api/v1/apps/verify_credentials"
+        V("GET", AV, p.get(AV, token=ta), 401)
+        V("GET", AV, p.get(AV), 401)
+
+        # The sign-in page, and its refusals (HTML, never a redirect).
+        AZ = "/oauth/authorize"
+        q = {"response_type": "code", "client_id": app["client_id"], "redirect_uri": OOB,
+             "scope": "read write follow"}
+        V("GET", AZ, p.get(AZ + "?" + urllib.parse.urlencode(q)), 200)
+        V("GET", AZ, p.get(AZ + "?" + urllib.parse.urlencode({**q, "client_id": "nope"})), 400)
+        V("GET", AZ, p.get(AZ + "?" + urllib.parse.urlencode({**q, "scope": "push"})), 400)
+        V("GET", AZ, p.get(AZ + "?" + urllib.parse.urlencode({**q, "response_type": "token"})),
+          400)
+
+        def authorize(fields, status):
+            return V("POST", AZ, p.post(AZ, raw=form(fields), headers={"Content-Type": FORM}),
+                     status)
+
+        def code_of(page):
+            m = re.search(r'<code id="code">([^<]+)</code>', page)
+            self.assertTrue(m, page[:500])
+            return html.unescape(m.group(1))
+
+        code = code_of(authorize({**q, "token": ta}, 200))
+        authorize({**q, "token": "oa_ann@paris." + "A" * 43}, 401)
+        authorize(q, 400)
+        authorize({**q, "redirect_uri": "http://elsewhere/cb", "token": ta}, 400)
+        authorize({**q, "name": "oa_ann"}, 409)
+        authorize({**q, "name": "Bad Name"}, 400)
+        new_code = code_of(authorize({**q, "name": "oa_newbie", "display_name": "New"}, 200))
+        V("POST", AZ, p.post(AZ, raw=b"x", headers={"Content-Type": "text/plain"}), 415)
+        V("POST", AZ, p.post(AZ, raw=b"client_id=%zz", headers={"Content-Type": FORM}), 400)
+
+        # Codes for tokens.
+        T = "/oauth/token"
+        grant = {"grant_type": "authorization_code", "code": code, "client_id": app["client_id"],
+                 "client_secret": app["client_secret"], "redirect_uri": OOB}
+        first = V("POST", T, p.post(T, raw=form(grant), headers={"Content-Type": FORM}), 200)
+        self.assertEqual(first["token_type"], "Bearer")
+        V("POST", T, p.post(T, raw=form(grant), headers={"Content-Type": FORM}), 400)  # used
+        # ... which revokes the token the code got (RFC 6749 4.1.2).
+        V("GET", "/api/v1/accounts/verify_credentials",
+          p.get("/api/v1/accounts/verify_credentials", token=first["access_token"]), 401)
+        grant["code"] = code_of(authorize({**q, "token": ta}, 200))
+        tok = V("POST", T, p.post(T, grant), 200)
+        V("POST", T, p.post(T, {**grant, "code": new_code, "client_secret": "x" * 43}), 401)
+        V("POST", T, p.post(T, {**grant, "grant_type": "password"}), 400)
+        V("POST", T, p.post(T, {"client_id": app["client_id"]}), 400)
+        V("POST", T, p.post(T, {**grant, "code": "nope"}), 400)
+        V("POST", T, p.post(T, raw=b"x", headers={"Content-Type": "text/plain"}), 415)
+        basic = base64.b64encode(f"{app['client_id']}:{app['client_secret']}".encode()).decode()
+        newbie = V("POST", T, p.post(T, {"grant_type": "authorization_code", "code": new_code,
+                                         "redirect_uri": OOB},
+                                     headers={"Authorization": "Basic " + basic}), 200)
+        self.assertTrue(newbie["access_token"].startswith("oa_newbie@paris."))
+        me = V("GET", "/api/v1/accounts/verify_credentials",
+               p.get("/api/v1/accounts/verify_credentials", token=tok["access_token"]), 200)
+        self.assertEqual(me["id"], ann["id"])
+        self.assertEqual(V("GET", AV, p.get(AV, token=tok["access_token"]), 200)["name"],
+                         "Test app")
+
+        # PKCE, a public client, a redirect back to the app, a read-only token.
+        verifier = "v" * 50
+        challenge = base64.urlsafe_b64encode(
+            hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+        wq = {"response_type": "code", "client_id": web["client_id"],
+              "redirect_uri": "http://127.0.0.1:9/cb", "scope": "read", "state": "s t",
+              "code_challenge": challenge, "code_challenge_method": "S256", "token": ta}
+        r = p.post(AZ, raw=form(wq), headers={"Content-Type": FORM})
+        V("POST", AZ, r, 302)
+        loc = urllib.parse.urlsplit(r.headers["location"])
+        self.assertEqual(urllib.parse.parse_qs(loc.query)["state"], ["s t"])
+        wcode = urllib.parse.parse_qs(loc.query)["code"][0]
+        wgrant = {"grant_type": "authorization_code", "code": wcode, "client_id": web["client_id"],
+                  "redirect_uri": "http://127.0.0.1:9/cb", "code_verifier": verifier}
+        V("POST", T, p.post(T, {**wgrant, "code_verifier": "w" * 50}), 400)
+        authorize({**wq, "code_challenge_method": "plain"}, 400)
+        r = p.post(AZ, raw=form(wq), headers={"Content-Type": FORM})
+        wgrant["code"] = urllib.parse.parse_qs(urllib.parse.urlsplit(
+            r.headers["location"]).query)["code"][0]
+        ro = V("POST", T, p.post(T, wgrant), 200)
+        self.assertEqual(ro["scope"], "read")
+        rt = ro["access_token"]
+        V("GET", "/api/v1/timelines/home", p.get("/api/v1/timelines/home", token=rt), 200)
+        V("POST", "/api/v1/statuses", p.post("/api/v1/statuses", {"status": "x"}, token=rt), 403)
+        V("POST", "/api/v1/accounts/{id}/follow",
+          p.post(f"/api/v1/accounts/{ann['id']}/follow", token=rt), 403)
+        V("DELETE", "/api/v1/statuses/{id}",
+          p.delete(f"/api/v1/statuses/{'0' * 20}{'12' * 32}", token=rt), 403)
+
+        # client_credentials: an app token, for no account.
+        cc = {"grant_type": "client_credentials", "client_id": app["client_id"],
+              "client_secret": app["client_secret"], "scope": "read"}
+        at = V("POST", T, p.post(T, cc), 200)
+        self.assertTrue(at["access_token"].startswith("~app."))
+        V("POST", T, p.post(T, {**cc, "scope": "admin:read"}), 400)
+        V("POST", T, p.post(T, {**cc, "client_secret": None}), 401)
+        V("GET", AV, p.get(AV, token=at["access_token"]), 200)
+        V("GET", "/api/v1/accounts/verify_credentials",
+          p.get("/api/v1/accounts/verify_credentials", token=at["access_token"]), 401)
+
+        # Revocation.
+        RV = "/oauth/revoke"
+        rv = {"client_id": web["client_id"], "client_secret": web["client_secret"], "token": rt}
+        V("POST", RV, p.post(RV, {**rv, "client_secret": "x"}), 401)
+        V("POST", RV, p.post(RV, {k: v for k, v in rv.items() if k != "token"}), 400)
+        V("POST", RV, p.post(RV, {**rv, "token": tok["access_token"]}), 403)
+        V("POST", RV, p.post(RV, raw=form(rv), headers={"Content-Type": FORM}), 200)
+        V("POST", RV, p.post(RV, rv), 200)  # again: nothing to do
+        V("GET", "/api/v1/timelines/home", p.get("/api/v1/timelines/home", token=rt), 401)
+        V("POST", RV, p.post(RV, raw=b"x", headers={"Content-Type": "text/plain"}), 415)
+
+        r = p.get("/oauth/nowhere")
+        self.assertEqual(r.status, 404)
+        self.schema_case("OAuthError", r.json, "unknown /oauth/ path")
+        self.check_cases()
 
 
 if __name__ == "__main__":
