@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -157,6 +158,61 @@ class Client:
         assert r.status == 200, r
         return r.json["digest"]
 
+
+
+class EventStream:
+    """One Server-Sent Events connection (GET path), read by a thread into
+    (id, event, data) tuples and comment lines. An answer other than 200 is
+    read whole into body."""
+
+    def __init__(self, port, path, headers=None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.conn.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.events, self.comments = [], []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        if self.status == 200:
+            self.thread.start()
+        else:
+            self.body = self.resp.read().decode()
+
+    def _read(self):
+        ev = {}
+        try:
+            for line in iter(self.resp.readline, b""):
+                line = line.decode().rstrip("\n")
+                with self.lock:
+                    if line == "":
+                        if "event" in ev:
+                            self.events.append((ev.get("id"), ev["event"], ev.get("data")))
+                        ev = {}
+                    elif line.startswith(":"):
+                        self.comments.append(line)
+                    else:
+                        k, _, v = line.partition(": ")
+                        ev[k] = v
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            return  # closed under us by close(): the stream is over
+
+    def of(self, kind):
+        """The (id, event, data) tuples of one event name."""
+        with self.lock:
+            return [e for e in self.events if e[1] == kind]
+
+    def data_of(self, kind):
+        """The data of the events of one name."""
+        with self.lock:
+            return [e[2] for e in self.events if e[1] == kind]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+        self.conn.close()
 
 def _resp_read(f):
     """One RESP2 reply from a file-like socket reader, as Python values:

@@ -4,10 +4,8 @@ relationships, direct statuses and conversations, the user stream in
 Mastodon's events, a post reaching a follower in another region, and
 hostile input in paths, queries and bodies (4xx JSON, the region serving
 on). The client libraries' view is tests/clients."""
-import http.client
 import json
 import re
-import threading
 import unittest
 import urllib.parse
 
@@ -191,45 +189,21 @@ class Masto(unittest.TestCase):
         self.assertEqual(self.p.get("/health").status, 200)
 
 
-class StreamReader:
-    """GET /api/v1/streaming/user, parsed into (event, data) by a thread."""
+class StreamReader(harness.EventStream):
+    """The caller's GET /api/v1/streaming/user."""
 
     def __init__(self, port, token):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.conn.request("GET", "/api/v1/streaming/user",
-                          headers={"Authorization": "Bearer " + token})
-        self.resp = self.conn.getresponse()
-        assert self.resp.status == 200
-        self.events, self.lock = [], threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        ev = {}
-        try:
-            for line in iter(self.resp.readline, b""):
-                line = line.decode().rstrip("\n")
-                if not line:
-                    if "event" in ev:
-                        with self.lock:
-                            self.events.append((ev["event"], ev.get("data", "")))
-                    ev = {}
-                elif not line.startswith(":"):
-                    k, _, v = line.partition(": ")
-                    ev[k] = v
-        except (OSError, ValueError, AttributeError, http.client.HTTPException):
-            return
+        super().__init__(port, "/api/v1/streaming/user", {"Authorization": "Bearer " + token})
+        assert self.status == 200, self.body
 
     def find(self, event, status_id):
-        with self.lock:
-            for name, data in self.events:
-                if name == event == "delete" and data == status_id:
-                    return True
-                if name == event and name != "delete" and json.loads(data)["id"] == status_id:
-                    return json.loads(data)
+        """The status of an update (or True for a delete) about status_id."""
+        for data in self.data_of(event):
+            if event == "delete" and data == status_id:
+                return True
+            if event != "delete" and json.loads(data)["id"] == status_id:
+                return json.loads(data)
         return None
-
-    def close(self):
-        self.conn.close()
 
 
 if __name__ == "__main__":

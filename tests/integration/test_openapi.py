@@ -16,19 +16,16 @@ route, status and content-type checks still run.
 import base64
 import hashlib
 import html
-import http.client
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import unittest
 import urllib.parse
 
-from harness import ROOT, Cluster, wait_for
+from harness import ROOT, Cluster, EventStream, wait_for
 from test_log_auth import stop_checked
 
 DOC_PATH = os.path.join(ROOT, "web", "openapi.json")
@@ -111,53 +108,11 @@ def link_urls(r):
     return out
 
 
-class MastoStream:
-    """A Mastodon stream (event, data) pairs, read by a thread."""
-
-    def __init__(self, port, path):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.conn.request("GET", path, headers={"Accept": "text/event-stream"})
-        self.resp = self.conn.getresponse()
-        self.status = self.resp.status
-        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
-        self.comments, self.events = [], []
-        self.lock = threading.Lock()
-        if self.status == 200:
-            threading.Thread(target=self._read, daemon=True).start()
-        else:
-            self.body = self.resp.read().decode()
-
-    def _read(self):
-        ev = {}
-        try:
-            while True:
-                line = self.resp.readline()
-                if not line:
-                    return
-                line = line.decode().rstrip("\n")
-                with self.lock:
-                    if line == "":
-                        if "event" in ev:
-                            self.events.append((ev["event"], ev.get("data")))
-                        ev = {}
-                    elif line.startswith(":"):
-                        self.comments.append(line)
-                    else:
-                        k, _, v = line.partition(": ")
-                        ev[k] = v
-        except (OSError, ValueError, AttributeError, http.client.HTTPException):
-            return
+class MastoStream(EventStream):
+    """A Mastodon stream; of(kind) is the data of its events of that name."""
 
     def of(self, kind):
-        with self.lock:
-            return [d for e, d in self.events if e == kind]
-
-    def close(self):
-        try:
-            self.conn.sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, AttributeError):
-            pass
-        self.conn.close()
+        return self.data_of(kind)
 
 
 class DocumentTest(unittest.TestCase):

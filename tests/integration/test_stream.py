@@ -2,67 +2,26 @@
 order, resuming with Last-Event-ID, reset when resuming is impossible, slow
 clients, 500 idle streams costing no CPU and bounded memory, and the caps:
 streams per user, streams per region, rings freed."""
-import http.client
 import os
 import socket
-import threading
 import time
 import unittest
 
 import harness
 
 
-class Stream:
-    """One SSE connection, parsed into (id, event, data) tuples by a reader
-    thread."""
+class Stream(harness.EventStream):
+    """The caller's /v1/stream (resuming from last_event_id when given)."""
 
     def __init__(self, port, token, last_event_id=None):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        headers = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
+        headers = {"Authorization": "Bearer " + token}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        self.conn.request("GET", "/v1/stream", headers=headers)
-        self.resp = self.conn.getresponse()
-        self.status = self.resp.status
-        self.events = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        ev = {}
-        try:
-            while True:
-                line = self.resp.readline()
-                if not line:
-                    return
-                line = line.decode().rstrip("\n")
-                if line == "":
-                    if "event" in ev:
-                        with self.lock:
-                            self.events.append((ev.get("id"), ev["event"], ev.get("data")))
-                    ev = {}
-                elif not line.startswith(":"):
-                    k, _, v = line.partition(": ")
-                    ev[k] = v
-        except (OSError, ValueError, AttributeError, http.client.HTTPException):
-            # closed under us by close(): the stream is over
-            return
-
-    def of(self, kind):
-        with self.lock:
-            return [e for e in self.events if e[1] == kind]
+        super().__init__(port, "/v1/stream", headers)
 
     def last_id(self):
         with self.lock:
             return [e[0] for e in self.events if e[0]][-1]
-
-    def close(self):
-        try:
-            self.conn.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.conn.close()
 
 
 def cpu_seconds(pid):
