@@ -352,9 +352,11 @@ bool api_oauth_app_redirect_ok(const api_oauth_app *a, const char *uri);
 /* The only redirect URI of the app, or NULL when it has several. */
 const char *api_oauth_app_sole_redirect(const api_oauth_app *a);
 /* Whether s is a redirect URI an app may register: an absolute http(s)
- * URL of printable ASCII without a fragment or user info, or the
- * out-of-band URN. */
-bool api_oauth_uri_valid(const char *s, size_t n);
+ * URL of printable ASCII without a fragment or user info, the
+ * out-of-band URN, or (native) a native app's own scheme and path. */
+bool api_oauth_uri_valid(const char *s, size_t n, bool native);
+/* The length of s's native-app scheme with its ':', 0 if it has none. */
+size_t api_oauth_native_scheme(const char *s, size_t n);
 
 /* A text parameter (api_param): 0 with *out (NULL when absent), or -1
  * when it is not UTF-8 text without control characters or is longer

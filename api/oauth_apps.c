@@ -38,12 +38,47 @@ int api_oauth_param(api_req *r, const api_form *f, const char *name, size_t max,
 
 static bool uri_char(char c) { return c > 0x20 && c < 0x7f && !strchr("\"<>\\^`{|}#", c); }
 
-bool api_oauth_uri_valid(const char *s, size_t n)
+/* The rest of a URI from i: printable ASCII without a fragment, every %
+ * an escape. */
+static bool uri_rest_ok(const char *s, size_t i, size_t n)
+{
+    for (; i < n; i++) {
+        if (!uri_char(s[i])) return false;
+        if (s[i] == '%' && (i + 2 >= n || df_hex_digit(s[i + 1]) < 0 || df_hex_digit(s[i + 2]) < 0))
+            return false;
+    }
+    return true;
+}
+
+/* A native app's own scheme (RFC 8252 7.1: "com.example.app:/cb",
+ * "tusky://oauth"): a scheme, then a path of its own; never one a browser
+ * runs or reads (javascript:, data:, file:, ...). Returns the scheme's
+ * length with the ':', or 0. */
+size_t api_oauth_native_scheme(const char *s, size_t n)
+{
+    static const char *const refused[] = {"javascript", "vbscript", "data", "file", "blob",
+                                          "about", "filesystem", "http", "https", "ws",
+                                          "wss", "ftp", "mailto", "urn", "view-source"};
+    size_t k = 0;
+    while (k < n && ((s[k] >= 'a' && s[k] <= 'z') ||
+                     (k > 0 && ((s[k] >= '0' && s[k] <= '9') || s[k] == '+' || s[k] == '.' ||
+                                s[k] == '-'))))
+        k++;
+    if (k == 0 || k >= n || s[k] != ':' || k + 1 == n) return 0;
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        if (strlen(refused[i]) == k && memcmp(s, refused[i], k) == 0) return 0;
+    return k + 1;
+}
+
+bool api_oauth_uri_valid(const char *s, size_t n, bool native)
 {
     if (n == strlen(API_OAUTH_OOB) && memcmp(s, API_OAUTH_OOB, n) == 0) return true;
     if (n > API_APP_URI_MAX) return false;
     size_t i = n >= 8 && !memcmp(s, "https://", 8) ? 8 : n >= 7 && !memcmp(s, "http://", 7) ? 7 : 0;
-    if (!i) return false;
+    if (!i) {
+        size_t k = native ? api_oauth_native_scheme(s, n) : 0;
+        return k > 0 && uri_rest_ok(s, k, n);
+    }
     /* The host: a name or IPv4 address, or an IPv6 literal in brackets. */
     size_t h = i;
     if (i < n && s[i] == '[') {
@@ -66,12 +101,7 @@ bool api_oauth_uri_valid(const char *s, size_t n)
         if (digits == 0 || digits > 5 || port == 0 || port > 65535) return false;
     }
     if (i < n && s[i] != '/' && s[i] != '?') return false; /* user info, or junk in the host */
-    for (; i < n; i++) {
-        if (!uri_char(s[i])) return false;
-        if (s[i] == '%' && (i + 2 >= n || df_hex_digit(s[i + 1]) < 0 || df_hex_digit(s[i + 2]) < 0))
-            return false;
-    }
-    return true;
+    return uri_rest_ok(s, i, n);
 }
 
 /* ---- The store ---------------------------------------------------------------------------- */
@@ -228,10 +258,10 @@ static int add_uri(api_req *r, json_t *uris, const char *uri, size_t n)
 {
     char q[API_EXCERPT_MAX + 4], *copy = xstrndup(uri, n);
     int rc = 0;
-    if (!api_oauth_uri_valid(uri, n)) {
+    if (!api_oauth_uri_valid(uri, n, true)) {
         api_error(r, 422, "validation_failed",
                   "Validation failed: Redirect URI \"%s\" must be an absolute http(s) URL "
-                  "without a fragment, or " API_OAUTH_OOB,
+                  "without a fragment, an app's own scheme (com.example.app:/cb), or " API_OAUTH_OOB,
                   api_excerpt(q, copy));
         rc = -1;
     } else if (json_array_size(uris) == API_APP_URIS_MAX) {
@@ -334,7 +364,7 @@ void api_apps_create(api_req *r)
     if (!scope) api_scopes_parse("read", 4, &scope); /* Mastodon's default */
     if (api_oauth_param(r, &f, "website", API_APP_URI_MAX, &website) < 0 ||
         (website && *website &&
-         (!api_oauth_uri_valid(website, strlen(website)) || !strncmp(website, "urn:", 4)))) {
+         (!api_oauth_uri_valid(website, strlen(website), false) || !strncmp(website, "urn:", 4)))) {
         invalid(r, "Website must be an http(s) URL");
         goto out;
     }

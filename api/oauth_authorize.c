@@ -27,7 +27,7 @@ typedef struct authz {
 
 /* form-action must name the redirect's origin too: Chromium applies it to
  * the redirect that answers the form. An IPv6 literal cannot be a CSP
- * host, so it gets its scheme. */
+ * host, so it gets its scheme, as does a native app's own scheme. */
 static void send_html(api_req *r, int status, api_buf *b, const char *redirect_uri)
 {
     char csp[API_APP_URI_MAX + 160], origin[API_APP_URI_MAX + 1] = "";
@@ -36,6 +36,9 @@ static void send_html(api_req *r, int status, api_buf *b, const char *redirect_u
         size_t n = host[0] == '[' ? (size_t)(host - redirect_uri) - 2
                                   : (size_t)(host - redirect_uri) + strcspn(host, "/?");
         snprintf(origin, sizeof origin, " %.*s", (int)n, redirect_uri);
+    } else if (redirect_uri) { /* a native app's scheme: a scheme source */
+        size_t k = api_oauth_native_scheme(redirect_uri, strlen(redirect_uri));
+        if (k) snprintf(origin, sizeof origin, " %.*s", (int)k, redirect_uri);
     }
     snprintf(csp, sizeof csp,
              "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'%s; "

@@ -28,9 +28,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* A valid redirect URI is printable ASCII without '#': safe in a
      * Location header and a CSP source list. */
-    if (api_oauth_uri_valid(s, size)) {
-        CHECK(size <= API_APP_URI_MAX);
-        for (size_t i = 0; i < size; i++) CHECK(s[i] > 0x20 && s[i] < 0x7f && s[i] != '#');
-    }
+    for (int native = 0; native < 2; native++)
+        if (api_oauth_uri_valid(s, size, native)) {
+            CHECK(size <= API_APP_URI_MAX);
+            for (size_t i = 0; i < size; i++) CHECK(s[i] > 0x20 && s[i] < 0x7f && s[i] != '#');
+            if (!native) CHECK(api_oauth_uri_valid(s, size, true));
+            if (size >= 11) CHECK(memcmp(s, "javascript:", 11) != 0);
+        }
     return 0;
 }

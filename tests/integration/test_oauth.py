@@ -151,6 +151,11 @@ class OAuthTest(unittest.TestCase):
             {"client_name": "x", "redirect_uris": "https://a.example/cb#frag"},
             {"client_name": "x", "redirect_uris": "https://evil@a.example/cb"},
             {"client_name": "x", "redirect_uris": "javascript:alert(1)"},
+            {"client_name": "x", "redirect_uris": "JavaScript:alert(1)"},
+            {"client_name": "x", "redirect_uris": "data:text/html,x"},
+            {"client_name": "x", "redirect_uris": "file:///etc/passwd"},
+            {"client_name": "x", "redirect_uris": "com.example.app:"},
+            {"client_name": "x", "redirect_uris": "com.example.app:/cb#f"},
             {"client_name": "x", "redirect_uris": "/relative"},
             {"client_name": "x", "redirect_uris": "https://a.example:99999/"},
             {"client_name": "x", "redirect_uris": "https://a.example/\u00e9"},
@@ -216,6 +221,21 @@ class OAuthTest(unittest.TestCase):
         post = self.paris.post_text(tok, "via oauth")
         self.assertEqual(post["author"], user["id"])
         self.assertEqual(self.paris.delete(f"/v1/posts/{post['id']}", token=tok).status, 204)
+
+    def test_native_app_scheme(self):
+        """A mobile app's own scheme (RFC 8252), as Tusky and Ivory register."""
+        user = self.user()
+        uri = "com.example.app:/oauth?x=1"
+        app = self.app(redirect_uris=uri)
+        page = self.paris.get("/oauth/authorize?" + urllib.parse.urlencode(
+            self.params(app, redirect=uri, state=None)))
+        self.assertEqual(page.status, 200, page)
+        self.assertIn("form-action 'self' com.example.app:", page.headers["content-security-policy"])
+        r = self.form("/oauth/authorize", dict(self.params(app, redirect=uri, state=None),
+                                               token=user["token"]))
+        self.assertEqual(r.status, 302, r)
+        self.assertRegex(r.headers["location"],
+                         r"^com\.example\.app:/oauth\?x=1&code=[A-Za-z0-9_-]{43}$")
 
     def test_redirect_with_query(self):
         user = self.user()
