@@ -561,6 +561,9 @@ json_t *api_masto_status(api_ctx *ctx, const stg_record *post, api_masto_account
 json_t *api_masto_message_status(api_ctx *ctx, const stg_record *msg, api_masto_accounts *seen);
 /* How viewer and user_id follow each other. */
 json_t *api_masto_relationship(api_ctx *ctx, const char *viewer, const char *user_id);
+/* ?limit as Mastodon takes it: def when absent, past max is max, 0 is 1;
+ * anything but digits is 400 answered and -1. */
+int api_masto_limit_or_400(api_req *r, int def, int max, int *limit);
 /* Answers j (taken), or 404 "Record not found" when j is NULL. */
 void api_masto_reply(api_req *r, int status, json_t *j);
 /* Appends a Link header value for a page of path: rel="next" (older than

@@ -57,9 +57,8 @@ static void account_list(api_req *r, stg_cf cf, bool records, const char *what)
         api_error(r, 400, "invalid_id", "max_id is not an account id");
         return;
     }
-    const char *ls = api_query(r, "limit");
-    long limit = ls ? strtol(ls, NULL, 10) : LIST_MAX;
-    if (limit < 1 || limit > LIST_MAX) limit = LIST_MAX;
+    int limit;
+    if (api_masto_limit_or_400(r, LIST_MAX, LIST_MAX, &limit) < 0) return;
     char ids[LIST_MAX][STG_ID_MAX + 1];
     size_t n;
     bool more;
@@ -76,7 +75,7 @@ static void account_list(api_req *r, stg_cf cf, bool records, const char *what)
     api_buf link = {0};
     char path[STG_ID_MAX + 40];
     snprintf(path, sizeof path, "/api/v1/accounts/%s/%s", id, what);
-    if (more) api_masto_link(r, &link, path, (int)limit, ids[n - 1], NULL);
+    if (more) api_masto_link(r, &link, path, limit, ids[n - 1], NULL);
     api_reply_json_with(r, 200, list, link.p ? "Link" : NULL, link.p);
     free(link.p);
 }

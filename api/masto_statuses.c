@@ -218,9 +218,9 @@ void api_masto_status_delete(api_req *r)
 void api_masto_conversations(api_req *r)
 {
     if (api_auth_or_401(r, false) < 0 || api_scope_or_403(r, API_SCOPE_READ) < 0) return;
-    const char *ls = api_query(r, "limit"), *max = api_query(r, "max_id");
-    long limit = ls ? strtol(ls, NULL, 10) : 20;
-    if (limit < 1 || limit > CONV_MAX) limit = limit < 1 ? 20 : CONV_MAX;
+    const char *max = api_query(r, "max_id");
+    int limit;
+    if (api_masto_limit_or_400(r, 20, CONV_MAX, &limit) < 0) return;
     char before[STG_ID_MAX + 1];
     if (max && api_masto_parse_id(max, before) < 0) {
         api_error(r, 400, "invalid_id", "max_id is not a status id");
@@ -258,7 +258,7 @@ void api_masto_conversations(api_req *r)
     if (n == (size_t)limit) {
         char lm[API_MASTO_ID_LEN + 1];
         api_masto_id_of(cs[n - 1].latest, strlen(cs[n - 1].latest), lm);
-        api_masto_link(r, &link, "/api/v1/conversations", (int)limit, lm, NULL);
+        api_masto_link(r, &link, "/api/v1/conversations", limit, lm, NULL);
     }
     api_reply_json_with(r, 200, list, link.p ? "Link" : NULL, link.p);
     free(link.p);

@@ -12,28 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIMIT_DEFAULT 20
-#define LIMIT_MAX 40
 #define SCAN_PAGE 100 /* posts read at a time when paging upwards */
 
 typedef int (*page_reader)(feed *f, const char *who, const char *cursor, int limit,
                            feed_page *out);
-
-/* ?limit as Mastodon takes it: default 20, past 40 is 40; 400 for junk. */
-static int limit_or_400(api_req *r, int *limit)
-{
-    const char *s = api_query(r, "limit");
-    *limit = LIMIT_DEFAULT;
-    if (!s) return 0;
-    size_t n = strspn(s, "0123456789");
-    if (n == 0 || n > 6 || s[n]) {
-        api_error(r, 400, "invalid_limit", "limit must be a number");
-        return -1;
-    }
-    long v = strtol(s, NULL, 10);
-    *limit = v < 1 ? 1 : v > LIMIT_MAX ? LIMIT_MAX : (int)v;
-    return 0;
-}
 
 /* A status id parameter as the record id it names ("" when absent). */
 static int id_query_or_400(api_req *r, const char *name, char out[STG_ID_MAX + 1])
@@ -101,7 +83,7 @@ static void masto_page(api_req *r, page_reader read, const char *who, const char
 {
     int limit;
     char max_id[STG_ID_MAX + 1], since_id[STG_ID_MAX + 1], min_id[STG_ID_MAX + 1];
-    if (limit_or_400(r, &limit) < 0 || id_query_or_400(r, "max_id", max_id) < 0 ||
+    if (api_masto_limit_or_400(r, 20, 40, &limit) < 0 || id_query_or_400(r, "max_id", max_id) < 0 ||
         id_query_or_400(r, "since_id", since_id) < 0 || id_query_or_400(r, "min_id", min_id) < 0)
         return;
     const char *floor = min_id[0] ? min_id : since_id;

@@ -162,6 +162,11 @@ class Masto(unittest.TestCase):
             ("GET", "/api/v1/accounts/lookup?acct=%c3%28", None, 404),
             ("GET", "/api/v1/accounts/a%00b@paris/statuses", None, 404),
             ("GET", "/api/v1/streaming?stream=public", tok, 400),
+            ("GET", "/api/v1/accounts/alice@paris/followers?limit=%ff", None, 400),
+            ("GET", "/api/v1/accounts/alice@paris/following?max_id=%ff%fe", None, 400),
+            ("GET", "/api/v1/conversations?limit=-1", tok, 400),
+            ("GET", "/api/v1/conversations?max_id=%00", tok, 400),
+            ("GET", "/api/v1/accounts/lookup?acct=" + "a" * 5000, None, 404),
             ("POST", "/api/v1/statuses", tok, 422),
             ("DELETE", "/api/v1/statuses/%e2%82", tok, 404),
         ]
@@ -186,6 +191,10 @@ class Masto(unittest.TestCase):
                             headers={"Content-Type": ctype})
             self.assertEqual(r.status, want, (raw, r))
             self.assertIsInstance(r.json["error"], str, r)
+        # Ids in a relationships list that are not account ids are left out.
+        r = self.p.get("/api/v1/accounts/relationships?id[]=%ff%fe&id[]=a%00b&id[]=" + "x" * 3000
+                       + "&id[]=carol@paris", token=tok)
+        self.assertEqual((r.status, [x["id"] for x in r.json]), (200, ["carol@paris"]), r)
         self.assertEqual(self.p.get("/health").status, 200)
 
 
