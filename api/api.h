@@ -151,6 +151,9 @@ size_t api_url_unescape(char *s);
 /* Request readers. */
 const char *api_header(api_req *r, const char *name);
 const char *api_query(api_req *r, const char *name);
+/* Query parameter name as a number of at most 9 digits and nothing else:
+ * 1 with *v set, 0 when absent (*v untouched), -1 otherwise. */
+int api_query_digits(api_req *r, const char *name, long *v);
 /* ?limit (1..100, default 20); answers 400 itself and returns -1. */
 int api_limit_or_400(api_req *r, int *limit);
 /* ?cursor, NULL when absent. */
@@ -561,7 +564,7 @@ json_t *api_masto_status(api_ctx *ctx, const stg_record *post, api_masto_account
 json_t *api_masto_message_status(api_ctx *ctx, const stg_record *msg, api_masto_accounts *seen);
 /* How viewer and user_id follow each other. */
 json_t *api_masto_relationship(api_ctx *ctx, const char *viewer, const char *user_id);
-/* ?limit as Mastodon takes it: def when absent, past max is max, 0 is 1;
+/* ?limit the way Mastodon reads it: def when absent, clamped to 1..max;
  * anything but digits is 400 answered and -1. */
 int api_masto_limit_or_400(api_req *r, int def, int max, int *limit);
 /* Answers j (taken), or 404 "Record not found" when j is NULL. */

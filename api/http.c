@@ -299,15 +299,22 @@ void api_error_df(api_req *r, int err, const char *what)
     }
 }
 
-int api_limit_or_400(api_req *r, int *limit)
+int api_query_digits(api_req *r, const char *name, long *v)
 {
-    const char *s = api_query(r, "limit");
-    *limit = 20;
+    const char *s = api_query(r, name);
     if (!s) return 0;
     /* Digits only: strtol alone would take " 5", "+5" and "-0". */
-    char *end = (char *)s;
-    long v = *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : 0;
-    if (end == s || *end || v < 1 || v > 100) {
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 9 || s[n]) return -1;
+    *v = strtol(s, NULL, 10);
+    return 1;
+}
+
+int api_limit_or_400(api_req *r, int *limit)
+{
+    long v = 20;
+    int rc = api_query_digits(r, "limit", &v);
+    if (rc < 0 || v < 1 || v > 100) {
         api_error(r, 400, "invalid_limit", "limit must be an integer from 1 to 100");
         return -1;
     }

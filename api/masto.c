@@ -293,15 +293,11 @@ json_t *api_masto_relationship(api_ctx *ctx, const char *viewer, const char *id)
 
 int api_masto_limit_or_400(api_req *r, int def, int max, int *limit)
 {
-    const char *s = api_query(r, "limit");
-    *limit = def;
-    if (!s) return 0;
-    size_t n = strspn(s, "0123456789");
-    if (n == 0 || n > 6 || s[n]) {
+    long v = def;
+    if (api_query_digits(r, "limit", &v) < 0) {
         api_error(r, 400, "invalid_limit", "limit must be a number");
         return -1;
     }
-    long v = strtol(s, NULL, 10);
     *limit = v < 1 ? 1 : v > max ? max : (int)v;
     return 0;
 }

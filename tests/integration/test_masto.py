@@ -79,6 +79,11 @@ class Masto(unittest.TestCase):
         self.assertEqual([s["id"] for s in mn.json], [ids[3], ids[2]])
         prof = self.p.get("/api/v1/accounts/carol@paris/statuses?limit=40")
         self.assertEqual([s["id"] for s in prof.json], ids[::-1])
+        # Mastodon clamps ?limit: past the maximum is the maximum, 0 is 1.
+        huge = self.p.get("/api/v1/accounts/carol@paris/statuses?limit=123456789")
+        self.assertEqual([s["id"] for s in huge.json], ids[::-1])
+        one = self.p.get("/api/v1/accounts/carol@paris/statuses?limit=0")
+        self.assertEqual([s["id"] for s in one.json], ids[::-1][:1])
         got = self.p.get("/api/v1/statuses/" + ids[0])
         self.assertEqual(got.json["content"], made[0]["content"])
         self.assertEqual(self.p.get("/api/v1/accounts/carol@paris").json["statuses_count"], 5)
@@ -165,6 +170,8 @@ class Masto(unittest.TestCase):
             ("GET", "/api/v1/accounts/alice@paris/followers?limit=%ff", None, 400),
             ("GET", "/api/v1/accounts/alice@paris/following?max_id=%ff%fe", None, 400),
             ("GET", "/api/v1/conversations?limit=-1", tok, 400),
+            ("GET", "/api/v1/timelines/home?limit=" + "9" * 10, tok, 400),
+            ("GET", "/api/v1/timelines/home?limit=5%00", tok, 400),
             ("GET", "/api/v1/conversations?max_id=%00", tok, 400),
             ("GET", "/api/v1/accounts/lookup?acct=" + "a" * 5000, None, 404),
             ("POST", "/api/v1/statuses", tok, 422),
