@@ -38,6 +38,7 @@ int feed_open(feed **out, stg_db *db, const feed_config *cfg)
     f->follows = df_cache_new(64 * 1024, 32 << 20);
     f->heads = df_cache_new(1024, 64 << 20);
     f->followers = df_cache_new(64 * 1024, 16 << 20);
+    f->counts = df_cache_new(64 * 1024, 8 << 20);
     if (f->cfg.page_cache_mb == 0) f->cfg.page_cache_mb = 64;
     if (f->cfg.page_cache_mb > 0)
         f->pages = df_cache_new(256 * 1024, (size_t)f->cfg.page_cache_mb << 20);
@@ -140,6 +141,7 @@ static void committed(feed *f, const stg_record *rec, uint64_t id)
         if (nfollower > 0) {
             df_cache_forget(f->follows, rec->key, (size_t)nfollower);
             df_cache_forget(f->followers, followee, nfollowee);
+            df_cache_forget(f->counts, followee, nfollowee);
             char follower[STG_ID_MAX + 1];
             feed_copy_id(follower, rec->key, (size_t)nfollower);
             feed_forget_page(f, follower);
@@ -210,6 +212,7 @@ void feed_close(feed *f)
     df_cache_free(f->follows);
     df_cache_free(f->heads);
     df_cache_free(f->followers);
+    df_cache_free(f->counts);
     df_cache_free(f->pages);
     for (size_t i = 0; i < f->nlarge; i++) free(f->large[i]);
     free(f->large);
@@ -310,6 +313,29 @@ bool feed_drain(feed *f, uint64_t timeout_ms)
 }
 
 unsigned feed_user_slot(const char *user) { return df_hash32(user, strlen(user)) % USER_SLOTS; }
+
+/* Every post asks whether its author has followers (the direct path when
+ * none): a cached count answers without a RocksDB read of a key that the
+ * counter merges of every follow keep busy. Forgotten when a follow of the
+ * author commits (committed()); a post staged in between, counted without
+ * that follower, is still delivered by the follow's backfill. */
+int64_t feed_follower_count(feed *f, const char *user)
+{
+    size_t n = strlen(user), vl;
+    const char *v;
+    uint64_t gen;
+    df_cache_ref *ref = NULL;
+    int64_t c;
+    if (df_cache_hold(f->counts, user, n, &v, &vl, &gen, &ref) && vl == sizeof c) {
+        memcpy(&c, v, sizeof c);
+        df_cache_release(ref);
+        return c;
+    }
+    df_cache_release(ref);
+    c = stg_follower_count(f->db, user);
+    df_cache_put(f->counts, user, n, &c, sizeof c, gen);
+    return c;
+}
 
 /* ---- Large accounts ----------------------------------------------------------- */
 

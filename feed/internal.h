@@ -29,6 +29,8 @@ int job_decode(const char *buf, size_t len, job *j);
 /* Per-user counters live in slots by user hash (feed_user_slot). */
 #define USER_SLOTS 65536
 unsigned feed_user_slot(const char *user);
+/* stg_follower_count through a cache (feed.c). */
+int64_t feed_follower_count(feed *f, const char *user);
 
 struct feed {
     stg_db *db;
@@ -73,8 +75,9 @@ struct feed {
      * heads: author -> its newest timeline_cap post ids (large accounts,
      * merged into home timelines on read);
      * followers: author -> all its followers, when they fit one fan-out
-     * chunk (workers.c). */
-    df_cache *posts, *follows, *heads, *followers;
+     * chunk (workers.c);
+     * counts: author -> its follower count (feed_follower_count). */
+    df_cache *posts, *follows, *heads, *followers, *counts;
     df_cache *pages; /* rendered pages (pages.c); NULL: off */
     _Atomic uint64_t page_ver[USER_SLOTS]; /* bumped by changes to a user's pages */
     _Atomic uint64_t epoch; /* bumped by changes that may alter any page */

@@ -114,7 +114,7 @@ int feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *o
         feed_copy_id(j.a, rec->key, rec->keylen);
         feed_copy_id(j.b, rec->owner, rec->ownerlen);
         uint64_t e = direct_enter(f);
-        if (stg_follower_count(f->db, j.b) <= 0) {
+        if (feed_follower_count(f, j.b) <= 0) {
             if (now)
                 feed_home_put(b, j.b, j.a, j.b, df_now_ms());
             else
@@ -135,7 +135,7 @@ int feed_stage(feed *f, stg_batch *b, const stg_record *rec, const stg_record *o
         feed_copy_id(j.b, followee, nfollowee);
         /* Large accounts are sticky: once merged at read time, always. */
         if (now && !feed_is_large(f, j.b) &&
-            stg_follower_count(f->db, j.b) + 1 > f->cfg.large_threshold) {
+            feed_follower_count(f, j.b) + 1 > f->cfg.large_threshold) {
             char mk[STG_ID_MAX + 8];
             int ml = stg_key_join(mk, sizeof mk, "large", 5, j.b, strlen(j.b));
             if (ml > 0) stg_batch_put(b, STG_CF_META, mk, (size_t)ml, "", 0);
