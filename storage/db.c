@@ -40,6 +40,7 @@ struct stg_db {
     rocksdb_readoptions_t *ropts;
     pthread_mutex_t stripes[NSTRIPES];
     stg_tree *tree; /* the committed records' Merkle tree (tree.c) */
+    stg_tally *tally; /* the committed live posts of each user (tally.c) */
     struct sweep {
         stg_db *db;
         stg_sweep_fn fn;
@@ -57,6 +58,12 @@ struct stg_batch {
     rocksdb_column_family_handle_t **cf; /* the database's handles */
     stg_tree_change *changes; /* the staged records' changes to the tree */
     size_t nchanges, capchanges;
+    struct tally_change {
+        char user[STG_ID_MAX];
+        size_t len;
+        int64_t d;
+    } *tallies; /* ... and to the users' live posts */
+    size_t ntallies, captallies;
 };
 
 /* ---- Merge operator: int64 counters ---------------------------------------- */
@@ -283,10 +290,13 @@ int stg_open(const char *path, const stg_options *opt, stg_db **out)
     db->ropts = rocksdb_readoptions_create();
     atomic_store(&db->ready, true);
     for (int i = 0; i < NSTRIPES; i++) pthread_mutex_init(&db->stripes[i], NULL);
-    /* Nothing writes yet, so the tree's entries and its sums agree. */
+    /* Nothing writes yet, so the tree's entries and its sums agree, and
+     * so do the profile index and the tally. */
     uint64_t t0 = df_now_ms();
     db->tree = stg_tree_new();
+    db->tally = stg_tally_new();
     int rc = stg_tree_load(db, db->tree);
+    if (rc == 0) rc = stg_tally_load(db, db->tally);
     if (rc == 0) rc = stg_conv_times_build(db);
     if (rc == 0) rc = stg_counts_build(db);
     if (rc < 0) {
@@ -332,6 +342,7 @@ void stg_close(stg_db *db)
     rocksdb_block_based_options_destroy(db->table); /* and the bloom filter */
     rocksdb_cache_destroy(db->cache);
     stg_tree_free(db->tree);
+    stg_tally_free(db->tally);
     free(db);
 }
 
@@ -426,6 +437,7 @@ void stg_batch_free(stg_batch *b)
     if (!b) return;
     rocksdb_writebatch_destroy(b->wb);
     free(b->changes);
+    free(b->tallies);
     free(b);
 }
 
@@ -433,6 +445,7 @@ void stg_batch_clear(stg_batch *b)
 {
     rocksdb_writebatch_clear(b->wb);
     b->nchanges = 0;
+    b->ntallies = 0;
 }
 
 void stg_batch_tree_change(stg_batch *b, uint32_t leaf, const stg_digest_sum *d)
@@ -445,6 +458,21 @@ void stg_batch_tree_change(stg_batch *b, uint32_t leaf, const stg_digest_sum *d)
 }
 
 stg_tree *stg_db_tree(stg_db *db) { return db->tree; }
+
+void stg_batch_tally(stg_batch *b, const char *user, size_t n, int64_t d)
+{
+    if (n > STG_ID_MAX) return; /* no stored user is longer */
+    if (b->ntallies == b->captallies) {
+        b->captallies = b->captallies ? 2 * b->captallies : 4;
+        b->tallies = xrealloc(b->tallies, b->captallies * sizeof *b->tallies);
+    }
+    struct tally_change *c = &b->tallies[b->ntallies++];
+    memcpy(c->user, user, n);
+    c->len = n;
+    c->d = d;
+}
+
+stg_tally *stg_db_tally(stg_db *db) { return db->tally; }
 
 void stg_batch_put(stg_batch *b, stg_cf cf, const char *k, size_t kl, const char *v, size_t vl)
 {
@@ -478,6 +506,9 @@ int stg_write(stg_db *db, stg_batch *b)
         stg_tree_apply(db->tree, b->changes, b->nchanges);
         b->nchanges = 0; /* committed: a second write changes nothing */
     }
+    for (size_t i = 0; i < b->ntallies; i++)
+        stg_tally_add(db->tally, b->tallies[i].user, b->tallies[i].len, b->tallies[i].d);
+    b->ntallies = 0;
     return 0;
 }
 

@@ -28,4 +28,18 @@ size_t stg_tree_key(char *buf, uint32_t leaf, stg_kind kind, const char *key, si
 void stg_tree_value(char out[STG_TREE_VALUE_LEN], stg_kind kind, const char *key, size_t klen,
                     const char *val, size_t vlen, uint64_t hlc);
 
+/* tally.c: every user's live posts, in memory (summed from STG_CF_PROFILE
+ * at open, moved by committed batches). */
+typedef struct stg_tally stg_tally;
+stg_tally *stg_tally_new(void);
+void stg_tally_free(stg_tally *t); /* accepts NULL */
+void stg_tally_add(stg_tally *t, const char *user, size_t n, int64_t d);
+int64_t stg_tally_get(stg_tally *t, const char *user, size_t n);
+/* At open, before anything writes. Returns 0 or DF_EIO. */
+int stg_tally_load(stg_db *db, stg_tally *t);
+/* A change to user's live posts, made when b commits (db.c). */
+void stg_batch_tally(stg_batch *b, const char *user, size_t n, int64_t d);
+/* The database's tally (db.c). */
+stg_tally *stg_db_tally(stg_db *db);
+
 #endif

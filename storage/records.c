@@ -43,7 +43,8 @@ size_t stg_record_lock_key(const stg_record *rec, const char **lk)
     return sep ? (size_t)(sep - rec->key) : rec->keylen;
 }
 
-/* A user's counters: 'f' followers, 'g' followees, 's' live posts. */
+/* A user's counters: 'f' followers, 'g' followees. (Live posts are counted
+ * in memory, tally.c; stores made before that hold stale 's' counters.) */
 static void count_key(char *buf, size_t *len, char which, const char *user, size_t n)
 {
     buf[0] = which;
@@ -71,19 +72,19 @@ int stg_user_counts(stg_db *db, const char *user, stg_counts *out)
     memset(out, 0, sizeof *out);
     size_t n = strlen(user);
     if (n > STG_ID_MAX) return 0;
-    char keys[3][STG_ID_MAX + 2], *vals[3];
-    const char *kp[3] = {keys[0], keys[1], keys[2]};
-    size_t kl[3], vl[3];
+    char keys[2][STG_ID_MAX + 2], *vals[2];
+    const char *kp[2] = {keys[0], keys[1]};
+    size_t kl[2], vl[2];
     count_key(keys[0], &kl[0], 'f', user, n);
     count_key(keys[1], &kl[1], 'g', user, n);
-    count_key(keys[2], &kl[2], 's', user, n);
-    int rc = stg_multi_get(db, STG_CF_COUNTS, 3, kp, kl, vals, vl);
+    int rc = stg_multi_get(db, STG_CF_COUNTS, 2, kp, kl, vals, vl);
     if (rc < 0) return rc;
-    int64_t *dst[3] = {&out->followers, &out->following, &out->posts};
-    for (int i = 0; i < 3; i++) {
+    int64_t *dst[2] = {&out->followers, &out->following};
+    for (int i = 0; i < 2; i++) {
         if (vals[i]) *dst[i] = count_value(vals[i], vl[i]);
         free(vals[i]);
     }
+    out->posts = stg_tally_get(stg_db_tally(db), user, n);
     return 0;
 }
 
@@ -122,10 +123,7 @@ static void stage_post(stg_batch *b, const stg_record *rec, const stg_record *ol
         stg_batch_put(b, STG_CF_PROFILE, key, (size_t)kl, "", 0);
     else
         stg_batch_delete(b, STG_CF_PROFILE, key, (size_t)kl);
-    char ckey[STG_ID_MAX + 2];
-    size_t cl;
-    count_key(ckey, &cl, 's', rec->owner, rec->ownerlen);
-    stg_batch_merge_add(b, STG_CF_COUNTS, ckey, cl, now ? 1 : -1);
+    stg_batch_tally(b, rec->owner, rec->ownerlen, now ? 1 : -1);
 }
 
 /* Adds 1 to counter which of the user that each key of cf starts with
@@ -156,14 +154,13 @@ int stg_counts_build(stg_db *db)
     if (stg_meta_get_u64(db, done, &v) == 0) return 0;
     stg_batch *b = stg_batch_new(db);
     int rc = count_all(db, b, STG_CF_FOLLOWS, 'g', true);
-    if (rc == 0) rc = count_all(db, b, STG_CF_PROFILE, 's', false);
     size_t n = stg_batch_count(b);
     if (rc == 0) {
         stg_batch_meta_u64(b, done, 1);
         rc = stg_write(db, b);
     }
     stg_batch_free(b);
-    if (rc == 0 && n) df_log(DF_LOG_INFO, "counts: %zu follows and posts counted", n);
+    if (rc == 0 && n) df_log(DF_LOG_INFO, "counts: %zu follows counted", n);
     return rc;
 }
 

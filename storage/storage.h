@@ -355,8 +355,8 @@ typedef struct stg_counts {
     int64_t followers, following, posts;
 } stg_counts;
 int stg_user_counts(stg_db *db, const char *user, stg_counts *out);
-/* Counts followees and live posts once, for a store made before those
- * counters existed (stg_open calls it). Returns 0 or DF_EIO. */
+/* Counts followees once, for a store made before that
+ * counter existed (stg_open calls it). Returns 0 or DF_EIO. */
 int stg_counts_build(stg_db *db);
 
 /* ---- Convergence digest (digest.c) ------------------------------------------ */

@@ -589,6 +589,27 @@ START_TEST(test_post_tombstone_removes_profile_entry)
     put_one(t.db, &d3, NULL);
     ck_assert(!in_profile(t.db, &p3));
 
+    /* The live-post count follows the profile: each post once, a
+     * tombstone takes its post out, a post born a tombstone never counted,
+     * another author counts apart; after a reopen it is counted again from
+     * the profile alone (it is never written). */
+    stg_counts c;
+    trec q = post_rec("bob@tokyo", 103 << 16, "tokyo", "bob's");
+    put_one(t.db, &q, NULL);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(stg_user_counts(t.db, "alice@paris", &c), 0);
+        ck_assert_int_eq(c.posts, 1);
+        ck_assert_int_eq(stg_user_counts(t.db, "bob@tokyo", &c), 0);
+        ck_assert_int_eq(c.posts, 1);
+        ck_assert_int_eq(stg_user_counts(t.db, "nobody@paris", &c), 0);
+        ck_assert_int_eq(c.posts, 0);
+        tdb_reopen(&t);
+    }
+    trec d2 = tombstone_of(&p2);
+    put_one(t.db, &d2, &p2);
+    ck_assert_int_eq(stg_user_counts(t.db, "alice@paris", &c), 0);
+    ck_assert_int_eq(c.posts, 0);
+
     /* The stored record is the tombstone. */
     stg_record got;
     char *raw;
