@@ -122,6 +122,34 @@ static unsigned char in_range(void *state, const char *key, size_t len) { return
 static const char *user_prefix_name(void *state) { return "driftfeed.user_prefix"; }
 static void no_destroy(void *state) {}
 
+/* Tree keys start with their leaf (2 bytes, tree.c), and every bounded
+ * read of them stays inside one leaf. */
+static char *leaf_prefix(void *state, const char *key, size_t len, size_t *plen)
+{
+    *plen = 2;
+    return (char *)key;
+}
+static unsigned char has_leaf_prefix(void *state, const char *key, size_t len)
+{
+    return len >= 2;
+}
+static const char *leaf_prefix_name(void *state) { return "driftfeed.leaf_prefix"; }
+
+/* A memtable hashed by key prefix: a short skip list a prefix instead of
+ * one of every key, for families written at random places. Only for
+ * families read forward within one prefix (or unbounded, which
+ * stg_iter_range makes a total-order scan): a seek under the hashed
+ * memtable reads the bucket of its target's prefix, so a reverse scan,
+ * which seeks to the bound past the prefix, would miss the memtable. */
+static rocksdb_options_t *hashed_options(const rocksdb_options_t *base,
+                                         rocksdb_slicetransform_t *prefix, size_t buckets)
+{
+    rocksdb_options_t *o = rocksdb_options_create_copy((rocksdb_options_t *)base);
+    rocksdb_options_set_prefix_extractor(o, prefix);
+    rocksdb_options_set_hash_skip_list_rep(o, buckets, 4, 4);
+    return o;
+}
+
 /* Fan-out inserts ~10 home entries per post: in one skip list of every
  * user's entries each insert is a ~20-level search with a cache miss a
  * level. Hashing the memtable by user
@@ -129,11 +157,11 @@ static void no_destroy(void *state) {}
  * read skip table files without the user. */
 static rocksdb_options_t *home_options(const rocksdb_options_t *base)
 {
-    rocksdb_options_t *o = rocksdb_options_create_copy((rocksdb_options_t *)base);
-    rocksdb_options_set_prefix_extractor(
-        o, rocksdb_slicetransform_create(NULL, no_destroy, user_prefix, has_user_prefix, in_range,
-                                         user_prefix_name));
-    rocksdb_options_set_hash_skip_list_rep(o, 200000, 4, 4);
+    rocksdb_options_t *o = hashed_options(
+        base,
+        rocksdb_slicetransform_create(NULL, no_destroy, user_prefix, has_user_prefix, in_range,
+                                      user_prefix_name),
+        200000);
     /* Every user gets entries, so each new table file overlaps all of
      * level 1 and leveled compaction rewrote the whole family every few
      * flushes (a third of the CPU under posts). Universal compaction merges
@@ -202,9 +230,17 @@ static double stagger_factor(uint32_t stagger)
 static rocksdb_options_t *family_options(const rocksdb_options_t *base, stg_cf cf,
                                          size_t memtable_mb, double factor)
 {
-    rocksdb_options_t *o = cf == STG_CF_HOME
-                               ? home_options(base)
-                               : rocksdb_options_create_copy((rocksdb_options_t *)base);
+    rocksdb_options_t *o;
+    if (cf == STG_CF_HOME)
+        o = home_options(base);
+    else if (cf == STG_CF_TREE) /* every record's entry, at a random leaf */
+        o = hashed_options(base,
+                           rocksdb_slicetransform_create(NULL, no_destroy, leaf_prefix,
+                                                         has_leaf_prefix, in_range,
+                                                         leaf_prefix_name),
+                           STG_TREE_LEAVES);
+    else
+        o = rocksdb_options_create_copy((rocksdb_options_t *)base);
     size_t bytes =
         (size_t)((double)((memtable_mb << 20) / 64 * (size_t)memtable_share[cf]) * factor);
     rocksdb_options_set_write_buffer_size(o, bytes < (1 << 20) ? 1 << 20 : bytes);
