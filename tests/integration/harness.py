@@ -8,6 +8,7 @@ import datetime
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,8 +22,36 @@ BIN = os.environ.get("DRIFTFEED_BIN", os.path.join(ROOT, "build", "driftfeed"))
 REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_EPHEMERAL = _ephemeral_range()
+_ports = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    """A TCP port on 127.0.0.1 nobody listens on right now, taken from
+    below the kernel's ephemeral range: a port the kernel hands out (bind to
+    0) can be taken again by any outgoing connection's local end before the
+    region binds it, and regions, Redis clients and tests make many."""
+    low = 10000
+    high = _EPHEMERAL[0] - 1 if _EPHEMERAL[0] > low + 1000 else 65535
+    for _ in range(200):
+        port = _ports.randint(low, high)
+        if _EPHEMERAL[0] <= port <= _EPHEMERAL[1]:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -333,9 +333,10 @@ class DeployCluster(unittest.TestCase):
     def setUp(self):
         self.script = os.path.join(ROOT, "deploy", "cluster")
         self.var = tempfile.mkdtemp(prefix="driftfeed-deploy-")
-        base = free_port()
-        while not all(self.port_free(base + i) for i in range(4)):
+        for _ in range(100):
             base = free_port()
+            if all(self.port_free(base + i) for i in range(4)):
+                break
         self.ports = {"paris": base, "newyork": base + 1, "tokyo": base + 2, "lisbon": base + 3}
         self.env = dict(os.environ, DF_BIN=BIN, DF_VAR=self.var, DF_PORT_BASE=str(base),
                         DF_REDIS_PORT=str(free_port()))
@@ -346,7 +347,11 @@ class DeployCluster(unittest.TestCase):
     @staticmethod
     def port_free(port):
         with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) != 0
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            return True
 
     def run_script(self, *args):
         r = subprocess.run([self.script, *args], env=self.env, capture_output=True, text=True,
@@ -368,6 +373,10 @@ class DeployCluster(unittest.TestCase):
                                      data=b'{"name":"early"}',
                                      headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=5).close()
+        # lisbon's port is chosen now, not at setUp: the cluster's own start
+        # opens connections whose local ports could have taken it since.
+        if not self.port_free(self.ports["lisbon"]):
+            self.ports["lisbon"] = free_port()
         self.assertIn("lisbon joined", self.run_script("add", "lisbon", str(self.ports["lisbon"])))
         self.lisbon = True
         wait_for(lambda: len(self.digests()) == 1, CONVERGE_S, what="lisbon converged")
