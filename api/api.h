@@ -479,6 +479,7 @@ typedef struct api_streams_stats {
     int open;  /* streams open now */
     int users; /* users with a ring: a stream open or closed < RESUME_MS ago */
     uint64_t refused, evicted; /* 503s past --max-streams; ended by the per-user cap */
+    uint64_t rewoken; /* resumes libmicrohttpd did not act on, made again */
 } api_streams_stats;
 void api_streams_get_stats(struct api_streams *s, api_streams_stats *out);
 void api_streams_free(struct api_streams *s);

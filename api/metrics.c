@@ -90,9 +90,11 @@ void api_metrics(api_req *r)
                    "# TYPE driftfeed_streams_refused_total counter\n"
                    "driftfeed_streams_refused_total %llu\n"
                    "# TYPE driftfeed_streams_evicted_total counter\n"
-                   "driftfeed_streams_evicted_total %llu\n",
+                   "driftfeed_streams_evicted_total %llu\n"
+                   "# TYPE driftfeed_streams_rewoken_total counter\n"
+                   "driftfeed_streams_rewoken_total %llu\n",
                    ss.open, ss.users, (unsigned long long)ss.refused,
-                   (unsigned long long)ss.evicted);
+                   (unsigned long long)ss.evicted, (unsigned long long)ss.rewoken);
     api_sessions_stats st;
     api_sessions_get_stats(r->ctx->sessions, &st);
     api_buf_printf(&b,

@@ -41,6 +41,7 @@
 #define HEARTBEAT_MS 15000
 #define BUCKETS 1024
 #define RESUME_MS 5000
+#define REWAKE_MS 1000
 
 typedef struct event {
     uint64_t seq;
@@ -76,6 +77,7 @@ struct api_stream {
     int fd; /* the connection's socket, peeked at only while suspended */
     int refs; /* the connection and the response each hold one */
     uint64_t last_write;
+    uint64_t woken; /* mono ms of a resume not yet taken up by read_events, or 0 */
     char *pending; /* a formatted event not yet fully written */
     size_t pending_len, pending_off;
     sse *next;
@@ -89,6 +91,7 @@ struct api_streams {
     _Atomic int nstreams; /* open streams, against max_streams */
     _Atomic uint64_t pushed; /* events pushed and rings made, for base */
     _Atomic uint64_t refused, evictions;
+    _Atomic uint64_t rewoken; /* resumes MHD did not take up, made again */
     int per_user, max_streams;
     uint64_t boot;
     pthread_t ticker;
@@ -110,8 +113,23 @@ static void wake(sse *st)
 {
     if (st->suspended && !st->closed) {
         st->suspended = false;
+        st->woken = df_mono_ms();
         MHD_resume_connection(st->conn);
     }
+}
+
+/* A resume MHD has not acted on within REWAKE_MS is made again: a resume
+ * that races MHD's own handling of the connection just after it was
+ * suspended can be lost (seen under load with libmicrohttpd 0.9.75), and
+ * the stream would then sleep forever with events waiting. A resume of a
+ * connection that is not suspended costs one idle call of read_events. */
+static void rewake_if_lost(struct api_streams *s, sse *st, uint64_t now)
+{
+    if (st->suspended || st->closed || !st->woken || now - st->woken < REWAKE_MS) return;
+    st->woken = now;
+    atomic_fetch_add(&s->rewoken, 1);
+    df_log(DF_LOG_WARN, "stream of %s: a resume was not acted on; resuming again", st->u->id);
+    MHD_resume_connection(st->conn);
 }
 
 /* Appends an event to the user's ring and wakes its streams. Takes data. */
@@ -316,6 +334,8 @@ static bool next_chunk(sse *st, uint64_t now)
         api_buf_append(&b, "\n\n", 2);
         st->pos++;
     } else if (now - st->last_write >= HEARTBEAT_MS) {
+        /* Once: read_events asks for chunks until its buffer is full. */
+        st->last_write = now;
         api_buf_printf(&b, st->masto ? ":thump\n\n" : ": heartbeat\n\n");
     }
     if (!b.p) return false;
@@ -331,6 +351,7 @@ static ssize_t read_events(void *cls, uint64_t offset, char *buf, size_t max)
     hub_user *u = st->u;
     uint64_t now = df_mono_ms();
     pthread_mutex_lock(&u->mu);
+    st->woken = 0;
     if (st->closed || atomic_load(&st->hub->stopping)) {
         pthread_mutex_unlock(&u->mu);
         return MHD_CONTENT_READER_END_OF_STREAM;
@@ -530,6 +551,7 @@ static void *ticker_main(void *arg)
                     if (st->hung_up || now - st->last_write >= HEARTBEAT_MS ||
                         atomic_load(&s->stopping))
                         wake(st);
+                    rewake_if_lost(s, st, now);
                 }
                 bool gone = u->alive == 0 && now - u->idle_since > RESUME_MS;
                 pthread_mutex_unlock(&u->mu);
@@ -567,6 +589,7 @@ void api_streams_get_stats(struct api_streams *s, api_streams_stats *out)
     out->users = atomic_load(&s->nusers);
     out->refused = atomic_load(&s->refused);
     out->evicted = atomic_load(&s->evictions);
+    out->rewoken = atomic_load(&s->rewoken);
 }
 
 void api_streams_stop(struct api_streams *s)
