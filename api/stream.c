@@ -108,6 +108,10 @@ static hub_user *find_user(struct api_streams *s, const char *id)
     return NULL;
 }
 
+/* Milliseconds from t to now; 0 when t is later (set by another thread
+ * after this one read its clock). */
+static uint64_t since(uint64_t now, uint64_t t) { return now > t ? now - t : 0; }
+
 /* Resumes a suspended stream; called with its user's mutex held. */
 static void wake(sse *st)
 {
@@ -125,7 +129,7 @@ static void wake(sse *st)
  * connection that is not suspended costs one idle call of read_events. */
 static void rewake_if_lost(struct api_streams *s, sse *st, uint64_t now)
 {
-    if (st->suspended || st->closed || !st->woken || now - st->woken < REWAKE_MS) return;
+    if (st->suspended || st->closed || !st->woken || since(now, st->woken) < REWAKE_MS) return;
     st->woken = now;
     atomic_fetch_add(&s->rewoken, 1);
     df_log(DF_LOG_WARN, "stream of %s: a resume was not acted on; resuming again", st->u->id);
@@ -548,12 +552,12 @@ static void *ticker_main(void *arg)
                 pthread_mutex_lock(&u->mu);
                 for (sse *st = u->streams; st; st = st->next) {
                     if (st->suspended && st->fd >= 0 && hung_up(st->fd)) st->hung_up = true;
-                    if (st->hung_up || now - st->last_write >= HEARTBEAT_MS ||
+                    if (st->hung_up || since(now, st->last_write) >= HEARTBEAT_MS ||
                         atomic_load(&s->stopping))
                         wake(st);
                     rewake_if_lost(s, st, now);
                 }
-                bool gone = u->alive == 0 && now - u->idle_since > RESUME_MS;
+                bool gone = u->alive == 0 && since(now, u->idle_since) > RESUME_MS;
                 pthread_mutex_unlock(&u->mu);
                 if (!gone) {
                     pp = &u->next;
