@@ -126,22 +126,21 @@ static void stage_post(stg_batch *b, const stg_record *rec, const stg_record *ol
     stg_batch_tally(b, rec->owner, rec->ownerlen, now ? 1 : -1);
 }
 
-/* Adds 1 to counter which of the user that each key of cf starts with
- * (the part before its first \0); skips values that are tombstoned
- * records when records is set. */
-static int count_all(stg_db *db, stg_batch *b, stg_cf cf, char which, bool records)
+/* Adds 1 to the followee counter ('g') of the follower each live follow
+ * record starts with (the part of its key before the first \0). */
+static int count_followees(stg_db *db, stg_batch *b)
 {
-    stg_iter *it = stg_iter_range(db, cf, NULL, 0, NULL, 0, false);
+    stg_iter *it = stg_iter_range(db, STG_CF_FOLLOWS, NULL, 0, NULL, 0, false);
     const char *k, *v, *rest;
     size_t kl, vl, nrest;
     while (stg_iter_next(it, &k, &kl, &v, &vl)) {
         stg_record e;
         int nu = stg_key_split(k, kl, &rest, &nrest);
         if (nu < 0 || nu > STG_ID_MAX) continue;
-        if (records && (stg_value_decode(v, vl, &e) < 0 || e.tombstone)) continue;
+        if (stg_value_decode(v, vl, &e) < 0 || e.tombstone) continue;
         char ckey[STG_ID_MAX + 2];
         size_t cl;
-        count_key(ckey, &cl, which, k, (size_t)nu);
+        count_key(ckey, &cl, 'g', k, (size_t)nu);
         stg_batch_merge_add(b, STG_CF_COUNTS, ckey, cl, 1);
     }
     return stg_iter_close(it);
@@ -153,7 +152,7 @@ int stg_counts_build(stg_db *db)
     uint64_t v;
     if (stg_meta_get_u64(db, done, &v) == 0) return 0;
     stg_batch *b = stg_batch_new(db);
-    int rc = count_all(db, b, STG_CF_FOLLOWS, 'g', true);
+    int rc = count_followees(db, b);
     size_t n = stg_batch_count(b);
     if (rc == 0) {
         stg_batch_meta_u64(b, done, 1);
