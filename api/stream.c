@@ -78,6 +78,7 @@ struct api_stream {
     int refs; /* the connection and the response each hold one */
     uint64_t last_write;
     uint64_t woken; /* mono ms of a resume not yet taken up by read_events, or 0 */
+    bool rewoken; /* a resume was made again (logged once a stream) */
     char *pending; /* a formatted event not yet fully written */
     size_t pending_len, pending_off;
     sse *next;
@@ -126,13 +127,17 @@ static void wake(sse *st)
  * that races MHD's own handling of the connection just after it was
  * suspended can be lost (seen under load with libmicrohttpd 0.9.75), and
  * the stream would then sleep forever with events waiting. A resume of a
- * connection that is not suspended costs one idle call of read_events. */
+ * connection that is not suspended (a slow client's, whose socket is full)
+ * costs one idle call of read_events. */
 static void rewake_if_lost(struct api_streams *s, sse *st, uint64_t now)
 {
     if (st->suspended || st->closed || !st->woken || since(now, st->woken) < REWAKE_MS) return;
     st->woken = now;
     atomic_fetch_add(&s->rewoken, 1);
-    df_log(DF_LOG_WARN, "stream of %s: a resume was not acted on; resuming again", st->u->id);
+    if (!st->rewoken)
+        df_log(DF_LOG_WARN, "stream of %s: a resume was not acted on within %d ms; resuming again",
+               st->u->id, REWAKE_MS);
+    st->rewoken = true;
     MHD_resume_connection(st->conn);
 }
 
