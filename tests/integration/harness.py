@@ -35,6 +35,17 @@ _EPHEMERAL = _ephemeral_range()
 _ports = random.Random(os.getpid() ^ time.monotonic_ns())
 
 
+def port_free(port):
+    """True if 127.0.0.1:port can be bound now: nobody listens on it and no
+    connection uses it as its local end."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port():
     """A TCP port on 127.0.0.1 nobody listens on right now, taken from
     below the kernel's ephemeral range: a port the kernel hands out (bind to
@@ -44,13 +55,7 @@ def free_port():
     high = _EPHEMERAL[0] - 1 if _EPHEMERAL[0] > low + 1000 else 65535
     for _ in range(200):
         port = _ports.randint(low, high)
-        if _EPHEMERAL[0] <= port <= _EPHEMERAL[1]:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if not _EPHEMERAL[0] <= port <= _EPHEMERAL[1] and port_free(port):
             return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

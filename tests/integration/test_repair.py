@@ -19,14 +19,14 @@ refused and counted; a request not signed by a peer is not answered.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
 import urllib.request
 
-from harness import BIN, ROOT, Cluster, Region, api_time, free_port, make_keys, wait_for
+from harness import (BIN, ROOT, Cluster, Region, api_time, free_port, make_keys, port_free,
+                     wait_for)
 from test_log_auth import post_status, replication, stop_checked
 
 CONVERGE_S = 60  # generous: the ASan build is several times slower
@@ -335,7 +335,7 @@ class DeployCluster(unittest.TestCase):
         self.var = tempfile.mkdtemp(prefix="driftfeed-deploy-")
         for _ in range(100):
             base = free_port()
-            if all(self.port_free(base + i) for i in range(4)):
+            if all(port_free(base + i) for i in range(4)):
                 break
         self.ports = {"paris": base, "newyork": base + 1, "tokyo": base + 2, "lisbon": base + 3}
         self.env = dict(os.environ, DF_BIN=BIN, DF_VAR=self.var, DF_PORT_BASE=str(base),
@@ -343,15 +343,6 @@ class DeployCluster(unittest.TestCase):
         self.addCleanup(lambda: shutil.rmtree(self.var, ignore_errors=True))
         self.addCleanup(lambda: self.run_script("stop"))
         self.run_script("start")
-
-    @staticmethod
-    def port_free(port):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-            return True
 
     def run_script(self, *args):
         r = subprocess.run([self.script, *args], env=self.env, capture_output=True, text=True,
@@ -375,7 +366,7 @@ class DeployCluster(unittest.TestCase):
         urllib.request.urlopen(req, timeout=5).close()
         # lisbon's port is chosen now, not at setUp: the cluster's own start
         # opens connections whose local ports could have taken it since.
-        if not self.port_free(self.ports["lisbon"]):
+        if not port_free(self.ports["lisbon"]):
             self.ports["lisbon"] = free_port()
         self.assertIn("lisbon joined", self.run_script("add", "lisbon", str(self.ports["lisbon"])))
         self.lisbon = True
